@@ -1,0 +1,214 @@
+//! Command-line entry points: `orchestra audit` and `orchestra fix rename-id`.
+//!
+//! The binary parses these `clap::Args`, calls the `run_*` function with stdout, and exits
+//! with the returned code (errors exit 2).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::AuditError;
+use crate::baseline::Baseline;
+use crate::config::{CONFIG_FILE, Config, Date, FailOn};
+use crate::finding::Severity;
+use crate::output::{self, OutputFormat};
+use crate::registry;
+use crate::repo::{Repository, Settings};
+use crate::runner::{Report, audit_repository};
+
+/// Audit a repository's container, CI and infrastructure files.
+///
+/// One pass over Dockerfiles, compose files, GitHub workflows, dependency manifests and
+/// lockfiles, env files and Terraform: misconfigurations, secrets, version drift across
+/// files, stale identifiers and known-vulnerable dependencies.
+///
+/// Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on errors.
+/// Silence one finding with a comment `# orchestra: ignore[rule-id] reason` on its line
+/// or the line above; configure rules in `.orchestra-audit.toml`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Directory (or single file) to audit.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+
+    /// Report format: `text` for people, `json` for tools and baselines, `sarif` for
+    /// GitHub code scanning.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Exit 1 when a finding is at least this severe: info, low, medium, high, critical,
+    /// or `never` [default: high, or `fail-on` from the config file].
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+
+    /// Show only findings that are not in this earlier `--format json` report (findings
+    /// are matched without line numbers, so moved code is not new).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Configuration file [default: PATH/.orchestra-audit.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Also audit files that .gitignore and .ignore exclude (.git/ is always skipped).
+    #[arg(long)]
+    pub no_ignore: bool,
+
+    /// An identifier that must no longer appear anywhere (an old project id, bucket,
+    /// region…). Repeatable; adds to `stale-ids` in the config file.
+    #[arg(long = "stale-id", value_name = "OLD")]
+    pub stale_ids: Vec<String>,
+
+    /// Offline OSV database: osv-scanner's local cache layout, `<DIR>/<Ecosystem>/all.zip`
+    /// or unzipped `*.json` records. Without it, dependency rules skip themselves.
+    #[arg(long, value_name = "DIR", env = "OSV_DB")]
+    pub osv_db: Option<PathBuf>,
+
+    /// Disable a rule by id. Repeatable; adds to `disable` in the config file.
+    #[arg(long, value_name = "RULE")]
+    pub disable: Vec<String>,
+
+    /// Write the report to FILE instead of standard output (a one-line summary is still
+    /// printed).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// List every rule (id, severity, title) and exit.
+    #[arg(long)]
+    pub list_rules: bool,
+}
+
+/// Run `orchestra audit`; returns the process exit code.
+///
+/// # Errors
+/// Missing path, invalid config or baseline, unwritable output.
+pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditError> {
+    let ids = registry::ids();
+    if args.list_rules {
+        for rule in registry::all() {
+            let m = rule.meta();
+            writeln!(out, "{:<40} {:<8} {}", m.id, m.severity, m.title)?;
+        }
+        return Ok(0);
+    }
+    let root_dir = if args.path.is_file() {
+        args.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    } else {
+        args.path.clone()
+    };
+    let mut config = match &args.config {
+        Some(p) => Config::load(p, &ids)?,
+        None => {
+            let p = root_dir.join(CONFIG_FILE);
+            if p.is_file() {
+                Config::load(&p, &ids)?
+            } else {
+                Config::default()
+            }
+        }
+    };
+    let mut unknown = Vec::new();
+    for id in &args.disable {
+        if ids.contains(&id.as_str()) {
+            config.disabled.insert(id.clone());
+        } else {
+            unknown.push(format!("--disable: unknown rule `{id}`"));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(AuditError::Usage(unknown.join("\n")));
+    }
+    let mut stale_ids = config.stale_ids.clone();
+    for s in &args.stale_ids {
+        if !stale_ids.contains(s) {
+            stale_ids.push(s.clone());
+        }
+    }
+    let settings = Settings {
+        stale_ids,
+        osv_db: args.osv_db.clone().or_else(|| config.osv_db.clone()),
+        rule_options: config.rule_options.clone(),
+        today: Date::today(),
+    };
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let repo = Repository::load(&args.path, args.no_ignore, settings)?;
+    let report = audit_repository(&repo, &config, baseline.as_ref());
+
+    match &args.output {
+        Some(path) => {
+            let mut buf = Vec::new();
+            render(&report, &repo, args.format, &mut buf)?;
+            std::fs::write(path, buf).map_err(|source| AuditError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            writeln!(
+                out,
+                "{} findings in {} files; report written to {}",
+                report.findings.len(),
+                report.files_scanned,
+                path.display()
+            )?;
+        }
+        None => render(&report, &repo, args.format, out)?,
+    }
+    let fail_on = args
+        .fail_on
+        .or(config.fail_on)
+        .unwrap_or(FailOn::Severity(Severity::High));
+    Ok(exit_code(&report, fail_on))
+}
+
+fn render(
+    report: &Report,
+    repo: &Repository,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Text => output::text::write(report, Some(repo), out),
+        OutputFormat::Json => output::json::write(report, out),
+        OutputFormat::Sarif => output::sarif::write(report, out),
+    }
+}
+
+/// 1 when some finding reaches `fail_on`, else 0.
+#[must_use]
+pub fn exit_code(report: &Report, fail_on: FailOn) -> i32 {
+    match (fail_on, report.max_severity()) {
+        (FailOn::Severity(min), Some(max)) if max >= min => 1,
+        _ => 0,
+    }
+}
+
+/// Rename an identifier everywhere (e.g. a GCP project id after a migration).
+///
+/// Rewrites every reference in text files under PATH, skipping binaries and lockfiles
+/// (unless --include-lockfiles), prints a per-file summary and checks none remain.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RenameIdArgs {
+    /// The identifier to replace.
+    pub old: String,
+    /// The replacement.
+    pub new: String,
+    /// Directory to rewrite.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Show what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also rewrite lockfiles (poetry.lock, package-lock.json, …).
+    #[arg(long)]
+    pub include_lockfiles: bool,
+    /// Also rewrite files that .gitignore excludes.
+    #[arg(long)]
+    pub no_ignore: bool,
+}
+
+/// Run `orchestra fix rename-id`; returns the process exit code.
+///
+/// # Errors
+/// Not implemented yet.
+pub fn run_rename_id(args: &RenameIdArgs, out: &mut dyn Write) -> Result<i32, AuditError> {
+    let _ = (args, out);
+    Err(AuditError::NotImplemented("orchestra fix rename-id"))
+}

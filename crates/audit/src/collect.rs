@@ -1,0 +1,351 @@
+//! File collection: a parallel, `.gitignore`-aware walk and classification by name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ignore::{WalkBuilder, WalkState};
+
+use crate::AuditError;
+
+/// What a file is, decided from its path (and, for scripts, its first line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    /// `Dockerfile*`, `*.Dockerfile`, `Containerfile*`.
+    Dockerfile,
+    /// `.dockerignore` (or `<name>.Dockerfile.dockerignore`).
+    Dockerignore,
+    /// `docker-compose*.yml|yaml`, `compose*.yml|yaml`.
+    Compose,
+    /// `.github/workflows/*.yml|yaml`.
+    Workflow,
+    /// `action.yml|yaml` (a composite or Docker action).
+    Action,
+    /// `devcontainer.json` / `.devcontainer.json` (JSONC).
+    DevContainer,
+    /// `orchestra.yaml|yml`, the Orchestra manifest.
+    OrchestraManifest,
+    /// `pyproject.toml`.
+    PyProject,
+    /// `poetry.lock` (TOML).
+    PoetryLock,
+    /// `uv.lock` (TOML).
+    UvLock,
+    /// `requirements*.txt`, `requirements/*.txt`, `constraints*.txt`.
+    Requirements,
+    /// `package.json`.
+    PackageJson,
+    /// `package-lock.json`, `npm-shrinkwrap.json`.
+    PackageLock,
+    /// `yarn.lock` (text).
+    YarnLock,
+    /// `pnpm-lock.yaml`.
+    PnpmLock,
+    /// `Cargo.lock`.
+    CargoLock,
+    /// `.env`, `.env.*`, `*.env`.
+    Env,
+    /// Shell scripts (`*.sh`, `*.bash`, or a shell shebang).
+    Shell,
+    /// Terraform `*.tf` / `*.tfvars` (HCL, read as text).
+    Terraform,
+    /// Terraform state `*.tfstate`, `*.tfstate.backup` (JSON).
+    TerraformState,
+    /// `Pulumi.yaml`, `Pulumi.<stack>.yaml`.
+    Pulumi,
+    /// `.tool-versions` (asdf / mise).
+    ToolVersions,
+    /// `.python-version`.
+    PythonVersion,
+    /// `.nvmrc`, `.node-version`.
+    NodeVersion,
+    /// `.htpasswd`.
+    Htpasswd,
+    /// Private key material by name (`*.pem`, `*.key`, `id_rsa`, `*.p12`, …).
+    KeyFile,
+    /// Anything else that is text (scanned by text-wide rules such as secrets).
+    Other,
+}
+
+/// The syntax a kind is parsed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Our Dockerfile parser.
+    Dockerfile,
+    /// YAML (saphyr).
+    Yaml,
+    /// JSON with comments allowed.
+    Json,
+    /// TOML.
+    Toml,
+    /// Lines of text.
+    Text,
+}
+
+impl FileKind {
+    /// The syntax this kind is parsed with.
+    #[must_use]
+    pub fn format(self) -> Format {
+        match self {
+            FileKind::Dockerfile => Format::Dockerfile,
+            FileKind::Compose
+            | FileKind::Workflow
+            | FileKind::Action
+            | FileKind::OrchestraManifest
+            | FileKind::PnpmLock
+            | FileKind::Pulumi => Format::Yaml,
+            FileKind::DevContainer
+            | FileKind::PackageJson
+            | FileKind::PackageLock
+            | FileKind::TerraformState => Format::Json,
+            FileKind::PyProject | FileKind::PoetryLock | FileKind::UvLock | FileKind::CargoLock => {
+                Format::Toml
+            }
+            _ => Format::Text,
+        }
+    }
+
+    /// Lockfiles (generated; `fix rename-id` skips them unless asked).
+    #[must_use]
+    pub fn is_lockfile(self) -> bool {
+        matches!(
+            self,
+            FileKind::PoetryLock
+                | FileKind::UvLock
+                | FileKind::PackageLock
+                | FileKind::YarnLock
+                | FileKind::PnpmLock
+                | FileKind::CargoLock
+        )
+    }
+
+    /// Stable lowercase name, for messages and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Dockerfile => "dockerfile",
+            FileKind::Dockerignore => "dockerignore",
+            FileKind::Compose => "compose",
+            FileKind::Workflow => "workflow",
+            FileKind::Action => "action",
+            FileKind::DevContainer => "devcontainer",
+            FileKind::OrchestraManifest => "orchestra-manifest",
+            FileKind::PyProject => "pyproject",
+            FileKind::PoetryLock => "poetry-lock",
+            FileKind::UvLock => "uv-lock",
+            FileKind::Requirements => "requirements",
+            FileKind::PackageJson => "package-json",
+            FileKind::PackageLock => "package-lock",
+            FileKind::YarnLock => "yarn-lock",
+            FileKind::PnpmLock => "pnpm-lock",
+            FileKind::CargoLock => "cargo-lock",
+            FileKind::Env => "env",
+            FileKind::Shell => "shell",
+            FileKind::Terraform => "terraform",
+            FileKind::TerraformState => "terraform-state",
+            FileKind::Pulumi => "pulumi",
+            FileKind::ToolVersions => "tool-versions",
+            FileKind::PythonVersion => "python-version",
+            FileKind::NodeVersion => "node-version",
+            FileKind::Htpasswd => "htpasswd",
+            FileKind::KeyFile => "key-file",
+            FileKind::Other => "other",
+        }
+    }
+}
+
+/// Classify a `/`-separated relative path by its name.
+#[must_use]
+pub fn classify(path: &str) -> FileKind {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let lower = name.to_ascii_lowercase();
+    let parent = path.rsplit('/').nth(1).unwrap_or("");
+    let is_yaml = lower.ends_with(".yml") || lower.ends_with(".yaml");
+
+    if lower.ends_with(".dockerignore") {
+        return FileKind::Dockerignore;
+    }
+    if name.starts_with("Dockerfile")
+        || name.starts_with("dockerfile")
+        || name.starts_with("Containerfile")
+        || lower.ends_with(".dockerfile")
+        || lower.ends_with(".containerfile")
+    {
+        // `Dockerfile.md` and friends are docs about Dockerfiles, not Dockerfiles.
+        if !(lower.ends_with(".md") || lower.ends_with(".txt") || lower.ends_with(".j2")) {
+            return FileKind::Dockerfile;
+        }
+    }
+    if is_yaml && (lower.starts_with("docker-compose") || lower.starts_with("compose")) {
+        return FileKind::Compose;
+    }
+    if is_yaml && path_has(path, ".github/workflows/") && parent == "workflows" {
+        return FileKind::Workflow;
+    }
+    if is_yaml && (lower == "action.yml" || lower == "action.yaml") {
+        return FileKind::Action;
+    }
+    if is_yaml && (lower == "orchestra.yaml" || lower == "orchestra.yml") {
+        return FileKind::OrchestraManifest;
+    }
+    if is_yaml && (name == "Pulumi.yaml" || name == "Pulumi.yml" || name.starts_with("Pulumi.")) {
+        return FileKind::Pulumi;
+    }
+    match lower.as_str() {
+        "devcontainer.json" | ".devcontainer.json" => return FileKind::DevContainer,
+        "pyproject.toml" => return FileKind::PyProject,
+        "poetry.lock" => return FileKind::PoetryLock,
+        "uv.lock" => return FileKind::UvLock,
+        "package.json" => return FileKind::PackageJson,
+        "package-lock.json" | "npm-shrinkwrap.json" => return FileKind::PackageLock,
+        "yarn.lock" => return FileKind::YarnLock,
+        "pnpm-lock.yaml" => return FileKind::PnpmLock,
+        "cargo.lock" => return FileKind::CargoLock,
+        ".tool-versions" => return FileKind::ToolVersions,
+        ".python-version" => return FileKind::PythonVersion,
+        ".nvmrc" | ".node-version" => return FileKind::NodeVersion,
+        ".htpasswd" => return FileKind::Htpasswd,
+        "id_rsa" | "id_dsa" | "id_ecdsa" | "id_ed25519" => return FileKind::KeyFile,
+        _ => {}
+    }
+    if lower.ends_with(".txt")
+        && (lower.starts_with("requirements")
+            || lower.starts_with("constraints")
+            || parent == "requirements")
+    {
+        return FileKind::Requirements;
+    }
+    if lower == ".env" || lower.starts_with(".env.") || lower.ends_with(".env") {
+        return FileKind::Env;
+    }
+    if lower.ends_with(".sh") || lower.ends_with(".bash") {
+        return FileKind::Shell;
+    }
+    if lower.ends_with(".tf") || lower.ends_with(".tfvars") || lower.ends_with(".tf.json") {
+        return FileKind::Terraform;
+    }
+    if lower.ends_with(".tfstate") || lower.ends_with(".tfstate.backup") {
+        return FileKind::TerraformState;
+    }
+    if [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
+        return FileKind::KeyFile;
+    }
+    FileKind::Other
+}
+
+fn path_has(path: &str, needle: &str) -> bool {
+    path.starts_with(needle) || path.contains(&format!("/{needle}"))
+}
+
+/// A file found by the walk.
+#[derive(Clone, Debug)]
+pub struct Collected {
+    /// Absolute (or root-joined) path on disk.
+    pub abs: PathBuf,
+    /// Path relative to the root, `/`-separated.
+    pub rel: String,
+    /// Classification.
+    pub kind: FileKind,
+}
+
+/// Walk `root` in parallel, honoring `.gitignore`/`.ignore` unless `no_ignore`.
+///
+/// `.git/` is always skipped; other hidden paths (`.github/`, `.env`) are included.
+/// Results are sorted by relative path so output order is stable.
+///
+/// # Errors
+/// Fails when `root` does not exist.
+pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> {
+    if !root.exists() {
+        return Err(AuditError::NotFound {
+            path: root.to_path_buf(),
+        });
+    }
+    if root.is_file() {
+        let rel = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(vec![Collected {
+            abs: root.to_path_buf(),
+            kind: classify(&rel),
+            rel,
+        }]);
+    }
+    let found = Mutex::new(Vec::new());
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .hidden(false)
+        .require_git(false)
+        .git_ignore(!no_ignore)
+        .git_global(!no_ignore)
+        .git_exclude(!no_ignore)
+        .ignore(!no_ignore)
+        .parents(!no_ignore)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git");
+    builder.build_parallel().run(|| {
+        let found = &found;
+        Box::new(move |entry| {
+            let Ok(entry) = entry else {
+                return WalkState::Continue;
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return WalkState::Continue;
+            }
+            let abs = entry.into_path();
+            let rel = abs
+                .strip_prefix(root)
+                .unwrap_or(&abs)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let kind = classify(&rel);
+            if let Ok(mut v) = found.lock() {
+                v.push(Collected { abs, rel, kind });
+            }
+            WalkState::Continue
+        })
+    });
+    let mut files = found.into_inner().unwrap_or_default();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_names() {
+        let cases = [
+            ("Dockerfile", FileKind::Dockerfile),
+            ("svc/Dockerfile.prod", FileKind::Dockerfile),
+            ("api.Dockerfile", FileKind::Dockerfile),
+            ("Containerfile", FileKind::Dockerfile),
+            ("Dockerfile.dockerignore", FileKind::Dockerignore),
+            ("docker-compose.override.yml", FileKind::Compose),
+            ("deploy/compose.yaml", FileKind::Compose),
+            (".github/workflows/ci.yml", FileKind::Workflow),
+            (".github/ci.yml", FileKind::Other),
+            (".devcontainer/devcontainer.json", FileKind::DevContainer),
+            ("requirements-dev.txt", FileKind::Requirements),
+            ("requirements/base.txt", FileKind::Requirements),
+            (".env.production", FileKind::Env),
+            ("scripts/deploy.sh", FileKind::Shell),
+            ("infra/main.tf", FileKind::Terraform),
+            ("terraform.tfstate", FileKind::TerraformState),
+            ("Pulumi.dev.yaml", FileKind::Pulumi),
+            (".nvmrc", FileKind::NodeVersion),
+            ("certs/server.key", FileKind::KeyFile),
+            ("Cargo.lock", FileKind::CargoLock),
+            ("README.md", FileKind::Other),
+        ];
+        for (path, kind) in cases {
+            assert_eq!(classify(path), kind, "{path}");
+        }
+    }
+}

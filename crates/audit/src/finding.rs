@@ -1,0 +1,224 @@
+//! What a rule reports: severity, confidence, message and annotated locations.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::{SourceFile, Span};
+
+/// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; never fails a build by default.
+    Info,
+    /// Hygiene.
+    #[default]
+    Low,
+    /// Likely to bite in production.
+    Medium,
+    /// A real risk (security, outage).
+    High,
+    /// Exploitable now (e.g. a live secret).
+    Critical,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Lowercase name (`"high"`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(Severity::Info),
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity `{other}` (expected info, low, medium, high or critical)"
+            )),
+        }
+    }
+}
+
+/// How sure the rule is that the finding is real.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A heuristic that may be wrong.
+    Low,
+    /// Usually right.
+    #[default]
+    Medium,
+    /// Certain from the text alone.
+    High,
+}
+
+impl Confidence {
+    /// Lowercase name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for Confidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One annotated place in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Path relative to the audited root, `/`-separated.
+    pub path: String,
+    /// What is pointed at.
+    pub span: Span,
+    /// A short note shown next to the caret ("pinned to 3.10 here").
+    pub label: String,
+    /// Mask the spanned text in every output (secrets).
+    pub redact: bool,
+}
+
+impl Location {
+    /// A location in `file`.
+    #[must_use]
+    pub fn new(file: &SourceFile, span: Span, label: impl Into<String>) -> Self {
+        Self {
+            path: file.path.clone(),
+            span,
+            label: label.into(),
+            redact: false,
+        }
+    }
+
+    /// A location that names a file without pointing inside it (e.g. a missing file).
+    #[must_use]
+    pub fn whole_file(path: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            span: Span::default(),
+            label: label.into(),
+            redact: false,
+        }
+    }
+}
+
+/// A problem found by a rule. The first location is the primary one.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// Stable kebab-case rule id.
+    pub rule: &'static str,
+    /// Severity (after config overrides).
+    pub severity: Severity,
+    /// Confidence.
+    pub confidence: Confidence,
+    /// What is wrong, specific to this occurrence. Never contains a secret value.
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
+    /// Annotated locations; the first is primary. Never empty once emitted.
+    pub locations: Vec<Location>,
+    /// Stable identity without line numbers, for baselines (filled by the runner).
+    pub fingerprint: String,
+}
+
+impl Finding {
+    /// The primary location.
+    #[must_use]
+    pub fn primary(&self) -> Option<&Location> {
+        self.locations.first()
+    }
+
+    /// Sort key: path, line, column, rule.
+    pub(crate) fn sort_key(&self) -> (String, u32, u32, &'static str, String) {
+        let (path, line, col) = self
+            .primary()
+            .map(|l| (l.path.clone(), l.span.start.line, l.span.start.col))
+            .unwrap_or_default();
+        (path, line, col, self.rule, self.message.clone())
+    }
+}
+
+/// Replace all but a short prefix of a secret with `*`, for messages.
+///
+/// Short values are masked entirely so nothing useful leaks.
+#[must_use]
+pub fn redact(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= 8 {
+        return "*".repeat(n.max(3));
+    }
+    let prefix: String = value.chars().take(4).collect();
+    format!("{prefix}{}", "*".repeat(n.saturating_sub(4).min(12)))
+}
+
+/// 64-bit FNV-1a: a stable, dependency-free hash for fingerprints.
+#[must_use]
+pub fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Critical > Severity::High);
+        assert_eq!("HIGH".parse::<Severity>(), Ok(Severity::High));
+        assert!("nope".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn redaction_hides_the_tail() {
+        assert_eq!(redact("abc"), "***");
+        let r = redact("sk-live-0123456789abcdef");
+        assert!(r.starts_with("sk-l"));
+        assert!(!r.contains("0123"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Report renderers: human text, versioned JSON, SARIF 2.1.0.
+
+pub mod json;
+pub mod sarif;
+pub mod text;
+
+use std::collections::HashMap;
+
+use crate::rule::RuleMeta;
+use crate::runner::Report;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Grouped by file, with source snippets and the fix.
+    #[default]
+    Text,
+    /// `{"version": 1, "findings": [...], "summary": {...}}`.
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other viewers.
+    Sarif,
+}
+
+/// Rule id → metadata, for renderers.
+pub(crate) fn meta_index(report: &Report) -> HashMap<&'static str, &'static RuleMeta> {
+    report.rules.iter().map(|m| (m.id, *m)).collect()
+}

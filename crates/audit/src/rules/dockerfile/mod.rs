@@ -1,0 +1,3 @@
+//! Dockerfile rules.
+
+pub mod dockerfile_latest_tag;

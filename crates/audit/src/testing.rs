@@ -1,0 +1,48 @@
+//! Helpers for rule tests: run one rule on in-memory files.
+//!
+//! ```
+//! use orchestra_audit::testing::run_rule;
+//! use orchestra_audit::rules::dockerfile::dockerfile_latest_tag::LatestTag;
+//!
+//! let findings = run_rule(&LatestTag, &[("Dockerfile", "FROM python\n")]);
+//! assert_eq!(findings.len(), 1);
+//! ```
+
+use crate::config::Config;
+use crate::finding::Finding;
+use crate::repo::{Repository, Settings};
+use crate::rule::Rule;
+use crate::runner;
+
+/// Run `rule` (file hooks and repository hook) on `(path, text)` files, applying inline
+/// ignores. Findings come back sorted, with fingerprints.
+#[must_use]
+pub fn run_rule(rule: &dyn Rule, files: &[(&str, &str)]) -> Vec<Finding> {
+    run_rule_with(rule, files, Settings::default())
+}
+
+/// [`run_rule`] with explicit settings (stale ids, rule options, date, OSV database).
+#[must_use]
+pub fn run_rule_with(
+    rule: &dyn Rule,
+    files: &[(&str, &str)],
+    settings: Settings,
+) -> Vec<Finding> {
+    let repo = Repository::from_memory(files, settings);
+    let (raw, notes) = runner::run_rules(&repo, &[rule]);
+    assert!(notes.is_empty(), "rule crashed: {notes:?}");
+    runner::finish(&repo, raw, &Config::default(), None).findings
+}
+
+/// Run every registered rule on in-memory files; returns the findings of all rules.
+#[must_use]
+pub fn run_all(files: &[(&str, &str)]) -> Vec<Finding> {
+    let repo = Repository::from_memory(files, Settings::default());
+    runner::audit_repository(&repo, &Config::default(), None).findings
+}
+
+/// The rule ids of `findings`, in order (handy in assertions).
+#[must_use]
+pub fn ids(findings: &[Finding]) -> Vec<&'static str> {
+    findings.iter().map(|f| f.rule).collect()
+}

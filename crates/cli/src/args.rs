@@ -1,0 +1,159 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Orchestra runs a multi-service platform from one manifest: processes
+/// started in dependency order gated on health, probed, restarted with
+/// backoff, with an aggregate health — and audits the repository it lives in.
+#[derive(Debug, Parser)]
+#[command(name = "orchestra", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Start with `orchestra validate`, then `orchestra up -d`, `orchestra ps`, `orchestra logs -f`, `orchestra down`.\nThe manifest is orchestra.yaml in the current directory or the nearest parent.")]
+pub struct Cli {
+    /// The manifest file (default: orchestra.yaml here or in the nearest parent directory).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the manifest and report every error with file:line:col and the field path.
+    Validate(ValidateArgs),
+    /// Start the platform: services in dependency order, each gated on its dependencies' health.
+    Up(UpArgs),
+    /// List services with their state, PIDs, ports and restarts.
+    Ps(JsonArg),
+    /// The platform's aggregate health and each service's state (exit 1 below the threshold).
+    Health(JsonArg),
+    /// Show service logs.
+    Logs(LogsArgs),
+    /// Start a stopped service.
+    Start(ServiceArg),
+    /// Stop one service (its dependents keep running).
+    Stop(ServiceArg),
+    /// Restart one service.
+    Restart(ServiceArg),
+    /// The event log: started, healthy, unhealthy, restarted, crash-looping, stopped.
+    Events(EventsArgs),
+    /// Stop every service in reverse dependency order and the daemon.
+    Down,
+    /// Internal: wraps each service process so it dies with the daemon.
+    #[command(name = "__shim", hide = true)]
+    Shim(ShimArgs),
+    /// Internal: the detached daemon that `up -d` starts.
+    #[command(name = "__daemon", hide = true)]
+    Daemon(UpArgs),
+}
+
+
+/// `--json`
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestra validate`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The manifest file (same as the top-level -f).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Apply the overlay `env.<ENV>` before validating.
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: Option<String>,
+    /// Print the diagnostics (or the resolved manifest) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestra up`
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    /// The manifest file (same as the top-level -f).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Apply the overlay `env.<ENV>` from the manifest (e.g. `--env prod`).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: Option<String>,
+    /// Run the services of this profile (repeatable).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// Detach: return once every service is healthy (exit 0), or print the
+    /// failure report, stop what was started and exit 1.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Admin HTTP address for /health and /ready (`off` to disable).
+    #[arg(long, value_name = "ADDR|off")]
+    pub admin: Option<String>,
+    /// With -d: how long to wait for everything to become healthy.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+    /// Only these services (and what they depend on).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// `orchestra logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this service.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub tail: usize,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+}
+
+/// A service name.
+#[derive(Debug, Args)]
+pub struct ServiceArg {
+    /// The service.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+}
+
+/// `orchestra events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this service's events.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// How many of the latest events.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestra __shim -- argv...`
+#[derive(Debug, Args)]
+pub struct ShimArgs {
+    /// The command to run.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

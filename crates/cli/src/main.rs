@@ -1,0 +1,70 @@
+//! `orchestra`: the command line. Only this binary decides how errors are
+//! printed and which exit code they give.
+
+mod args;
+mod inspect;
+mod project;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The shim must stay tiny and synchronous: no runtime, no logging setup.
+    if let Command::Shim(a) = &cli.command {
+        let code = orchestra_runtime::shim::run(&a.argv);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
+        Command::Shim(_) => Ok(ExitCode::SUCCESS),
+        other => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async_command(cli.file, other))
+        }
+    }
+}
+
+async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow::Result<ExitCode> {
+    let file = file.as_deref();
+    match cmd {
+        Command::Up(a) if a.detach => up::detached(a.file.as_deref().or(file), &a).await,
+        Command::Up(a) => up::foreground(a.file.as_deref().or(file), &a).await,
+        Command::Daemon(a) => up::daemon(a.file.as_deref().or(file), &a).await,
+        Command::Ps(a) => inspect::ps(file, a.json).await,
+        Command::Health(a) => inspect::health(file, a.json).await,
+        Command::Logs(a) => inspect::logs(file, &a).await,
+        Command::Events(a) => inspect::events(file, &a).await,
+        Command::Start(a) => inspect::control(file, &a.service, "start").await,
+        Command::Stop(a) => inspect::control(file, &a.service, "stop").await,
+        Command::Restart(a) => inspect::control(file, &a.service, "restart").await,
+        Command::Down => inspect::down(file).await,
+        Command::Validate(_) | Command::Shim(_) => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Finding and loading the project's manifest, and `orchestra validate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use orchestra_manifest::{Diagnostic, LoadError, LoadOptions, Manifest};
+use orchestra_server::Paths;
+
+use crate::args::ValidateArgs;
+
+/// The manifest file: `-f` as given, else the nearest `orchestra.yaml`.
+pub fn manifest_path(file: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match file {
+        Some(f) => {
+            if f.is_file() {
+                Ok(std::path::absolute(f).unwrap_or_else(|_| f.to_owned()))
+            } else {
+                anyhow::bail!("manifest {} does not exist", f.display())
+            }
+        }
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            Ok(orchestra_manifest::find_manifest(&cwd)?)
+        }
+    }
+}
+
+/// The runtime paths of the project whose manifest this is.
+pub fn project_paths(file: Option<&Path>) -> anyhow::Result<Paths> {
+    let m = manifest_path(file)?;
+    let dir = m.parent().map(Path::to_owned).unwrap_or_default();
+    Ok(Paths::for_project(&dir))
+}
+
+/// Load options from the process environment.
+pub fn load_options(environment: Option<&str>) -> LoadOptions {
+    LoadOptions {
+        environment: environment.map(str::to_owned),
+        vars: std::env::vars().collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Load and validate; on errors, print them all and return `None`.
+pub fn load_or_report(file: Option<&Path>, environment: Option<&str>) -> anyhow::Result<Option<Manifest>> {
+    let path = manifest_path(file)?;
+    match orchestra_manifest::load(&path, &load_options(environment)) {
+        Ok(m) => Ok(Some(m)),
+        Err(LoadError::Invalid(diags)) => {
+            eprint!("{}", render_diagnostics(&diags));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Diagnostics as a person reads them: the message, then the source line
+/// with a caret under the column.
+pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    let mut sources: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for d in diags {
+        out.push_str(&format!("error: {d}\n"));
+        let lines = sources.entry(d.file.clone()).or_insert_with(|| {
+            std::fs::read_to_string(&d.file)
+                .map(|s| s.lines().map(str::to_owned).collect())
+                .unwrap_or_default()
+        });
+        if let Some(src) = d.line.checked_sub(1).and_then(|i| lines.get(i)) {
+            let gutter = d.line.to_string().len();
+            out.push_str(&format!("{:gutter$} |\n", ""));
+            out.push_str(&format!("{} | {}\n", d.line, src));
+            out.push_str(&format!("{:gutter$} | {:>col$}\n", "", "^", col = d.col.max(1)));
+        }
+    }
+    out.push_str(&format!(
+        "{} error{} found\n",
+        diags.len(),
+        if diags.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// `orchestra validate`
+pub fn validate(file: Option<&Path>, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let path = manifest_path(file)?;
+    let res = orchestra_manifest::load(&path, &load_options(a.environment.as_deref()));
+    match res {
+        Ok(m) => {
+            if a.json {
+                let doc = serde_json::json!({
+                    "valid": true,
+                    "file": path,
+                    "errors": [],
+                    "manifest": m,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                let env = m
+                    .environment
+                    .as_deref()
+                    .map(|e| format!(" (env {e})"))
+                    .unwrap_or_default();
+                println!(
+                    "{}: valid{env}: project `{}`, {} service{}: {}",
+                    path.display(),
+                    m.name,
+                    m.services.len(),
+                    if m.services.len() == 1 { "" } else { "s" },
+                    m.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(LoadError::Invalid(diags)) => {
+            if a.json {
+                let doc = serde_json::json!({ "valid": false, "file": path, "errors": diags });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                eprint!("{}", render_diagnostics(&diags));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

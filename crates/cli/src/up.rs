@@ -1,0 +1,302 @@
+//! `orchestra up`: in the foreground (the daemon runs in this process, with
+//! live progress, then logs), or detached (`-d`: a daemon in its own session;
+//! this process reports progress and exits once the start has settled).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use orchestra_runtime::logs::Stream;
+use orchestra_runtime::status::{self, PlatformStatus, ServiceStatus, Settled};
+use orchestra_server::client::Client;
+use orchestra_server::daemon::DEFAULT_ADMIN;
+use orchestra_server::{AdminListen, Daemon, DaemonOptions};
+
+use crate::args::UpArgs;
+use crate::project;
+
+/// Validate, select and plan; `None` when the manifest has errors (already printed).
+fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptions>> {
+    let Some(m) = project::load_or_report(file, a.environment.as_deref())? else {
+        return Ok(None);
+    };
+    let selected = orchestra_plan::select(&m, &a.profiles, &a.services)?;
+    let plan = orchestra_plan::plan(&m, &selected)?;
+    let admin = match a.admin.as_deref().or(m.admin_listen.as_deref()) {
+        Some("off") => AdminListen::Off,
+        Some(addr) => AdminListen::Addr(addr.to_owned()),
+        None => AdminListen::Addr(DEFAULT_ADMIN.to_owned()),
+    };
+    let exe = std::env::current_exe().context("cannot find the orchestra executable")?;
+    Ok(Some(DaemonOptions {
+        manifest: Arc::new(m),
+        plan,
+        profiles: a.profiles.clone(),
+        admin,
+        shim: vec![exe.to_string_lossy().into_owned(), "__shim".into()],
+    }))
+}
+
+/// Resolves on SIGINT or SIGTERM; a second one exits at once (the shims then
+/// take every service down with the process).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers only `orchestra down` stops the daemon.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("orchestra: second signal, exiting now");
+        std::process::exit(130);
+    });
+}
+
+/// Prints a line whenever a service's state or reason changes.
+struct Progress {
+    last: HashMap<String, (status::Phase, String)>,
+    width: usize,
+    t0: Instant,
+}
+
+impl Progress {
+    fn new(services: &[ServiceStatus]) -> Self {
+        Self {
+            last: HashMap::new(),
+            width: services.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4),
+            t0: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, services: &[ServiceStatus]) {
+        for s in services {
+            let now = (s.phase, s.reason.clone());
+            if self.last.get(&s.name) != Some(&now) {
+                let phase = serde_json::to_value(s.phase)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                println!(
+                    "{:>6.2}s  {:w$}  {:14} {}",
+                    self.t0.elapsed().as_secs_f64(),
+                    s.name,
+                    phase,
+                    s.reason,
+                    w = self.width
+                );
+                self.last.insert(s.name.clone(), now);
+            }
+        }
+    }
+}
+
+fn print_reports(services: &[ServiceStatus], failed: &[String]) {
+    for s in services.iter().filter(|s| failed.contains(&s.name)) {
+        match &s.report {
+            Some(r) => eprint!("\n{}", r.render()),
+            None => eprintln!("\n✗ {}: {}", s.name, s.reason),
+        }
+    }
+}
+
+/// `orchestra up` in the foreground.
+pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
+    let Some(opts) = prepare(file, a)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let n = opts.plan.order.len();
+    let project = opts.manifest.name.clone();
+    let daemon = Daemon::start(opts).await?;
+    let admin = daemon
+        .admin_addr()
+        .map(|a| format!(", admin http://{a}"))
+        .unwrap_or_default();
+    println!("orchestra: starting `{project}`: {n} services{admin}; Ctrl-C stops everything");
+    let rt = daemon.runtime().clone();
+    let printer = tokio::spawn(async move {
+        let mut changed = rt.subscribe();
+        let mut progress = Progress::new(&rt.services());
+        let t0 = Instant::now();
+        loop {
+            changed.borrow_and_update();
+            let services = rt.services();
+            progress.show(&services);
+            match status::settled(&services) {
+                Settled::Up => {
+                    println!(
+                        "orchestra: all {} services healthy in {:.2}s; logs follow",
+                        services.len(),
+                        t0.elapsed().as_secs_f64()
+                    );
+                    break;
+                }
+                Settled::Failed(names) => {
+                    print_reports(&services, &names);
+                    println!("orchestra: {} did not come up; still supervising, logs follow", names.join(", "));
+                    break;
+                }
+                Settled::Pending => {}
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+        let mut logs = rt.logs().subscribe();
+        loop {
+            tokio::select! {
+                line = logs.recv() => match line {
+                    Ok(l) if l.stream != Stream::Orchestra => println!("{}.{} | {}", l.service, l.replica, l.text),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+                r = changed.changed() => {
+                    if r.is_err() { return; }
+                    progress.show(&rt.services());
+                }
+            }
+        }
+    });
+    daemon.run_until(shutdown_signal()).await?;
+    printer.abort();
+    println!("orchestra: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The detached daemon (`orchestra __daemon`, started by `up -d`).
+pub async fn daemon(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
+    // Its own session: the terminal's signals and hangup are not ours.
+    let _ = nix::unistd::setsid();
+    let Some(opts) = prepare(file, a)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let daemon = Daemon::start(opts).await?;
+    eprintln!("orchestra daemon {} started", std::process::id());
+    daemon.run_until(shutdown_signal()).await?;
+    eprintln!("orchestra daemon {} stopped", std::process::id());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `orchestra up -d`
+pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
+    let timeout = orchestra_manifest::parse_duration(&a.timeout)
+        .map_err(|e| anyhow::anyhow!("--timeout {}: {e}", a.timeout))?;
+    // Validate here so errors print in this terminal, not in a log file.
+    let Some(opts) = prepare(file, a)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let manifest = project::manifest_path(file)?;
+    let paths = project::project_paths(file)?;
+    let client = Client::new(&paths.socket);
+    if client.is_running().await {
+        anyhow::bail!(
+            "orchestra is already running for this project; run `orchestra down` first, or `orchestra ps` to see it"
+        );
+    }
+    std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.daemon_log)
+        .with_context(|| format!("cannot open {}", paths.daemon_log.display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the orchestra executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("-f").arg(&manifest).arg("__daemon").arg("--timeout").arg(&a.timeout);
+    if let Some(e) = &a.environment {
+        cmd.arg("--env").arg(e);
+    }
+    for p in &a.profiles {
+        cmd.arg("--profile").arg(p);
+    }
+    if let Some(ad) = &a.admin {
+        cmd.arg("--admin").arg(ad);
+    }
+    cmd.args(&a.services);
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let mut child = cmd.spawn().context("cannot start the orchestra daemon")?;
+
+    let t0 = Instant::now();
+    let daemon_log_tail = || {
+        let text = std::fs::read_to_string(&paths.daemon_log).unwrap_or_default();
+        let start = usize::try_from(log_start).unwrap_or(0).min(text.len());
+        text.get(start..).unwrap_or_default().trim().to_owned()
+    };
+    loop {
+        if client.is_running().await {
+            break;
+        }
+        if let Some(st) = child.try_wait()? {
+            anyhow::bail!("the daemon exited ({st}) before it was ready:\n{}", daemon_log_tail());
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the daemon did not answer within 30s; see {}", paths.daemon_log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let info = client.get("/v1/daemon").await?;
+    let mut progress: Option<Progress> = None;
+    let deadline = t0 + timeout;
+    loop {
+        let st: PlatformStatus = serde_json::from_value(client.get("/v1/status").await?)
+            .context("unexpected status answer from the daemon")?;
+        let p = progress.get_or_insert_with(|| Progress::new(&st.services));
+        p.show(&st.services);
+        match status::settled(&st.services) {
+            Settled::Up => {
+                let admin = info
+                    .get("admin")
+                    .and_then(|v| v.as_str())
+                    .map(|a| format!("; admin http://{a}/health"))
+                    .unwrap_or_default();
+                println!(
+                    "✓ {}: {}/{} services healthy in {:.2}s{admin}",
+                    st.project,
+                    st.healthy,
+                    st.total,
+                    t0.elapsed().as_secs_f64()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Settled::Failed(names) => {
+                print_reports(&st.services, &names);
+                eprintln!("\n✗ {} did not become healthy; stopping what was started", names.join(", "));
+                let _ = client.post("/v1/down").await;
+                let _ = child.wait();
+                let _ = opts;
+                return Ok(ExitCode::FAILURE);
+            }
+            Settled::Pending => {}
+        }
+        if Instant::now() > deadline {
+            let waiting: Vec<&str> = st
+                .services
+                .iter()
+                .filter(|s| !s.phase.is_good())
+                .map(|s| s.name.as_str())
+                .collect();
+            eprintln!(
+                "✗ timed out after {} waiting for: {}; stopping what was started",
+                a.timeout,
+                waiting.join(", ")
+            );
+            let _ = client.post("/v1/down").await;
+            let _ = child.wait();
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

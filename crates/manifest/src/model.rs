@@ -1,0 +1,240 @@
+//! The validated manifest: domain types that every later stage reads.
+//!
+//! Everything here has already been interpolated, overlaid and checked; a value
+//! of these types is known to be well-formed. `${PORT}` is the one placeholder
+//! left in `command` and `env` values: the runtime fills it per replica.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A position in a manifest file (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+/// A whole platform, as one manifest describes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Project name (`name:`), defaults to the manifest directory's name.
+    pub name: String,
+    /// The manifest file this was loaded from.
+    pub file: PathBuf,
+    /// The directory relative paths are resolved against (the manifest's directory).
+    pub dir: PathBuf,
+    /// Services in the order they are declared.
+    pub services: Vec<Service>,
+    /// Top-level `profiles:`: profile name -> services it runs.
+    pub profiles: BTreeMap<String, Vec<String>>,
+    /// Aggregate health policy.
+    pub health: HealthPolicy,
+    /// Admin HTTP listener (`admin: { listen: "127.0.0.1:7070" }`); `None` keeps the default.
+    pub admin_listen: Option<String>,
+    /// The `--env` overlay that was applied, if any.
+    pub environment: Option<String>,
+}
+
+impl Manifest {
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// When the platform counts as healthy.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct HealthPolicy {
+    /// Fraction of selected services (0.0..=1.0) that must be healthy. Default 1.0.
+    pub threshold: f64,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self { threshold: 1.0 }
+    }
+}
+
+/// One service: a process (`command`) or a container (`image` / `build`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    /// Service name (the key under `services:`).
+    pub name: String,
+    /// Where the service's key is in the manifest.
+    pub location: Location,
+    /// What runs.
+    pub workload: Workload,
+    /// The service's stable port (offered through the proxy); distinct per service.
+    pub port: Option<u16>,
+    /// Environment: `env_file` contents overlaid by `env`. Values may contain `${PORT}`.
+    pub env: BTreeMap<String, String>,
+    /// The `env_file` paths, resolved against the manifest directory.
+    pub env_files: Vec<PathBuf>,
+    /// Working directory, resolved against the manifest directory.
+    pub working_dir: Option<PathBuf>,
+    /// What must hold before this service starts.
+    pub depends_on: Vec<Dependency>,
+    /// Startup + liveness probe.
+    pub healthcheck: Option<Probe>,
+    /// Readiness probe (gates dependents waiting on `healthy`; later, routing).
+    pub readiness: Option<Probe>,
+    /// What to do when the service exits.
+    pub restart: RestartPolicy,
+    /// Number of replicas (>= 1; one-shot jobs are usually 1).
+    pub replicas: u32,
+    /// Signal sent first on stop (e.g. "SIGTERM"), validated to be a real signal name.
+    pub stop_signal: String,
+    /// Time between `stop_signal` and SIGKILL.
+    pub stop_grace_period: Duration,
+    /// Resource limits (parsed now; enforced for containers later).
+    pub resources: Resources,
+    /// Service-level profiles (Compose style): the service runs only when one is active.
+    pub profiles: Vec<String>,
+}
+
+/// What a service runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Workload {
+    /// A local process: argv, `${PORT}` still unexpanded.
+    Process {
+        /// argv[0] and its arguments.
+        command: Vec<String>,
+    },
+    /// A container from an image (run by a later driver).
+    Image {
+        /// Image reference.
+        image: String,
+        /// Overrides the image's CMD.
+        command: Option<Vec<String>>,
+        /// Overrides the image's ENTRYPOINT.
+        entrypoint: Option<Vec<String>>,
+    },
+    /// A container built from a Dockerfile (run by a later driver).
+    Build {
+        /// Build parameters.
+        build: Build,
+        /// Overrides the image's CMD.
+        command: Option<Vec<String>>,
+        /// Overrides the image's ENTRYPOINT.
+        entrypoint: Option<Vec<String>>,
+    },
+}
+
+/// `build:` parameters.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Build {
+    /// Build context, resolved against the manifest directory.
+    pub context: PathBuf,
+    /// Dockerfile path relative to the context (default `Dockerfile`).
+    pub dockerfile: Option<PathBuf>,
+    /// Build arguments.
+    pub args: BTreeMap<String, String>,
+    /// Target stage.
+    pub target: Option<String>,
+}
+
+/// One `depends_on` entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: String,
+    /// What must hold.
+    pub condition: Condition,
+    /// Where the entry is in the manifest.
+    pub location: Location,
+}
+
+/// A `depends_on` condition.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency's process has been started.
+    Started,
+    /// The dependency passed its healthcheck (and readiness, when it has one).
+    Healthy,
+    /// The dependency exited with status 0 (one-shot jobs).
+    Completed,
+}
+
+/// A probe: what to check and how often.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Probe {
+    /// What to check.
+    pub check: Check,
+    /// Time between probes (default 1s... see loader).
+    pub interval: Duration,
+    /// Time one probe may take.
+    pub timeout: Duration,
+    /// Consecutive failures before the service counts as unhealthy.
+    pub retries: u32,
+    /// Grace time after start during which failures do not count against `retries`;
+    /// the service must pass within it.
+    pub start_period: Duration,
+}
+
+/// What a probe checks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Check {
+    /// HTTP GET of `path`; 2xx and 3xx are healthy. Port defaults to the replica's PORT.
+    Http {
+        /// Request path, starting with `/`.
+        path: String,
+        /// Explicit port, else the replica's PORT.
+        port: Option<u16>,
+    },
+    /// TCP connect. Port defaults to the replica's PORT.
+    Tcp {
+        /// Explicit port, else the replica's PORT.
+        port: Option<u16>,
+    },
+    /// Run a command; exit 0 is healthy. `${PORT}` may appear in it.
+    Exec {
+        /// argv.
+        command: Vec<String>,
+    },
+}
+
+/// `restart:` policy.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RestartPolicy {
+    /// When to restart.
+    pub policy: Restart,
+    /// First backoff delay (default 500ms).
+    pub backoff_initial: Duration,
+    /// Backoff cap (default 30s).
+    pub backoff_max: Duration,
+    /// Restarts allowed before the service is given up as crash-looping; `None` = unlimited.
+    pub max_restarts: Option<u32>,
+}
+
+/// When a service is restarted.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never.
+    No,
+    /// When it exits non-zero or is killed by a signal, or fails liveness.
+    OnFailure,
+    /// Whenever it exits.
+    Always,
+}
+
+/// `resources:`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Resources {
+    /// CPU limit in cores.
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// Number of GPUs requested.
+    pub gpus: Option<u32>,
+    /// Process-count limit.
+    pub pids: Option<u32>,
+}

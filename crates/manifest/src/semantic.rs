@@ -1,0 +1,251 @@
+//! Pass 6 (semantic checks): rules across services, on the converted model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::convert::Meta;
+use crate::error::Diagnostic;
+use crate::model::{Condition, Manifest, Restart};
+use crate::suggest::did_you_mean;
+
+/// Checks dependencies (unknown, self, cycles, `completed` on `always`), duplicate
+/// ports and profile members. Every problem is pushed; nothing stops early.
+pub(crate) fn check(manifest: &Manifest, meta: &Meta, diags: &mut Vec<Diagnostic>) {
+    let file = manifest.file.as_path();
+    let declared: Vec<&str> = meta.declared.iter().map(|(n, _)| n.as_str()).collect();
+    dependencies(manifest, meta, &declared, file, diags);
+    cycles(manifest, meta, file, diags);
+    ports(manifest, meta, file, diags);
+    for r in &meta.profile_refs {
+        if !declared.contains(&r.name.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    file,
+                    r.loc,
+                    &r.path,
+                    format!("profile `{}` names unknown service `{}`", r.profile, r.name),
+                )
+                .hint(did_you_mean(&r.name, declared.iter().copied())),
+            );
+        }
+    }
+}
+
+fn dependencies(
+    manifest: &Manifest,
+    meta: &Meta,
+    declared: &[&str],
+    file: &Path,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (s, sm) in manifest.services.iter().zip(&meta.services) {
+        for (dep, path) in s.depends_on.iter().zip(&sm.dep_paths) {
+            if dep.service == s.name {
+                diags.push(Diagnostic::new(
+                    file,
+                    dep.location,
+                    path,
+                    format!("service `{}` depends on itself", s.name),
+                ));
+            } else if !declared.contains(&dep.service.as_str()) {
+                let others = declared.iter().copied().filter(|n| *n != s.name);
+                diags.push(
+                    Diagnostic::new(
+                        file,
+                        dep.location,
+                        path,
+                        format!("depends on unknown service `{}`", dep.service),
+                    )
+                    .hint(did_you_mean(&dep.service, others)),
+                );
+            } else if dep.condition == Condition::Completed
+                && let Some(target) = manifest.service(&dep.service)
+                && target.restart.policy == Restart::Always
+            {
+                diags.push(
+                    Diagnostic::new(
+                        file,
+                        dep.location,
+                        path,
+                        format!(
+                            "condition `completed` can never be met: `{}` has restart policy `always`",
+                            dep.service
+                        ),
+                    )
+                    .hint(format!(
+                        "use `healthy` or `started`, or give `{}` `restart: on-failure` or `no`",
+                        dep.service
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// Reports each dependency cycle once: one diagnostic per strongly connected component,
+/// showing one cycle through its first-declared service.
+fn cycles(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnostic>) {
+    let index: BTreeMap<&str, usize> = manifest
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    // Edges carry the index of the depends_on entry, to point the diagnostic at it.
+    let edges: Vec<Vec<(usize, usize)>> = manifest
+        .services
+        .iter()
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.service != s.name)
+                .filter_map(|(k, d)| index.get(d.service.as_str()).map(|&t| (t, k)))
+                .collect()
+        })
+        .collect();
+    let adjacency: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|e| e.iter().map(|(t, _)| *t).collect())
+        .collect();
+    for component in strongly_connected(&adjacency) {
+        if component.len() < 2 {
+            continue;
+        }
+        let Some(&start) = component.iter().min() else {
+            continue;
+        };
+        let Some(cycle) = shortest_cycle(&adjacency, &component, start) else {
+            continue;
+        };
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| manifest.services[i].name.as_str())
+            .collect();
+        let next = cycle.get(1).copied().unwrap_or(start);
+        let Some(&(_, k)) = edges[start].iter().find(|(t, _)| *t == next) else {
+            continue;
+        };
+        let s = &manifest.services[start];
+        let path = meta.services[start]
+            .dep_paths
+            .get(k)
+            .cloned()
+            .unwrap_or_default();
+        diags.push(
+            Diagnostic::new(
+                file,
+                s.depends_on[k].location,
+                path,
+                format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+            )
+            .hint("remove one of these `depends_on` entries".to_owned()),
+        );
+    }
+}
+
+/// Tarjan's algorithm; components come out in no particular order.
+fn strongly_connected(adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    struct State<'a> {
+        adj: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        out: Vec<Vec<usize>>,
+    }
+    fn visit(st: &mut State<'_>, v: usize) {
+        st.index[v] = Some(st.next);
+        st.low[v] = st.next;
+        st.next += 1;
+        st.stack.push(v);
+        st.on_stack[v] = true;
+        for &w in &st.adj[v] {
+            match st.index[w] {
+                None => {
+                    visit(st, w);
+                    st.low[v] = st.low[v].min(st.low[w]);
+                }
+                Some(iw) if st.on_stack[w] => st.low[v] = st.low[v].min(iw),
+                Some(_) => {}
+            }
+        }
+        if Some(st.low[v]) == st.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = st.stack.pop() {
+                st.on_stack[w] = false;
+                component.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            st.out.push(component);
+        }
+    }
+    let n = adj.len();
+    let mut st = State {
+        adj,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in 0..n {
+        if st.index[v].is_none() {
+            visit(&mut st, v);
+        }
+    }
+    st.out
+}
+
+/// The shortest cycle from `start` back to itself within `component` (BFS), as the list
+/// of nodes starting with `start` (without repeating it at the end).
+fn shortest_cycle(adj: &[Vec<usize>], component: &[usize], start: usize) -> Option<Vec<usize>> {
+    let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(v) = queue.pop_front() {
+        for &w in &adj[v] {
+            if w == start {
+                let mut path = vec![v];
+                let mut cur = v;
+                while cur != start {
+                    cur = *parent.get(&cur)?;
+                    path.push(cur);
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if component.contains(&w) && w != start && !parent.contains_key(&w) {
+                parent.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    None
+}
+
+fn ports(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
+    for (s, sm) in manifest.services.iter().zip(&meta.services) {
+        let (Some(port), Some((loc, path))) = (s.port, &sm.port) else {
+            continue;
+        };
+        match seen.get(&port) {
+            Some(first) => diags.push(
+                Diagnostic::new(
+                    file,
+                    *loc,
+                    path,
+                    format!("port {port} is already used by service `{first}`"),
+                )
+                .hint("each service needs its own port".to_owned()),
+            ),
+            None => {
+                seen.insert(port, &s.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,1107 @@
+//! Loader tests: passes in isolation, then whole manifests, good and bad.
+
+use std::time::Duration;
+
+use super::*;
+use crate::interpolate::{interpolate, parse_dotenv};
+use crate::units::{normalize_signal, parse_memory, shell_split};
+
+fn opts() -> LoadOptions {
+    LoadOptions::default()
+}
+
+fn vars(pairs: &[(&str, &str)]) -> LoadOptions {
+    LoadOptions {
+        environment: None,
+        vars: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+fn ok(src: &str) -> Manifest {
+    ok_with(src, &opts())
+}
+
+fn ok_with(src: &str, o: &LoadOptions) -> Manifest {
+    match load_str(src, Path::new("/proj/orchestra.yaml"), o) {
+        Ok(m) => m,
+        Err(LoadError::Invalid(diags)) => {
+            let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+            panic!("unexpected diagnostics:\n{}", text.join("\n"))
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn errs(src: &str) -> Vec<Diagnostic> {
+    errs_with(src, &opts())
+}
+
+fn errs_with(src: &str, o: &LoadOptions) -> Vec<Diagnostic> {
+    match load_str(src, Path::new("/proj/orchestra.yaml"), o) {
+        Ok(m) => panic!("expected diagnostics, got {m:#?}"),
+        Err(LoadError::Invalid(diags)) => diags,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+/// The single diagnostic of `src`.
+fn one(src: &str) -> Diagnostic {
+    let mut d = errs(src);
+    assert_eq!(d.len(), 1, "expected one diagnostic, got {d:#?}");
+    d.remove(0)
+}
+
+#[track_caller]
+fn at(d: &Diagnostic, line: usize, col: usize, path: &str) {
+    assert_eq!(
+        (d.line, d.col, d.path.as_str()),
+        (line, col, path),
+        "wrong position for: {d}"
+    );
+}
+
+fn lookup_from<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+fn interp(s: &str, pairs: &[(&str, &str)]) -> Result<String, String> {
+    interpolate(s, &lookup_from(pairs))
+}
+
+// ---------------------------------------------------------------- interpolation
+
+#[test]
+fn interpolation_basic_forms() {
+    let v = [("A", "a"), ("EMPTY", "")];
+    assert_eq!(interp("${A}", &v).unwrap(), "a");
+    assert_eq!(interp("x$A/y", &v).unwrap(), "xa/y");
+    assert_eq!(interp("${UNSET}", &v).unwrap(), "");
+    assert_eq!(interp("$UNSET.", &v).unwrap(), ".");
+    assert_eq!(interp("no vars", &v).unwrap(), "no vars");
+    assert_eq!(interp("héllo ${A} wörld", &v).unwrap(), "héllo a wörld");
+}
+
+#[test]
+fn interpolation_colon_dash_vs_dash() {
+    let v = [("A", "a"), ("EMPTY", "")];
+    // `:-` replaces unset and empty; `-` only unset.
+    assert_eq!(interp("${EMPTY:-d}", &v).unwrap(), "d");
+    assert_eq!(interp("${EMPTY-d}", &v).unwrap(), "");
+    assert_eq!(interp("${UNSET:-d}", &v).unwrap(), "d");
+    assert_eq!(interp("${UNSET-d}", &v).unwrap(), "d");
+    assert_eq!(interp("${A:-d}", &v).unwrap(), "a");
+    assert_eq!(interp("${A-d}", &v).unwrap(), "a");
+    assert_eq!(interp("${UNSET:-}", &v).unwrap(), "");
+}
+
+#[test]
+fn interpolation_alternatives_and_required() {
+    let v = [("A", "a"), ("EMPTY", "")];
+    assert_eq!(interp("${A:+yes}", &v).unwrap(), "yes");
+    assert_eq!(interp("${EMPTY:+yes}", &v).unwrap(), "");
+    assert_eq!(interp("${EMPTY+yes}", &v).unwrap(), "yes");
+    assert_eq!(interp("${UNSET+yes}", &v).unwrap(), "");
+    assert_eq!(interp("${A:?need A}", &v).unwrap(), "a");
+    assert_eq!(interp("${EMPTY?need}", &v).unwrap(), "");
+    let e = interp("${EMPTY:?must be set}", &v).unwrap_err();
+    assert!(e.contains("`EMPTY`") && e.contains("must be set"), "{e}");
+    let e = interp("${UNSET?}", &v).unwrap_err();
+    assert!(e.contains("`UNSET` is not set"), "{e}");
+}
+
+#[test]
+fn interpolation_dollar_escape_and_nesting() {
+    let v = [("A", "a"), ("B", "b")];
+    assert_eq!(interp("$$", &v).unwrap(), "$");
+    assert_eq!(interp("$${A}", &v).unwrap(), "${A}");
+    assert_eq!(interp("cost: 5$", &v).unwrap(), "cost: 5$");
+    assert_eq!(interp("${X:-${B:-x}}", &v).unwrap(), "b");
+    assert_eq!(interp("${X:-${Y:-x}}", &v).unwrap(), "x");
+    assert_eq!(interp("${X:-pre-${A}-post}", &v).unwrap(), "pre-a-post");
+    assert_eq!(interp("${A:-${NOPE:?not evaluated}}", &v).unwrap(), "a");
+    assert!(interp("${X:-${Y:?deep}}", &v).unwrap_err().contains("deep"));
+    assert!(interp("${A", &v).is_err());
+    assert!(interp("${}", &v).is_err());
+    assert!(interp("${A B}", &v).is_err());
+}
+
+#[test]
+fn interpolation_keeps_port() {
+    let v = [("PORT", "1234")];
+    assert_eq!(interp("--port=${PORT}", &v).unwrap(), "--port=${PORT}");
+    assert_eq!(interp("--port=$PORT", &v).unwrap(), "--port=${PORT}");
+    assert_eq!(interp("${PORT:-3000}", &v).unwrap(), "${PORT}");
+    assert_eq!(interp("${PORT:+has-port}", &v).unwrap(), "has-port");
+    // `$PORTAL` is another variable.
+    assert_eq!(interp("$PORTAL", &[("PORTAL", "p")]).unwrap(), "p");
+}
+
+#[test]
+fn interpolation_in_manifest_values_not_keys() {
+    let m = ok_with(
+        "services:\n  api:\n    command: [\"./api\", \"--port\", \"${PORT}\", \"${FLAG:-x}\"]\n    env:\n      ${KEY}: ${VAL}\n      LIT: $$HOME\n",
+        &vars(&[("KEY", "k"), ("VAL", "v"), ("FLAG", "f")]),
+    );
+    let api = m.service("api").unwrap();
+    assert_eq!(
+        api.workload,
+        Workload::Process {
+            command: vec![
+                "./api".into(),
+                "--port".into(),
+                "${PORT}".into(),
+                "f".into()
+            ]
+        }
+    );
+    assert_eq!(api.env.get("${KEY}").map(String::as_str), Some("v"));
+    assert_eq!(api.env.get("LIT").map(String::as_str), Some("$HOME"));
+}
+
+#[test]
+fn interpolation_types_follow_the_substituted_text() {
+    let m = ok_with(
+        "services:\n  api:\n    command: x\n    port: ${API_PORT:-8080}\n    replicas: \"${N}\"\n",
+        &vars(&[("N", "3")]),
+    );
+    let api = m.service("api").unwrap();
+    assert_eq!(api.port, Some(8080));
+    assert_eq!(api.replicas, 3);
+}
+
+#[test]
+fn dotenv_file_beside_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "# comment\n\nexport IMAGE=postgres:16\nGREETING=\"hello\\nworld\"\nSINGLE='a $b'\nBOTH=from-dotenv # trailing\n",
+    )
+    .unwrap();
+    let file = dir.path().join("orchestra.yaml");
+    let src = "services:\n  db:\n    image: ${IMAGE}\n    env:\n      G: ${GREETING}\n      S: ${SINGLE}\n      B: ${BOTH}\n";
+    let m = load_str(src, &file, &vars(&[("BOTH", "from-vars")])).unwrap();
+    let db = m.service("db").unwrap();
+    assert!(matches!(&db.workload, Workload::Image { image, .. } if image == "postgres:16"));
+    assert_eq!(db.env["G"], "hello\nworld");
+    assert_eq!(db.env["S"], "a $b");
+    // Injected variables win over `.env`.
+    assert_eq!(db.env["B"], "from-vars");
+    let m = load_str(src, &file, &opts()).unwrap();
+    assert_eq!(m.service("db").unwrap().env["B"], "from-dotenv");
+}
+
+#[test]
+fn dotenv_parse_errors_are_reported_against_the_env_file() {
+    let (vars, errors) = parse_dotenv("A=1\nnot a line\nB = 2\n");
+    assert_eq!(vars.get("A").map(String::as_str), Some("1"));
+    assert_eq!(vars.get("B").map(String::as_str), Some("2"));
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].0, 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "OK=1\nBROKEN\n").unwrap();
+    let file = dir.path().join("orchestra.yaml");
+    let Err(LoadError::Invalid(d)) = load_str("services:\n  a:\n    command: x\n", &file, &opts())
+    else {
+        panic!("expected an error");
+    };
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].file, dir.path().join(".env"));
+    assert_eq!((d[0].line, d[0].col), (2, 1));
+}
+
+#[test]
+fn required_variable_error_points_at_the_scalar() {
+    let d = one(
+        "services:\n  api:\n    command: x\n    env:\n      DB_URL: ${DATABASE_URL:?set DATABASE_URL}\n",
+    );
+    at(&d, 5, 15, "services.api.env.DB_URL");
+    assert!(d.message.contains("set DATABASE_URL"), "{d}");
+    assert_eq!(
+        d.found.as_deref(),
+        Some("\"${DATABASE_URL:?set DATABASE_URL}\"")
+    );
+}
+
+// ---------------------------------------------------------------- env files
+
+#[test]
+fn env_files_are_overlaid_by_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("common.env"), "A=file\nB=file\n").unwrap();
+    std::fs::write(dir.path().join("local.env"), "B=local\nC=local\n").unwrap();
+    let file = dir.path().join("orchestra.yaml");
+    let src = "services:\n  api:\n    command: x\n    env_file: [common.env, ./local.env]\n    env:\n      C: explicit\n    working_dir: ./api\n";
+    let m = load_str(src, &file, &opts()).unwrap();
+    let api = m.service("api").unwrap();
+    assert_eq!(api.env["A"], "file");
+    assert_eq!(api.env["B"], "local");
+    assert_eq!(api.env["C"], "explicit");
+    assert_eq!(
+        api.env_files,
+        vec![dir.path().join("common.env"), dir.path().join("local.env")]
+    );
+    assert_eq!(api.working_dir, Some(dir.path().join("api")));
+}
+
+#[test]
+fn missing_env_file_is_a_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orchestra.yaml");
+    let src = "services:\n  api:\n    command: x\n    env_file: missing.env\n";
+    let Err(LoadError::Invalid(d)) = load_str(src, &file, &opts()) else {
+        panic!("expected an error");
+    };
+    assert_eq!(d.len(), 1);
+    at(&d[0], 4, 15, "services.api.env_file");
+    assert_eq!(d[0].message, "env file not found");
+}
+
+// ---------------------------------------------------------------- overlays
+
+const OVERLAY: &str = "\
+services:
+  api:
+    command: [./api, --dev]
+    port: 8080
+    env:
+      LOG: debug
+      KEEP: yes
+    healthcheck:
+      http: /health
+      retries: 5
+env:
+  prod:
+    services:
+      api:
+        command: [./api]
+        env:
+          LOG: info
+        healthcheck:
+          interval: 5s
+  staging:
+    name: ${MUST_NOT_BE_EVALUATED:?only prod is applied}
+";
+
+#[test]
+fn overlay_deep_merges_maps_and_replaces_the_rest() {
+    let o = LoadOptions {
+        environment: Some("prod".into()),
+        vars: BTreeMap::new(),
+    };
+    let m = ok_with(OVERLAY, &o);
+    assert_eq!(m.environment.as_deref(), Some("prod"));
+    let api = m.service("api").unwrap();
+    assert_eq!(
+        api.workload,
+        Workload::Process {
+            command: vec!["./api".into()]
+        }
+    );
+    assert_eq!(api.port, Some(8080));
+    assert_eq!(api.env["LOG"], "info");
+    assert_eq!(api.env["KEEP"], "yes");
+    let hc = api.healthcheck.as_ref().unwrap();
+    assert_eq!(hc.interval, Duration::from_secs(5));
+    assert_eq!(hc.retries, 5);
+    assert_eq!(
+        hc.check,
+        Check::Http {
+            path: "/health".into(),
+            port: None
+        }
+    );
+}
+
+#[test]
+fn overlay_is_ignored_without_environment() {
+    let m = ok(OVERLAY);
+    assert_eq!(m.environment, None);
+    let api = m.service("api").unwrap();
+    assert_eq!(api.env["LOG"], "debug");
+    assert_eq!(
+        api.healthcheck.as_ref().unwrap().interval,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn unknown_environment_lists_known_ones() {
+    let o = LoadOptions {
+        environment: Some("prd".into()),
+        vars: BTreeMap::new(),
+    };
+    let d = errs_with(OVERLAY, &o);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    at(&d[0], 11, 1, "env");
+    assert_eq!(d[0].message, "unknown environment `prd`");
+    assert_eq!(d[0].expected.as_deref(), Some("one of `prod`, `staging`"));
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `prod`?"));
+
+    let d = errs_with("services:\n  a:\n    command: x\n", &o);
+    at(&d[0], 1, 1, "env");
+}
+
+// ---------------------------------------------------------------- scalar formats
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("0.1s"), Ok(Duration::from_millis(100)));
+    assert_eq!(
+        parse_duration("1h2m3s4ms"),
+        Ok(Duration::new(3723, 4_000_000))
+    );
+    assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+    assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
+    assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    for bad in [
+        "",
+        "5",
+        "2 seconds",
+        "s",
+        "1.2.3s",
+        "-1s",
+        "1d",
+        "1m 30s",
+        "ms5",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+    }
+}
+
+#[test]
+fn memory_sizes() {
+    assert_eq!(parse_memory("1024"), Ok(1024));
+    assert_eq!(parse_memory("512Mi"), Ok(512 << 20));
+    assert_eq!(parse_memory("1Gi"), Ok(1 << 30));
+    assert_eq!(parse_memory("512m"), Ok(512 << 20));
+    assert_eq!(parse_memory("1g"), Ok(1 << 30));
+    assert_eq!(parse_memory("256MB"), Ok(256 << 20));
+    assert_eq!(parse_memory("64k"), Ok(64 << 10));
+    assert_eq!(parse_memory("1.5Gi"), Ok(3 << 29));
+    assert_eq!(parse_memory("100b"), Ok(100));
+    for bad in ["", "0", "lots", "12zb", "1.2.3g", "-1g", "Mi"] {
+        assert!(parse_memory(bad).is_err(), "{bad:?} should not parse");
+    }
+}
+
+#[test]
+fn signals_and_command_splitting() {
+    assert_eq!(normalize_signal("int"), Ok("SIGINT".into()));
+    assert_eq!(normalize_signal("SIGQUIT"), Ok("SIGQUIT".into()));
+    assert_eq!(normalize_signal("sigusr1"), Ok("SIGUSR1".into()));
+    assert_eq!(normalize_signal("SIGTREM"), Err(Some("SIGTERM".into())));
+    assert_eq!(normalize_signal("9"), Err(None));
+    assert_eq!(
+        shell_split(r#"python -m http.server  'a b' "c \"d\"" e\ f"#).unwrap(),
+        vec!["python", "-m", "http.server", "a b", "c \"d\"", "e f"]
+    );
+    assert_eq!(shell_split("x ''").unwrap(), vec!["x", ""]);
+    assert!(shell_split("echo 'oops").is_err());
+}
+
+// ---------------------------------------------------------------- YAML features
+
+#[test]
+fn anchors_aliases_and_merge_keys() {
+    let m = ok("\
+x-defaults: &defaults
+  restart: always
+  stop_signal: INT
+  env: &env
+    LOG: info
+x-probe: &probe
+  http: /health
+  interval: 2s
+services:
+  api:
+    <<: *defaults
+    command: ./api
+    stop_signal: QUIT
+    healthcheck:
+      <<: *probe
+      interval: 3s
+  worker:
+    <<: [*defaults, {replicas: 2, restart: no}]
+    command: ./worker
+    env: *env
+");
+    let api = m.service("api").unwrap();
+    assert_eq!(api.restart.policy, Restart::Always);
+    assert_eq!(api.stop_signal, "SIGQUIT");
+    assert_eq!(api.env["LOG"], "info");
+    let hc = api.healthcheck.as_ref().unwrap();
+    assert_eq!(hc.interval, Duration::from_secs(3));
+    assert!(matches!(&hc.check, Check::Http { path, .. } if path == "/health"));
+    let worker = m.service("worker").unwrap();
+    // The first merge source wins over later ones.
+    assert_eq!(worker.restart.policy, Restart::Always);
+    assert_eq!(worker.replicas, 2);
+    assert_eq!(worker.stop_signal, "SIGINT");
+    assert_eq!(worker.env["LOG"], "info");
+}
+
+#[test]
+fn errors_inside_merged_content_point_at_the_anchor() {
+    let d = one(
+        "x-base: &base\n  stop_signal: SIGNOPE\nservices:\n  api:\n    <<: *base\n    command: x\n",
+    );
+    at(&d, 2, 16, "services.api.stop_signal");
+}
+
+// ---------------------------------------------------------------- full manifest
+
+#[test]
+fn full_manifest_and_defaults() {
+    let m = ok("\
+name: shop
+services:
+  db:
+    image: postgres:16
+    port: 5432
+    healthcheck:
+      exec: pg_isready -h localhost
+    restart: always
+  migrate:
+    build:
+      context: ./migrations
+      dockerfile: Migrate.Dockerfile
+      args: [VERSION=1.10, DEBUG]
+      target: run
+    command: [migrate, up]
+    depends_on:
+      db: healthy
+    restart: \"no\"
+  api:
+    command: ./api --port ${PORT}
+    port: 8080
+    env: { RATE: 1.10, ON: true, EMPTY: \"\" }
+    depends_on:
+      db: { condition: service_healthy }
+      migrate: completed
+    healthcheck: { http: /health, port: 9090, interval: 500ms, timeout: 250ms, retries: 2, start_period: 1m }
+    readiness: { tcp: true }
+    restart:
+      policy: on-failure
+      backoff: { initial: 1s, max: 1m }
+      max_restarts: 5
+    replicas: 3
+    stop_signal: sigint
+    stop_grace_period: 30s
+    resources: { cpus: 0.5, memory: 512Mi, gpus: 1, pids: 100 }
+    profiles: [web]
+    x-notes: anything
+  web:
+    build: ./web
+    entrypoint: [node]
+    depends_on: [api]
+    readiness: { tcp: 3000 }
+profiles:
+  backend: [db, api]
+health:
+  threshold: 80%
+admin:
+  listen: 127.0.0.1:7070
+x-anything: { ignored: true }
+");
+    assert_eq!(m.name, "shop");
+    assert_eq!(m.dir, PathBuf::from("/proj"));
+    let names: Vec<&str> = m.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["db", "migrate", "api", "web"]);
+    assert_eq!(m.profiles["backend"], vec!["db", "api"]);
+    assert!((m.health.threshold - 0.8).abs() < 1e-9);
+    assert_eq!(m.admin_listen.as_deref(), Some("127.0.0.1:7070"));
+
+    let db = m.service("db").unwrap();
+    assert_eq!(db.location, Location { line: 3, col: 3 });
+    assert_eq!(
+        db.healthcheck.as_ref().unwrap().check,
+        Check::Exec {
+            command: vec!["pg_isready".into(), "-h".into(), "localhost".into()]
+        }
+    );
+    // Defaults.
+    assert_eq!(db.replicas, 1);
+    assert_eq!(db.stop_signal, "SIGTERM");
+    assert_eq!(db.stop_grace_period, Duration::from_secs(10));
+    let hc = db.healthcheck.as_ref().unwrap();
+    assert_eq!(hc.interval, Duration::from_secs(1));
+    assert_eq!(hc.timeout, Duration::from_secs(1));
+    assert_eq!(hc.retries, 3);
+    assert_eq!(hc.start_period, Duration::from_secs(30));
+    assert_eq!(db.restart.backoff_initial, Duration::from_millis(500));
+    assert_eq!(db.restart.backoff_max, Duration::from_secs(30));
+    assert_eq!(db.restart.max_restarts, None);
+    assert_eq!(db.resources, Resources::default());
+
+    let migrate = m.service("migrate").unwrap();
+    assert_eq!(migrate.restart.policy, Restart::No);
+    let Workload::Build {
+        build,
+        command,
+        entrypoint,
+    } = &migrate.workload
+    else {
+        panic!("expected build");
+    };
+    assert_eq!(build.context, PathBuf::from("/proj/migrations"));
+    assert_eq!(build.dockerfile, Some(PathBuf::from("Migrate.Dockerfile")));
+    assert_eq!(build.args.get("VERSION").map(String::as_str), Some("1.10"));
+    assert!(!build.args.contains_key("DEBUG"));
+    assert_eq!(build.target.as_deref(), Some("run"));
+    assert_eq!(
+        command.as_deref(),
+        Some(&["migrate".to_owned(), "up".to_owned()][..])
+    );
+    assert_eq!(entrypoint, &None);
+    assert_eq!(migrate.depends_on[0].condition, Condition::Healthy);
+
+    let api = m.service("api").unwrap();
+    assert_eq!(
+        api.workload,
+        Workload::Process {
+            command: vec!["./api".into(), "--port".into(), "${PORT}".into()]
+        }
+    );
+    assert_eq!(api.env["RATE"], "1.10");
+    assert_eq!(api.env["ON"], "true");
+    assert_eq!(api.env["EMPTY"], "");
+    assert_eq!(
+        api.depends_on,
+        vec![
+            Dependency {
+                service: "db".into(),
+                condition: Condition::Healthy,
+                location: Location { line: 24, col: 7 }
+            },
+            Dependency {
+                service: "migrate".into(),
+                condition: Condition::Completed,
+                location: Location { line: 25, col: 7 }
+            },
+        ]
+    );
+    let hc = api.healthcheck.as_ref().unwrap();
+    assert_eq!(
+        hc.check,
+        Check::Http {
+            path: "/health".into(),
+            port: Some(9090)
+        }
+    );
+    assert_eq!(hc.interval, Duration::from_millis(500));
+    assert_eq!(hc.timeout, Duration::from_millis(250));
+    assert_eq!(hc.retries, 2);
+    assert_eq!(hc.start_period, Duration::from_secs(60));
+    assert_eq!(
+        api.readiness.as_ref().unwrap().check,
+        Check::Tcp { port: None }
+    );
+    assert_eq!(
+        api.restart,
+        RestartPolicy {
+            policy: Restart::OnFailure,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_restarts: Some(5),
+        }
+    );
+    assert_eq!(api.replicas, 3);
+    assert_eq!(api.stop_signal, "SIGINT");
+    assert_eq!(api.stop_grace_period, Duration::from_secs(30));
+    assert_eq!(
+        api.resources,
+        Resources {
+            cpus: Some(0.5),
+            memory: Some(512 << 20),
+            gpus: Some(1),
+            pids: Some(100)
+        }
+    );
+    assert_eq!(api.profiles, vec!["web"]);
+
+    let web = m.service("web").unwrap();
+    assert!(matches!(
+        &web.workload,
+        Workload::Build { build, command: None, entrypoint: Some(e) }
+            if build.context == Path::new("/proj/web") && e == &["node"]
+    ));
+    assert_eq!(web.depends_on[0].condition, Condition::Started);
+    assert_eq!(
+        web.readiness.as_ref().unwrap().check,
+        Check::Tcp { port: Some(3000) }
+    );
+}
+
+#[test]
+fn name_defaults_to_the_directory() {
+    let m = ok("services:\n  a:\n    command: x\n");
+    assert_eq!(m.name, "proj");
+    assert_eq!(m.file, PathBuf::from("/proj/orchestra.yaml"));
+    assert_eq!(m.health, HealthPolicy { threshold: 1.0 });
+    assert_eq!(m.admin_listen, None);
+    let m = ok("services:\n  a:\n    command: x\nhealth: { threshold: 0.75 }\n");
+    assert!((m.health.threshold - 0.75).abs() < 1e-9);
+}
+
+// ---------------------------------------------------------------- revisions
+
+#[test]
+fn revision_is_stable_and_content_based() {
+    let src = "services:\n  api:\n    command: [./api, --fast]\n    env: { A: \"1\" }\n  db:\n    command: [./api, --fast]\n    env: { A: \"1\" }\n";
+    let a = ok(src);
+    let b = ok(src);
+    let rev = a.service("api").unwrap().revision();
+    assert_eq!(rev.len(), 12);
+    assert!(
+        rev.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert_eq!(rev, b.service("api").unwrap().revision());
+    // Moving the service in the file changes nothing.
+    let moved = ok(&format!("# a comment\n\n{src}"));
+    assert_eq!(rev, moved.service("api").unwrap().revision());
+    // A different definition gives a different revision.
+    let changed = ok(&src.replacen("--fast", "--slow", 1));
+    assert_ne!(rev, changed.service("api").unwrap().revision());
+    let env_changed = ok(&src.replacen("A: \"1\"", "A: \"2\"", 1));
+    assert_ne!(rev, env_changed.service("api").unwrap().revision());
+    // Same content, other name: the name is part of the definition.
+    assert_ne!(rev, a.service("db").unwrap().revision());
+}
+
+#[test]
+fn revision_ignores_dependency_locations() {
+    let a = ok("services:\n  db:\n    command: x\n  api:\n    command: y\n    depends_on: [db]\n");
+    let b = ok(
+        "services:\n  db:\n    command: x\n  api:\n    command: y\n    depends_on:\n      - db\n",
+    );
+    assert_eq!(
+        a.service("api").unwrap().revision(),
+        b.service("api").unwrap().revision()
+    );
+}
+
+// ---------------------------------------------------------------- bad manifests
+
+#[test]
+fn bad_unknown_field_with_hint() {
+    let d = one("services:\n  api:\n    command: x\n    helthcheck:\n      http: /\n");
+    at(&d, 4, 5, "services.api.helthcheck");
+    assert_eq!(d.message, "unknown field `helthcheck`");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `healthcheck`?"));
+
+    let d = one(
+        "services:\n  api:\n    command: x\n    healthcheck:\n      http: /\n      intreval: 2s\n",
+    );
+    at(&d, 6, 7, "services.api.healthcheck.intreval");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `interval`?"));
+
+    let d = errs("servics:\n  api:\n    command: x\n");
+    assert_eq!(d.len(), 2, "{d:#?}");
+    at(&d[0], 1, 1, "servics");
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `services`?"));
+    at(&d[1], 1, 1, "services");
+    assert_eq!(d[1].message, "missing required field `services`");
+
+    // No plausible typo: the known fields are listed instead.
+    let d = one("services:\n  api:\n    command: x\n    frobnicate: 1\n");
+    assert_eq!(d.hint, None);
+    assert!(d.expected.as_deref().unwrap().contains("`healthcheck`"));
+}
+
+#[test]
+fn bad_duration() {
+    let d = one(
+        "services:\n  api:\n    command: x\n    healthcheck:\n      http: /health\n      interval: 2 seconds\n",
+    );
+    at(&d, 6, 17, "services.api.healthcheck.interval");
+    assert_eq!(d.message, "invalid duration");
+    assert_eq!(d.found.as_deref(), Some("\"2 seconds\""));
+    assert_eq!(
+        d.to_string(),
+        "/proj/orchestra.yaml:6:17: services.api.healthcheck.interval: invalid duration: found \"2 seconds\", expected a duration such as 500ms, 2s, 1m30s"
+    );
+    let d = one("services:\n  api:\n    command: x\n    stop_grace_period: 10\n");
+    at(&d, 4, 24, "services.api.stop_grace_period");
+    assert_eq!(d.hint.as_deref(), Some("add a unit, e.g. `10s`"));
+}
+
+#[test]
+fn bad_depends_on_target() {
+    let d = one(
+        "services:\n  api:\n    command: x\n    depends_on: [db, postgress]\n  postgres:\n    image: postgres\n  db:\n    image: postgres\n",
+    );
+    at(&d, 4, 22, "services.api.depends_on[1]");
+    assert_eq!(d.message, "depends on unknown service `postgress`");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `postgres`?"));
+}
+
+#[test]
+fn bad_dependency_cycle_reports_the_path_once() {
+    let d = one("\
+services:
+  a:
+    command: x
+    depends_on: [b]
+  b:
+    command: x
+    depends_on:
+      c: healthy
+  c:
+    command: x
+    depends_on:
+      - a
+");
+    at(&d, 4, 18, "services.a.depends_on[0]");
+    assert_eq!(d.message, "dependency cycle: a -> b -> c -> a");
+}
+
+#[test]
+fn bad_self_dependency_and_two_separate_cycles() {
+    let d = errs(
+        "\
+services:
+  a:
+    command: x
+    depends_on: [a]
+  b:
+    command: x
+    depends_on: [c]
+  c:
+    command: x
+    depends_on: [b]
+  d:
+    command: x
+    depends_on: [e]
+  e:
+    command: x
+    depends_on: [d]
+",
+    );
+    assert_eq!(d.len(), 3, "{d:#?}");
+    at(&d[0], 4, 18, "services.a.depends_on[0]");
+    assert_eq!(d[0].message, "service `a` depends on itself");
+    at(&d[1], 7, 18, "services.b.depends_on[0]");
+    assert_eq!(d[1].message, "dependency cycle: b -> c -> b");
+    at(&d[2], 13, 18, "services.d.depends_on[0]");
+    assert_eq!(d[2].message, "dependency cycle: d -> e -> d");
+}
+
+#[test]
+fn bad_duplicate_port() {
+    let d = one(
+        "services:\n  api:\n    command: x\n    port: 8080\n  web:\n    command: y\n    port: 8080\n",
+    );
+    at(&d, 7, 11, "services.web.port");
+    assert_eq!(d.message, "port 8080 is already used by service `api`");
+}
+
+#[test]
+fn bad_wrong_type() {
+    let d = one("services:\n  api:\n    image:\n      - postgres\n");
+    at(&d, 4, 7, "services.api.image");
+    assert_eq!(d.message, "wrong type");
+    assert_eq!(d.found.as_deref(), Some("a sequence"));
+    assert_eq!(d.expected.as_deref(), Some("a string"));
+
+    let d = one("services:\n  api:\n    command: x\n    port: http\n");
+    at(&d, 4, 11, "services.api.port");
+    assert_eq!(
+        d.expected.as_deref(),
+        Some("a port number between 1 and 65535")
+    );
+    let d = one("services:\n  api:\n    command: x\n    port: 70000\n");
+    assert_eq!(d.message, "out of range");
+
+    let d = one("services: [api]\n");
+    at(&d, 1, 11, "services");
+    assert_eq!(d.found.as_deref(), Some("a sequence"));
+}
+
+#[test]
+fn bad_restart_policy() {
+    let d = one("services:\n  api:\n    command: x\n    restart: unless-stopped\n");
+    at(&d, 4, 14, "services.api.restart");
+    assert_eq!(d.message, "unknown restart policy");
+    assert!(d.hint.as_deref().unwrap().contains("`always`"));
+
+    let d = one("services:\n  api:\n    command: x\n    restart:\n      policy: allways\n");
+    at(&d, 5, 15, "services.api.restart.policy");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `always`?"));
+
+    let d = one(
+        "services:\n  api:\n    command: x\n    restart:\n      backoff: { initial: 1m, max: 10s }\n",
+    );
+    at(&d, 5, 27, "services.api.restart.backoff.initial");
+    assert_eq!(d.message, "backoff `initial` is greater than `max`");
+}
+
+#[test]
+fn bad_missing_workload() {
+    let d = one("services:\n  api:\n    port: 8080\n");
+    at(&d, 2, 3, "services.api");
+    assert_eq!(d.message, "missing workload");
+
+    let d = one("services:\n  api:\n    image: a\n    build: .\n");
+    at(&d, 4, 5, "services.api.build");
+    let d = one("services:\n  api:\n    command: a\n    entrypoint: b\n");
+    at(&d, 4, 5, "services.api.entrypoint");
+}
+
+#[test]
+fn bad_stop_signal() {
+    let d = one("services:\n  api:\n    command: x\n    stop_signal: SIGTREM\n");
+    at(&d, 4, 18, "services.api.stop_signal");
+    assert_eq!(d.message, "unknown signal");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `SIGTERM`?"));
+}
+
+#[test]
+fn bad_threshold() {
+    let d = one("services:\n  api:\n    command: x\nhealth:\n  threshold: 80\n");
+    at(&d, 5, 14, "health.threshold");
+    assert_eq!(d.hint.as_deref(), Some("did you mean \"80%\"?"));
+    let d = one("services:\n  api:\n    command: x\nhealth:\n  threshold: 120%\n");
+    at(&d, 5, 14, "health.threshold");
+    let d = one("services:\n  api:\n    command: x\nhealth:\n  threshold: most\n");
+    assert_eq!(d.message, "invalid threshold");
+}
+
+#[test]
+fn bad_yaml_syntax() {
+    let d = one("services:\n  api:\n    command: [a, b\n    port: 1\n");
+    at(&d, 4, 9, "");
+    assert!(d.message.starts_with("invalid YAML: "), "{d}");
+    let d = one("services:\n  api:\n    command: a\n  api:\n    command: b\n");
+    at(&d, 4, 3, "");
+    assert!(d.message.contains("duplicated key"), "{d}");
+}
+
+#[test]
+fn bad_missing_required_variable() {
+    let d =
+        one("services:\n  api:\n    image: \"registry/${IMAGE:?set IMAGE to the api image}\"\n");
+    at(&d, 3, 12, "services.api.image");
+    assert_eq!(
+        d.message,
+        "required variable `IMAGE` is not set or empty: set IMAGE to the api image"
+    );
+}
+
+#[test]
+fn bad_memory() {
+    let d = one("services:\n  api:\n    command: x\n    resources:\n      memory: 12zb\n");
+    at(&d, 5, 15, "services.api.resources.memory");
+    assert!(d.message.starts_with("invalid memory size"), "{d}");
+    assert_eq!(d.found.as_deref(), Some("\"12zb\""));
+}
+
+#[test]
+fn bad_http_path() {
+    let d = one("services:\n  api:\n    command: x\n    readiness:\n      http: ready\n");
+    at(&d, 5, 13, "services.api.readiness.http");
+    assert_eq!(d.message, "invalid HTTP path");
+    assert_eq!(d.hint.as_deref(), Some("did you mean \"/ready\"?"));
+}
+
+#[test]
+fn bad_probe_shapes() {
+    let d = one(
+        "services:\n  api:\n    command: x\n    healthcheck:\n      http: /\n      tcp: true\n",
+    );
+    at(&d, 6, 7, "services.api.healthcheck.tcp");
+    let d = one(
+        "services:\n  api:\n    command: x\n    healthcheck:\n      retries: 0\n      exec: [true]\n",
+    );
+    at(&d, 5, 16, "services.api.healthcheck.retries");
+    let d = one("services:\n  api:\n    command: x\n    healthcheck:\n      interval: 1s\n");
+    at(&d, 5, 7, "services.api.healthcheck");
+    assert_eq!(d.message, "missing check");
+}
+
+#[test]
+fn bad_unsupported_field() {
+    let d = one("services:\n  api:\n    command: x\n    deploy:\n      replicas: 2\n");
+    at(&d, 4, 5, "services.api.deploy");
+    assert_eq!(d.message, "`deploy` is not supported yet by this version");
+}
+
+#[test]
+fn bad_completed_on_always() {
+    let d = one(
+        "services:\n  job:\n    command: x\n    restart: always\n  api:\n    command: y\n    depends_on:\n      job: { condition: completed }\n",
+    );
+    at(&d, 8, 7, "services.api.depends_on.job");
+    assert!(d.message.contains("`completed` can never be met"), "{d}");
+}
+
+#[test]
+fn bad_profile_member_and_condition() {
+    let d = errs(
+        "services:\n  api:\n    command: x\n    depends_on: { api2: ready }\n  api2:\n    command: y\nprofiles:\n  dev: [api, apii]\n",
+    );
+    assert_eq!(d.len(), 2, "{d:#?}");
+    at(&d[0], 4, 25, "services.api.depends_on.api2");
+    assert_eq!(d[0].message, "unknown condition");
+    at(&d[1], 8, 14, "profiles.dev[1]");
+    assert_eq!(d[1].hint.as_deref(), Some("did you mean `api`?"));
+}
+
+#[test]
+fn bad_admin_and_empty_manifests() {
+    let d = one("services:\n  a:\n    command: x\nadmin:\n  listen: localhost\n");
+    at(&d, 5, 11, "admin.listen");
+    let d = one("");
+    at(&d, 1, 1, "services");
+    let d = one("name: x\n");
+    assert_eq!(d.message, "missing required field `services`");
+    let d = one("services: {}\n");
+    at(&d, 1, 1, "services");
+    assert_eq!(d.message, "no services defined");
+}
+
+#[test]
+fn bad_multiple_errors_in_one_service() {
+    let d = errs(
+        "\
+services:
+  api:
+    command: []
+    port: 0
+    replicas: -1
+    env: [\"=x\"]
+    stop_grace_period: soon
+",
+    );
+    let got: Vec<(usize, usize, &str)> =
+        d.iter().map(|d| (d.line, d.col, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, 14, "services.api.command"),
+            (4, 11, "services.api.port"),
+            (5, 15, "services.api.replicas"),
+            (6, 11, "services.api.env[0]"),
+            (7, 24, "services.api.stop_grace_period"),
+        ]
+    );
+}
+
+#[test]
+fn many_errors_are_all_reported_in_file_order() {
+    let src = "\
+name: demo
+servics: {}
+services:
+  api:
+    command: [./api, --port, $PORT]
+    port: 8080
+    helthcheck: {}
+    healthcheck:
+      http: health
+      interval: 2 seconds
+    depends_on: [db, cache]
+    restart: sometimes
+    stop_signal: SIGFOO
+    resources: { memory: lots, cpus: 0 }
+  db:
+    image: postgres
+    port: 8080
+    depends_on:
+      api: healthy
+  web:
+    deploy: {}
+    env: { TOKEN: \"${TOKEN:?missing token}\" }
+profiles:
+  dev: [api, wbe]
+health:
+  threshold: 80
+admin:
+  listen: nowhere
+";
+    let d = errs(src);
+    let got: Vec<(usize, usize, &str)> =
+        d.iter().map(|d| (d.line, d.col, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (2, 1, "servics"),
+            (7, 5, "services.api.helthcheck"),
+            (9, 13, "services.api.healthcheck.http"),
+            (10, 17, "services.api.healthcheck.interval"),
+            (11, 18, "services.api.depends_on[0]"),
+            (11, 22, "services.api.depends_on[1]"),
+            (12, 14, "services.api.restart"),
+            (13, 18, "services.api.stop_signal"),
+            (14, 26, "services.api.resources.memory"),
+            (14, 38, "services.api.resources.cpus"),
+            (17, 11, "services.db.port"),
+            (20, 3, "services.web"),
+            (21, 5, "services.web.deploy"),
+            (22, 19, "services.web.env.TOKEN"),
+            (24, 14, "profiles.dev[1]"),
+            (26, 14, "health.threshold"),
+            (28, 11, "admin.listen"),
+        ],
+        "{d:#?}"
+    );
+    assert_eq!(d[4].message, "dependency cycle: api -> db -> api");
+    let err = LoadError::Invalid(d);
+    assert_eq!(err.to_string(), "17 error(s) in manifest");
+}
+
+// ---------------------------------------------------------------- files
+
+#[test]
+fn find_and_load_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).unwrap();
+    assert!(matches!(
+        find_manifest(&nested),
+        Err(LoadError::NotFound { .. })
+    ));
+    let file = dir.path().join("orchestra.yml");
+    std::fs::write(&file, "services:\n  a:\n    command: x\n").unwrap();
+    assert_eq!(find_manifest(&nested).unwrap(), file);
+    assert_eq!(find_manifest(&file).unwrap(), file);
+    let m = load(&file, &opts()).unwrap();
+    assert_eq!(m.services.len(), 1);
+    assert!(matches!(
+        load(&dir.path().join("nope.yaml"), &opts()),
+        Err(LoadError::Io { .. })
+    ));
+}
+
+#[test]
+fn diagnostic_display() {
+    let d = Diagnostic::new(
+        Path::new("orchestra.yaml"),
+        Location { line: 12, col: 17 },
+        "services.api.x",
+        "bad",
+    )
+    .found("\"y\"")
+    .expected("z")
+    .hint(Some("try w".to_owned()));
+    assert_eq!(
+        d.to_string(),
+        "orchestra.yaml:12:17: services.api.x: bad: found \"y\", expected z (hint: try w)"
+    );
+    let d = Diagnostic::new(Path::new("f"), Location { line: 1, col: 2 }, "", "oops");
+    assert_eq!(d.to_string(), "f:1:2: oops");
+}

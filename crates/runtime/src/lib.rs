@@ -1,0 +1,20 @@
+//! The process runtime: starts a platform's services along its start plan,
+//! gates each on its dependencies' conditions, probes them, restarts them
+//! with backoff, captures their logs, stops them in reverse order, and says
+//! why when something does not come up.
+//!
+//! Decisions (restart or not, the aggregate phase, the likely cause of a
+//! failure) are pure functions in `backoff`, `status` and `diagnose`;
+//! processes, sockets and files live in `supervisor`, `probe`, `procfs`,
+//! `logs` and `shim`.
+
+pub mod backoff;
+pub mod diagnose;
+pub mod logs;
+pub mod probe;
+pub mod procfs;
+pub mod shim;
+pub mod status;
+pub mod supervisor;
+
+pub use supervisor::{ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, reap_group};

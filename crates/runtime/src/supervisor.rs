@@ -1,0 +1,1337 @@
+//! The supervisor: starts services along the plan as their dependencies'
+//! conditions are met, runs each replica through probe, restart and stop,
+//! and keeps the status table every other part reads.
+//!
+//! One task per service waits on its gate; one task per replica owns its
+//! process. They publish into a status table (short std-mutex sections,
+//! never held across an await) and bump a watch counter so waiters re-decide.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use orchestra_manifest::{Check, Manifest, Probe, Restart, Service, Workload};
+use orchestra_plan::{Gate, StartPlan, gate_all};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::backoff::{self, CRASH_LOOP_AFTER, Ended, Exit, Next};
+use crate::diagnose::{self, Evidence, SpawnError};
+use crate::logs::{LogHub, LogLine, Stream};
+use crate::probe::{self, ExecContext, Failure, ProbeResult};
+use crate::procfs;
+use crate::status::{self, FailureReport, Phase, PlatformStatus, ReplicaStatus, ServiceStatus};
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The validated manifest.
+    pub manifest: Arc<Manifest>,
+    /// The services to run and their dependencies.
+    pub plan: StartPlan,
+    /// Where per-service log files go.
+    pub log_dir: PathBuf,
+    /// The shim command (program and arguments) that wraps every service
+    /// process; the service's argv follows after `--`.
+    pub shim: Vec<String>,
+}
+
+/// What happened, for the event log and for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Waiting for dependencies.
+    Waiting,
+    /// A process was started (first time).
+    Started,
+    /// A process was started again after an exit or a failed probe.
+    Restarted,
+    /// Passed its healthcheck.
+    Healthy,
+    /// Failed its healthcheck.
+    Unhealthy,
+    /// A process ended (any way).
+    Exited,
+    /// Restarting again and again without becoming healthy.
+    CrashLooping,
+    /// A job exited 0.
+    Completed,
+    /// Given up.
+    Failed,
+    /// A dependency can never be met.
+    Blocked,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl EventKind {
+    /// The kebab-case name stored in the event log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Waiting => "waiting",
+            EventKind::Started => "started",
+            EventKind::Restarted => "restarted",
+            EventKind::Healthy => "healthy",
+            EventKind::Unhealthy => "unhealthy",
+            EventKind::Exited => "exited",
+            EventKind::CrashLooping => "crash-looping",
+            EventKind::Completed => "completed",
+            EventKind::Failed => "failed",
+            EventKind::Blocked => "blocked",
+            EventKind::Stopped => "stopped",
+        }
+    }
+}
+
+/// A process as the state records it, so a later daemon can reap it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// PID of the group leader (the shim).
+    pub pid: i32,
+    /// Its process group.
+    pub pgid: i32,
+    /// Start time in clock ticks since boot.
+    pub start_ticks: u64,
+    /// Service revision.
+    pub revision: String,
+    /// Assigned PORT.
+    pub port: u16,
+}
+
+/// One runtime event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// ms since the epoch.
+    pub at_ms: i64,
+    /// Service.
+    pub service: String,
+    /// Replica, when about one.
+    pub replica: Option<u32>,
+    /// What happened.
+    pub kind: EventKind,
+    /// Why / details.
+    pub reason: String,
+    /// For `started`/`restarted`: the process.
+    pub process: Option<ProcessInfo>,
+}
+
+/// Errors from control operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such service in this run.
+    #[error("no service `{0}` in this platform")]
+    UnknownService(String),
+}
+
+struct Entry {
+    status: ServiceStatus,
+    stop: Option<watch::Sender<bool>>,
+    restart: Vec<mpsc::UnboundedSender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    cfg: RuntimeConfig,
+    table: Mutex<BTreeMap<String, Entry>>,
+    changed: watch::Sender<u64>,
+    events: mpsc::UnboundedSender<Event>,
+    logs: Arc<LogHub>,
+    ports: Mutex<HashSet<u16>>,
+}
+
+/// The running platform. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the supervisor down with it.
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn now_ms() -> i64 {
+    orchestra_state::now_ms()
+}
+
+fn kind_of(w: &Workload) -> &'static str {
+    match w {
+        Workload::Process { .. } => "process",
+        Workload::Image { .. } => "image",
+        Workload::Build { .. } => "build",
+    }
+}
+
+/// How long a replica must stay healthy before its restart streak resets.
+const STREAK_RESET: Duration = Duration::from_secs(10);
+/// Until the first success, HTTP and TCP probes run this often, so that a
+/// dependent starts as soon as its dependency is up.
+const FAST_PROBE: Duration = Duration::from_millis(25);
+/// Same for exec probes, which cost a process each.
+const FAST_EXEC_PROBE: Duration = Duration::from_millis(200);
+
+impl Runtime {
+    /// Start the plan. Returns at once; services come up in the background.
+    /// Events arrive on the returned receiver.
+    pub fn start(cfg: RuntimeConfig) -> (Runtime, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (changed, _) = watch::channel(0);
+        let logs = Arc::new(LogHub::new(&cfg.log_dir));
+        let mut table = BTreeMap::new();
+        for name in &cfg.plan.order {
+            if let Some(svc) = cfg.manifest.service(name) {
+                table.insert(
+                    name.clone(),
+                    Entry {
+                        status: ServiceStatus {
+                            name: name.clone(),
+                            kind: kind_of(&svc.workload).to_owned(),
+                            revision: svc.revision(),
+                            phase: Phase::Waiting,
+                            reason: String::new(),
+                            waiting_on: Vec::new(),
+                            replicas: Vec::new(),
+                            report: None,
+                        },
+                        stop: None,
+                        restart: Vec::new(),
+                        task: None,
+                    },
+                );
+            }
+        }
+        let rt = Runtime {
+            inner: Arc::new(Inner {
+                cfg,
+                table: Mutex::new(table),
+                changed,
+                events,
+                logs,
+                ports: Mutex::new(HashSet::new()),
+            }),
+        };
+        for name in rt.inner.cfg.plan.order.clone() {
+            rt.spawn_driver(&name);
+        }
+        (rt, rx)
+    }
+
+    fn spawn_driver(&self, name: &str) {
+        let replicas = self
+            .inner
+            .cfg
+            .manifest
+            .service(name)
+            .map(|s| s.replicas)
+            .unwrap_or(1);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..replicas).map(|_| mpsc::unbounded_channel()).unzip();
+        let task = tokio::spawn(drive(
+            self.inner.clone(),
+            name.to_owned(),
+            stop_rx,
+            receivers,
+        ));
+        let mut t = lock(&self.inner.table);
+        if let Some(e) = t.get_mut(name) {
+            e.stop = Some(stop_tx);
+            e.restart = senders;
+            e.task = Some(task);
+        }
+    }
+
+    /// The log pipeline.
+    pub fn logs(&self) -> &LogHub {
+        &self.inner.logs
+    }
+
+    /// The manifest this runtime runs.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.cfg.manifest
+    }
+
+    /// The plan this runtime runs.
+    pub fn plan(&self) -> &StartPlan {
+        &self.inner.cfg.plan
+    }
+
+    /// A counter that changes whenever any status changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// Current status of every service, in start order.
+    pub fn services(&self) -> Vec<ServiceStatus> {
+        let t = lock(&self.inner.table);
+        self.inner
+            .cfg
+            .plan
+            .order
+            .iter()
+            .filter_map(|n| t.get(n).map(|e| e.status.clone()))
+            .collect()
+    }
+
+    /// One service's status.
+    pub fn service(&self, name: &str) -> Option<ServiceStatus> {
+        lock(&self.inner.table).get(name).map(|e| e.status.clone())
+    }
+
+    /// The platform summary.
+    pub fn status(&self) -> PlatformStatus {
+        let m = &self.inner.cfg.manifest;
+        status::platform(&m.name, m.health.threshold, self.services())
+    }
+
+    /// Wait until the start has settled (everything up, or something failed).
+    pub async fn settled(&self) -> status::Settled {
+        let mut rx = self.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let s = status::settled(&self.services());
+            if s != status::Settled::Pending {
+                return s;
+            }
+            if rx.changed().await.is_err() {
+                return s;
+            }
+        }
+    }
+
+    /// Stop one service (its dependents keep running).
+    pub async fn stop_service(&self, name: &str) -> Result<(), ControlError> {
+        let task = {
+            let mut t = lock(&self.inner.table);
+            let e = t
+                .get_mut(name)
+                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
+            if let Some(stop) = &e.stop {
+                let _ = stop.send(true);
+            }
+            e.task.take()
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.inner.update(name, |s| {
+            if s.replicas.is_empty() || s.replicas.iter().all(|r| r.phase == Phase::Waiting) {
+                s.phase = Phase::Stopped;
+                s.reason = "stopped before it started".into();
+                s.replicas.clear();
+            }
+        });
+        Ok(())
+    }
+
+    /// Start a stopped (or never started) service.
+    pub fn start_service(&self, name: &str) -> Result<bool, ControlError> {
+        let running = {
+            let t = lock(&self.inner.table);
+            let e = t
+                .get(name)
+                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
+            e.task.as_ref().is_some_and(|t| !t.is_finished())
+        };
+        if running {
+            return Ok(false);
+        }
+        self.inner.update(name, |s| {
+            s.replicas.clear();
+            s.report = None;
+            s.phase = Phase::Waiting;
+            s.reason = String::new();
+        });
+        self.spawn_driver(name);
+        Ok(true)
+    }
+
+    /// Restart a service: each running replica is stopped and started again
+    /// at once; a stopped service is started.
+    pub async fn restart_service(&self, name: &str) -> Result<(), ControlError> {
+        let senders = {
+            let t = lock(&self.inner.table);
+            let e = t
+                .get(name)
+                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
+            if e.task.as_ref().is_some_and(|t| !t.is_finished()) && !e.status.replicas.is_empty() {
+                Some(e.restart.clone())
+            } else {
+                None
+            }
+        };
+        match senders {
+            Some(s) => {
+                for tx in s {
+                    let _ = tx.send(());
+                }
+            }
+            None => {
+                self.start_service(name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop everything, dependents before their dependencies; independent
+    /// services stop in parallel.
+    pub async fn stop_all(&self) {
+        for wave in stop_waves(&self.inner.cfg.plan) {
+            let mut set = tokio::task::JoinSet::new();
+            for name in wave {
+                let rt = self.clone();
+                set.spawn(async move { rt.stop_service(&name).await });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// Group services into waves for stopping: each wave holds the services all
+/// of whose dependents are in earlier waves.
+pub fn stop_waves(plan: &StartPlan) -> Vec<Vec<String>> {
+    let mut done: HashSet<String> = HashSet::new();
+    let mut waves = Vec::new();
+    while done.len() < plan.order.len() {
+        let wave: Vec<String> = plan
+            .order
+            .iter()
+            .filter(|s| !done.contains(*s))
+            .filter(|s| plan.dependents(s).iter().all(|d| done.contains(d)))
+            .cloned()
+            .collect();
+        if wave.is_empty() {
+            // Only reachable with a cycle, which validation rejects: stop the rest together.
+            waves.push(plan.order.iter().filter(|s| !done.contains(*s)).cloned().collect());
+            break;
+        }
+        done.extend(wave.iter().cloned());
+        waves.push(wave);
+    }
+    waves
+}
+
+impl Inner {
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
+        {
+            let mut t = lock(&self.table);
+            if let Some(e) = t.get_mut(name) {
+                f(&mut e.status);
+                e.status.refresh();
+            }
+        }
+        self.bump();
+    }
+
+    fn update_replica(&self, name: &str, idx: u32, f: impl FnOnce(&mut ReplicaStatus)) {
+        self.update(name, |s| {
+            if let Some(r) = s.replicas.get_mut(idx as usize) {
+                f(r);
+            }
+        });
+    }
+
+    fn emit(&self, service: &str, replica: Option<u32>, kind: EventKind, reason: impl Into<String>) {
+        self.emit_process(service, replica, kind, reason, None);
+    }
+
+    fn emit_process(
+        &self,
+        service: &str,
+        replica: Option<u32>,
+        kind: EventKind,
+        reason: impl Into<String>,
+        process: Option<ProcessInfo>,
+    ) {
+        let reason = reason.into();
+        self.logs.push(LogLine {
+            at_ms: now_ms(),
+            service: service.to_owned(),
+            replica: replica.unwrap_or(0),
+            stream: Stream::Orchestra,
+            text: if reason.is_empty() {
+                kind.as_str().to_owned()
+            } else {
+                format!("{}: {reason}", kind.as_str())
+            },
+        });
+        let _ = self.events.send(Event {
+            at_ms: now_ms(),
+            service: service.to_owned(),
+            replica,
+            kind,
+            reason,
+            process,
+        });
+    }
+
+    fn restart_policy(&self, name: &str) -> Restart {
+        self.cfg
+            .manifest
+            .service(name)
+            .map(|s| s.restart.policy)
+            .unwrap_or(Restart::No)
+    }
+
+    fn alloc_port(&self) -> std::io::Result<u16> {
+        let mut used = lock(&self.ports);
+        for _ in 0..64 {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let port = l.local_addr()?.port();
+            if used.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(std::io::Error::other("no free port found"))
+    }
+
+    fn release_port(&self, port: u16) {
+        lock(&self.ports).remove(&port);
+    }
+}
+
+async fn drive(
+    inner: Arc<Inner>,
+    name: String,
+    mut stop: watch::Receiver<bool>,
+    restarts: Vec<mpsc::UnboundedReceiver<()>>,
+) {
+    let Some(svc) = inner.cfg.manifest.service(&name).cloned() else {
+        return;
+    };
+    let edges = inner.cfg.plan.deps.get(&name).cloned().unwrap_or_default();
+    let mut changed = inner.changed.subscribe();
+    let mut announced = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        changed.borrow_and_update();
+        let (gate, waiting) = {
+            let t = lock(&inner.table);
+            let (g, w) = gate_all(&edges, |dep| {
+                let obs = t.get(dep).map(|e| e.status.observed()).unwrap_or_default();
+                (obs, inner.restart_policy(dep))
+            });
+            (g, w.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        match gate {
+            Gate::Open => break,
+            Gate::Blocked(reason) => {
+                let report = FailureReport {
+                    service: name.clone(),
+                    replica: 0,
+                    at_ms: now_ms(),
+                    summary: format!("not started: {reason}"),
+                    cause: Some(format!("a dependency failed: {reason}")),
+                    exit: None,
+                    probes: Vec::new(),
+                    logs: Vec::new(),
+                };
+                inner.update(&name, |s| {
+                    s.phase = Phase::Blocked;
+                    s.reason = reason.clone();
+                    s.waiting_on.clear();
+                    s.report = Some(report);
+                });
+                inner.emit(&name, None, EventKind::Blocked, reason);
+                return;
+            }
+            Gate::Waiting => {
+                let what: Vec<String> = edges
+                    .iter()
+                    .filter(|e| waiting.contains(&e.service))
+                    .map(|e| format!("{} ({})", e.service, condition_word(e.condition)))
+                    .collect();
+                let reason = format!("waiting for {}", what.join(", "));
+                inner.update(&name, |s| {
+                    s.phase = Phase::Waiting;
+                    s.reason = reason.clone();
+                    s.waiting_on = waiting.clone();
+                });
+                if !announced {
+                    inner.emit(&name, None, EventKind::Waiting, reason);
+                    announced = true;
+                }
+                tokio::select! {
+                    r = changed.changed() => if r.is_err() { return },
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+    inner.update(&name, |s| {
+        s.waiting_on.clear();
+        s.replicas = (0..svc.replicas).map(ReplicaStatus::new).collect();
+        for r in &mut s.replicas {
+            r.phase = Phase::Starting;
+        }
+    });
+    let svc = Arc::new(svc);
+    let tasks: Vec<JoinHandle<()>> = restarts
+        .into_iter()
+        .enumerate()
+        .map(|(i, rx)| {
+            tokio::spawn(replica(
+                inner.clone(),
+                svc.clone(),
+                i as u32,
+                stop.clone(),
+                rx,
+            ))
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn condition_word(c: orchestra_manifest::Condition) -> &'static str {
+    match c {
+        orchestra_manifest::Condition::Started => "started",
+        orchestra_manifest::Condition::Healthy => "healthy",
+        orchestra_manifest::Condition::Completed => "completed",
+    }
+}
+
+/// The environment a replica's process gets, `${PORT}` filled in.
+fn replica_env(svc: &Service, port: u16, idx: u32) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = svc
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), fill_port(v, port)))
+        .collect();
+    env.insert("PORT".into(), port.to_string());
+    env.insert("ORCHESTRA_SERVICE".into(), svc.name.clone());
+    env.insert("ORCHESTRA_REVISION".into(), svc.revision());
+    env.insert("ORCHESTRA_REPLICA".into(), idx.to_string());
+    env
+}
+
+fn fill_port(s: &str, port: u16) -> String {
+    s.replace("${PORT}", &port.to_string())
+}
+
+/// Find the program a service runs, the way the shell would, so that a
+/// missing or non-executable command is reported before anything starts.
+pub fn resolve_program(
+    program: &str,
+    dir: &Path,
+    path_var: Option<&str>,
+) -> Result<PathBuf, SpawnError> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |p: &Path| -> Option<Result<PathBuf, SpawnError>> {
+        let meta = std::fs::metadata(p).ok()?;
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            Some(Ok(p.to_owned()))
+        } else {
+            Some(Err(SpawnError::PermissionDenied(program.to_owned())))
+        }
+    };
+    if program.contains('/') {
+        let p = dir.join(program);
+        return check(&p).unwrap_or_else(|| Err(SpawnError::NotFound(program.to_owned())));
+    }
+    let mut denied = None;
+    for d in path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin").split(':') {
+        let base = if d.is_empty() { dir.to_owned() } else { dir.join(d) };
+        match check(&base.join(program)) {
+            Some(Ok(p)) => return Ok(p),
+            Some(Err(e)) => denied = Some(e),
+            None => {}
+        }
+    }
+    Err(denied.unwrap_or_else(|| SpawnError::NotFound(program.to_owned())))
+}
+
+struct Running {
+    child: Child,
+    // Held open: when the daemon dies, the shim sees EOF and kills the group.
+    _lifeline: Option<ChildStdin>,
+    pgid: i32,
+    readers: Vec<JoinHandle<()>>,
+}
+
+#[allow(clippy::too_many_lines)]
+async fn replica(
+    inner: Arc<Inner>,
+    svc: Arc<Service>,
+    idx: u32,
+    mut stop: watch::Receiver<bool>,
+    mut restart_rx: mpsc::UnboundedReceiver<()>,
+) {
+    let name = svc.name.clone();
+    let port = match inner.alloc_port() {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&inner, &svc, idx, format!("no port could be assigned: {e}"), None).await;
+            return;
+        }
+    };
+    let mut streak: u32 = 0;
+    let mut total_restarts: u32 = 0;
+    let mut crash_loop_announced = false;
+    let mut last_end: Option<String> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let argv: Vec<String> = match &svc.workload {
+            Workload::Process { command } => command.iter().map(|a| fill_port(a, port)).collect(),
+            _ => {
+                fail(
+                    &inner,
+                    &svc,
+                    idx,
+                    "container services (`image`/`build`) are not supported by this version's runtime yet".into(),
+                    None,
+                )
+                .await;
+                break;
+            }
+        };
+        let env = replica_env(&svc, port, idx);
+        let dir = svc
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| inner.cfg.manifest.dir.clone());
+        let path_var = env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok());
+        let program = argv.first().cloned().unwrap_or_default();
+        if let Err(e) = resolve_program(&program, &dir, path_var.as_deref()) {
+            let evidence = Evidence {
+                spawn_error: Some(e),
+                port,
+                ..Default::default()
+            };
+            fail(&inner, &svc, idx, format!("cannot run `{program}`"), Some(evidence)).await;
+            break;
+        }
+        let started = Instant::now();
+        let mut running = match spawn(&inner, &svc, idx, &argv, &env, &dir) {
+            Ok(r) => r,
+            Err(e) => {
+                let evidence = Evidence {
+                    spawn_error: Some(SpawnError::Other(e.to_string())),
+                    port,
+                    ..Default::default()
+                };
+                fail(&inner, &svc, idx, format!("cannot start `{program}`"), Some(evidence)).await;
+                break;
+            }
+        };
+        let pid = running.pgid;
+        let info = ProcessInfo {
+            pid,
+            pgid: pid,
+            start_ticks: procfs::stat(pid).map(|s| s.start_ticks).unwrap_or(0),
+            revision: svc.revision(),
+            port,
+        };
+        let has_probe = svc.healthcheck.is_some();
+        inner.update_replica(&name, idx, |r| {
+            r.pid = Some(pid);
+            r.port = Some(port);
+            r.started_at_ms = Some(now_ms());
+            r.ever_started = true;
+            r.healthy = !has_probe;
+            r.ready = !has_probe && svc.readiness.is_none();
+            r.restarts = total_restarts;
+            r.phase = if has_probe || svc.readiness.is_some() {
+                Phase::Starting
+            } else {
+                Phase::Healthy
+            };
+            r.reason = match &last_end {
+                Some(why) => format!("restarted after: {why}"),
+                None => format!("started (pid {pid}, port {port})"),
+            };
+        });
+        match &last_end {
+            None => inner.emit_process(
+                &name,
+                Some(idx),
+                EventKind::Started,
+                format!("pid {pid}, port {port}"),
+                Some(info),
+            ),
+            Some(why) => inner.emit_process(
+                &name,
+                Some(idx),
+                EventKind::Restarted,
+                format!("restart {total_restarts}, pid {pid}, port {port}, after: {why}"),
+                Some(info),
+            ),
+        }
+        if !has_probe {
+            inner.emit(&name, Some(idx), EventKind::Healthy, "running (no healthcheck)");
+        }
+
+        let ctx = ExecContext {
+            env: env.clone(),
+            dir: Some(dir.clone()),
+        };
+        let ended;
+        let mut stop_requested = false;
+        let mut restart_requested = false;
+        {
+            let health = watch_health(&inner, &svc, idx, port, started, &ctx);
+            tokio::pin!(health);
+            loop {
+                tokio::select! {
+                    st = running.child.wait() => {
+                        let exit = st.map(Exit::from_status).unwrap_or(Exit::Code(-1));
+                        ended = Ended::Exited(exit);
+                        break;
+                    }
+                    reason = &mut health => {
+                                let report = build_report(&inner, &svc, idx, port, started, &running, reason.clone(), None).await;
+                                inner.update(&name, |s| {
+                                    if let Some(r) = s.replicas.get_mut(idx as usize) {
+                                        r.phase = Phase::Unhealthy;
+                                        r.healthy = false;
+                                        r.ready = false;
+                                        r.reason = reason.clone();
+                                    }
+                                    s.report = Some(report);
+                                });
+                                inner.emit(&name, Some(idx), EventKind::Unhealthy, reason);
+                                let exit = terminate(&mut running, &svc).await;
+                                inner.emit(&name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
+                                ended = Ended::Unhealthy;
+                                break;
+                    }
+                    r = stop.changed() => {
+                        if r.is_err() || *stop.borrow() {
+                            stop_requested = true;
+                            inner.update_replica(&name, idx, |r| { r.phase = Phase::Stopping; r.reason = "stopping".into(); });
+                            let exit = terminate(&mut running, &svc).await;
+                            ended = Ended::Exited(exit);
+                            break;
+                        }
+                    }
+                    Some(()) = restart_rx.recv() => {
+                        restart_requested = true;
+                        let exit = terminate(&mut running, &svc).await;
+                        ended = Ended::Exited(exit);
+                        break;
+                    }
+                }
+            }
+        }
+        finish_readers(&mut running).await;
+        reap_group(running.pgid);
+        let exit = match ended {
+            Ended::Exited(e) => Some(e),
+            Ended::Unhealthy => None,
+        };
+        if let Some(e) = exit
+            && !matches!(ended, Ended::Unhealthy)
+        {
+            inner.emit(&name, Some(idx), EventKind::Exited, e.to_string());
+        }
+        inner.update_replica(&name, idx, |r| {
+            r.pid = None;
+            if let Some(e) = exit {
+                r.last_exit = Some(e);
+            }
+        });
+        if stop_requested {
+            inner.update_replica(&name, idx, |r| {
+                r.phase = Phase::Stopped;
+                r.healthy = false;
+                r.ready = false;
+                r.reason = "stopped".into();
+            });
+            inner.emit(&name, Some(idx), EventKind::Stopped, exit.map(|e| e.to_string()).unwrap_or_default());
+            break;
+        }
+        if restart_requested {
+            total_restarts += 1;
+            streak = 0;
+            last_end = Some("restart requested".into());
+            continue;
+        }
+        let was_healthy = lock(&inner.table)
+            .get(&name)
+            .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.healthy))
+            .unwrap_or(false);
+        let lived = started.elapsed();
+        if was_healthy && lived >= STREAK_RESET {
+            streak = 0;
+            crash_loop_announced = false;
+        }
+        // An exit before becoming healthy (or, without a healthcheck, soon
+        // after starting) is a failed start: report it.
+        let failed_start = !was_healthy || (svc.healthcheck.is_none() && lived < STREAK_RESET);
+        if failed_start
+            && let Some(e) = exit
+            && !e.success()
+        {
+            let report = report_after_exit(&inner, &svc, idx, port, started, e).await;
+            inner.update(&name, |s| s.report = Some(report));
+        }
+        let why = match ended {
+            Ended::Exited(e) => e.to_string(),
+            Ended::Unhealthy => "failed its healthcheck".to_owned(),
+        };
+        match backoff::next(&svc.restart, ended, streak, rand::random::<f64>()) {
+            Next::Completed => {
+                inner.update_replica(&name, idx, |r| {
+                    r.phase = Phase::Completed;
+                    r.healthy = false;
+                    r.ready = false;
+                    r.reason = "completed (exit 0)".into();
+                });
+                inner.emit(&name, Some(idx), EventKind::Completed, "exit 0");
+                break;
+            }
+            Next::Stay(reason) => {
+                inner.update_replica(&name, idx, |r| {
+                    r.phase = Phase::Exited;
+                    r.healthy = false;
+                    r.ready = false;
+                    r.reason = reason.clone();
+                });
+                break;
+            }
+            Next::GiveUp(reason) => {
+                inner.update_replica(&name, idx, |r| {
+                    r.phase = Phase::Failed;
+                    r.healthy = false;
+                    r.ready = false;
+                    r.reason = reason.clone();
+                });
+                inner.emit(&name, Some(idx), EventKind::Failed, reason);
+                break;
+            }
+            Next::Restart(delay) => {
+                streak += 1;
+                total_restarts += 1;
+                // The streak only resets after a stable run, so it counts failed starts.
+                let looping = streak >= CRASH_LOOP_AFTER;
+                let reason = format!(
+                    "{why}; restarting in {} (restart {total_restarts})",
+                    diagnose::human(delay)
+                );
+                inner.update_replica(&name, idx, |r| {
+                    r.phase = if looping { Phase::CrashLooping } else { Phase::Restarting };
+                    r.healthy = false;
+                    r.ready = false;
+                    r.restarts = total_restarts;
+                    r.reason = if looping {
+                        format!("crash-looping: {streak} failed starts in a row; last: {reason}")
+                    } else {
+                        reason.clone()
+                    };
+                });
+                if looping && !crash_loop_announced {
+                    crash_loop_announced = true;
+                    inner.emit(
+                        &name,
+                        Some(idx),
+                        EventKind::CrashLooping,
+                        format!("{streak} failed starts in a row; last: {why}"),
+                    );
+                }
+                last_end = Some(why);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    inner.update_replica(&name, idx, |r| {
+                        r.phase = Phase::Stopped;
+                        r.reason = "stopped".into();
+                    });
+                    inner.emit(&name, Some(idx), EventKind::Stopped, "while waiting to restart");
+                    break;
+                }
+            }
+        }
+    }
+    inner.release_port(port);
+}
+
+fn spawn(
+    inner: &Inner,
+    svc: &Service,
+    idx: u32,
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    dir: &Path,
+) -> std::io::Result<Running> {
+    let (shim, shim_args) = inner
+        .cfg
+        .shim
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no shim configured"))?;
+    let mut cmd = tokio::process::Command::new(shim);
+    cmd.args(shim_args)
+        .arg("--")
+        .args(argv)
+        .envs(env)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pgid = child
+        .id()
+        .map(|p| p as i32)
+        .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(pipe_lines(inner, &svc.name, idx, Stream::Stdout, out));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(pipe_lines(inner, &svc.name, idx, Stream::Stderr, err));
+    }
+    let lifeline = child.stdin.take();
+    Ok(Running {
+        child,
+        _lifeline: lifeline,
+        pgid,
+        readers,
+    })
+}
+
+fn pipe_lines<R: AsyncRead + Unpin + Send + 'static>(
+    inner: &Inner,
+    service: &str,
+    idx: u32,
+    stream: Stream,
+    reader: R,
+) -> JoinHandle<()> {
+    let hub = inner.logs.clone();
+    let service = service.to_owned();
+    tokio::spawn(async move {
+        let mut r = BufReader::new(reader);
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    hub.push(LogLine {
+                        at_ms: now_ms(),
+                        service: service.clone(),
+                        replica: idx,
+                        stream,
+                        text: String::from_utf8_lossy(&buf).into_owned(),
+                    });
+                }
+            }
+        }
+    })
+}
+
+async fn finish_readers(running: &mut Running) {
+    // A grandchild may hold the pipes open; do not wait for it forever.
+    for r in running.readers.drain(..) {
+        let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
+    }
+}
+
+/// SIGKILL whatever is left of a process group.
+pub fn reap_group(pgid: i32) {
+    if !procfs::group_members(pgid).is_empty() {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+/// Stop a replica's process group: its stop signal, then SIGKILL after the
+/// grace period.
+async fn terminate(running: &mut Running, svc: &Service) -> Exit {
+    let sig: Signal = svc.stop_signal.parse().unwrap_or(Signal::SIGTERM);
+    let _ = killpg(Pid::from_raw(running.pgid), sig);
+    let status = match tokio::time::timeout(svc.stop_grace_period, running.child.wait()).await {
+        Ok(Ok(st)) => Some(st),
+        _ => {
+            let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
+            running.child.wait().await.ok()
+        }
+    };
+    reap_group(running.pgid);
+    status.map(Exit::from_status).unwrap_or(Exit::Signal(9))
+}
+
+/// Startup, then liveness, with readiness alongside. Only resolves when the
+/// replica must be restarted: with the reason.
+async fn watch_health(
+    inner: &Inner,
+    svc: &Service,
+    idx: u32,
+    port: u16,
+    started: Instant,
+    ctx: &ExecContext,
+) -> String {
+    let name = &svc.name;
+    let readiness = async {
+        match &svc.readiness {
+            Some(p) => readiness_loop(inner, name, idx, p, port, ctx).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let health = async {
+        let Some(p) = &svc.healthcheck else {
+            return std::future::pending::<String>().await;
+        };
+        let fast = fast_cadence(p);
+        let mut failures_after_grace = 0u32;
+        loop {
+            let r = probe::run(&p.check, port, p.timeout, ctx).await;
+            let ok = r.ok();
+            let summary = r.summary();
+            inner.update_replica(name, idx, |rs| rs.record_probe(r));
+            if ok {
+                let took = started.elapsed();
+                inner.update(name, |s| {
+                    if let Some(r) = s.replicas.get_mut(idx as usize) {
+                        r.healthy = true;
+                        if svc.readiness.is_none() {
+                            r.ready = true;
+                        }
+                        r.phase = Phase::Healthy;
+                        r.reason = format!("healthy after {}", diagnose::human(took));
+                    }
+                    s.report = None;
+                });
+                inner.emit(
+                    name,
+                    Some(idx),
+                    EventKind::Healthy,
+                    format!("after {}", diagnose::human(took)),
+                );
+                break;
+            }
+            if started.elapsed() >= p.start_period {
+                failures_after_grace += 1;
+                if failures_after_grace >= p.retries {
+                    return format!(
+                        "did not become healthy within start_period {} and {} more probe(s): {summary}",
+                        diagnose::human(p.start_period),
+                        p.retries
+                    );
+                }
+                tokio::time::sleep(p.interval).await;
+            } else {
+                let left = p.start_period.saturating_sub(started.elapsed());
+                tokio::time::sleep(fast.min(left.max(Duration::from_millis(1)))).await;
+            }
+        }
+        // Liveness.
+        let mut consecutive = 0u32;
+        loop {
+            tokio::time::sleep(p.interval).await;
+            let r = probe::run(&p.check, port, p.timeout, ctx).await;
+            let ok = r.ok();
+            let summary = r.summary();
+            inner.update_replica(name, idx, |rs| rs.record_probe(r));
+            if ok {
+                if consecutive > 0 {
+                    inner.update_replica(name, idx, |rs| {
+                        rs.healthy = true;
+                        rs.phase = Phase::Healthy;
+                        rs.reason = "healthy again".into();
+                    });
+                }
+                consecutive = 0;
+            } else {
+                consecutive += 1;
+                if consecutive >= p.retries {
+                    return format!(
+                        "healthcheck failed {consecutive} times in a row: {summary}"
+                    );
+                }
+            }
+        }
+    };
+    tokio::select! {
+        h = health => h,
+        _ = readiness => String::new(),
+    }
+}
+
+fn fast_cadence(p: &Probe) -> Duration {
+    let fast = match p.check {
+        Check::Exec { .. } => FAST_EXEC_PROBE,
+        _ => FAST_PROBE,
+    };
+    fast.min(p.interval)
+}
+
+async fn readiness_loop(inner: &Inner, name: &str, idx: u32, p: &Probe, port: u16, ctx: &ExecContext) {
+    let mut was_ready = false;
+    loop {
+        let r = probe::run(&p.check, port, p.timeout, ctx).await;
+        let ok = r.ok();
+        if ok != was_ready {
+            was_ready = ok;
+            inner.update_replica(name, idx, |rs| rs.ready = ok);
+        }
+        tokio::time::sleep(if ok { p.interval } else { fast_cadence(p) }).await;
+    }
+}
+
+async fn fail(inner: &Inner, svc: &Service, idx: u32, summary: String, evidence: Option<Evidence>) {
+    let cause = evidence.as_ref().and_then(diagnose::likely_cause);
+    let report = FailureReport {
+        service: svc.name.clone(),
+        replica: idx,
+        at_ms: now_ms(),
+        summary: summary.clone(),
+        cause,
+        exit: None,
+        probes: Vec::new(),
+        logs: Vec::new(),
+    };
+    inner.update(&svc.name, |s| {
+        if let Some(r) = s.replicas.get_mut(idx as usize) {
+            r.phase = Phase::Failed;
+            r.reason = summary.clone();
+        }
+        s.report = Some(report);
+    });
+    inner.emit(&svc.name, Some(idx), EventKind::Failed, summary);
+}
+
+fn recent_logs(inner: &Inner, name: &str, idx: u32) -> Vec<String> {
+    let lines: Vec<String> = inner
+        .logs
+        .tail(Some(name), 200)
+        .into_iter()
+        .filter(|l| l.replica == idx && l.stream != Stream::Orchestra)
+        .map(|l| l.render())
+        .collect();
+    let skip = lines.len().saturating_sub(20);
+    lines[skip..].to_vec()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn build_report(
+    inner: &Inner,
+    svc: &Service,
+    idx: u32,
+    port: u16,
+    started: Instant,
+    running: &Running,
+    summary: String,
+    exit: Option<Exit>,
+) -> FailureReport {
+    let probes: Vec<ProbeResult> = lock(&inner.table)
+        .get(&svc.name)
+        .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.probes.iter().cloned().collect()))
+        .unwrap_or_default();
+    let listening = procfs::listening_ports(&procfs::group_members(running.pgid));
+    let alternatives = match (&svc.healthcheck, probes.last().and_then(|p| p.failure.clone())) {
+        (Some(p), Some(Failure::Status(404))) => find_served_path(&p.check, port).await,
+        _ => Vec::new(),
+    };
+    let logs = recent_logs(inner, &svc.name, idx);
+    let evidence = Evidence {
+        check: svc.healthcheck.as_ref().map(|p| p.check.clone()),
+        port,
+        probes: probes.clone(),
+        exit,
+        listening,
+        elapsed: started.elapsed(),
+        start_period: svc.healthcheck.as_ref().map(|p| p.start_period).unwrap_or_default(),
+        timeout: svc.healthcheck.as_ref().map(|p| p.timeout).unwrap_or_default(),
+        log_tail: logs.clone(),
+        spawn_error: None,
+        alternatives,
+    };
+    FailureReport {
+        service: svc.name.clone(),
+        replica: idx,
+        at_ms: now_ms(),
+        summary,
+        cause: diagnose::likely_cause(&evidence),
+        exit,
+        probes: probes.iter().map(ProbeResult::summary).collect(),
+        logs,
+    }
+}
+
+async fn report_after_exit(
+    inner: &Inner,
+    svc: &Service,
+    idx: u32,
+    port: u16,
+    started: Instant,
+    exit: Exit,
+) -> FailureReport {
+    let probes: Vec<ProbeResult> = lock(&inner.table)
+        .get(&svc.name)
+        .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.probes.iter().cloned().collect()))
+        .unwrap_or_default();
+    // Log readers may still be flushing the last lines.
+    tokio::task::yield_now().await;
+    let logs = recent_logs(inner, &svc.name, idx);
+    let evidence = Evidence {
+        check: svc.healthcheck.as_ref().map(|p| p.check.clone()),
+        port,
+        probes: probes.clone(),
+        exit: Some(exit),
+        elapsed: started.elapsed(),
+        log_tail: logs.clone(),
+        ..Default::default()
+    };
+    FailureReport {
+        service: svc.name.clone(),
+        replica: idx,
+        at_ms: now_ms(),
+        summary: format!("{exit} before becoming healthy"),
+        cause: diagnose::likely_cause(&evidence),
+        exit: Some(exit),
+        probes: probes.iter().map(ProbeResult::summary).collect(),
+        logs,
+    }
+}
+
+/// When the probe path answers 404, look for the health path the service
+/// does serve, to suggest it.
+async fn find_served_path(check: &Check, port: u16) -> Vec<String> {
+    let (probe_path, probe_port) = match check {
+        Check::Http { path, port: p } => (path.as_str(), p.unwrap_or(port)),
+        _ => return Vec::new(),
+    };
+    let mut found = Vec::new();
+    for candidate in ["/health", "/healthz", "/ready", "/readyz", "/status", "/ping", "/"] {
+        if candidate == probe_path {
+            continue;
+        }
+        let r = tokio::time::timeout(Duration::from_millis(500), probe::http_get(probe_port, candidate)).await;
+        if matches!(r, Ok(Ok(_))) {
+            found.push(candidate.to_owned());
+        }
+    }
+    found
+}

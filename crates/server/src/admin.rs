@@ -1,0 +1,60 @@
+//! Admin HTTP on TCP (127.0.0.1:7070 by default), for load balancers and
+//! monitors: `GET /health` is 200 while the aggregate meets the threshold and
+//! 503 otherwise; `GET /ready` is 200 once every service is up.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::daemon::Shared;
+
+/// Serve the admin endpoints until the task is aborted.
+pub async fn serve(listener: TcpListener, shared: Shared) {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("admin API stopped: {e}");
+    }
+}
+
+fn summary(s: &Shared) -> (bool, bool, serde_json::Value) {
+    let st = s.runtime.status();
+    let services: serde_json::Map<String, serde_json::Value> = st
+        .services
+        .iter()
+        .map(|svc| {
+            (
+                svc.name.clone(),
+                json!({ "state": svc.phase, "reason": svc.reason }),
+            )
+        })
+        .collect();
+    let body = json!({
+        "status": if st.ok { "ok" } else { "degraded" },
+        "healthy": st.healthy,
+        "total": st.total,
+        "threshold": st.threshold,
+        "ready": st.ready,
+        "services": services,
+    });
+    (st.ok, st.ready, body)
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    let (ok, _, body) = summary(&s);
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    let (_, ready, body) = summary(&s);
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}

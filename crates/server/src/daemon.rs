@@ -1,0 +1,327 @@
+//! The daemon's life: refuse to start twice, reap what a killed predecessor
+//! left, start the runtime, record its events, serve the APIs, and on
+//! shutdown stop everything in reverse dependency order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use orchestra_manifest::Manifest;
+use orchestra_plan::StartPlan;
+use orchestra_runtime::{Event, EventKind, Runtime, RuntimeConfig, procfs};
+use orchestra_state::{StateError, StateStore};
+use serde::Serialize;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{broadcast, watch};
+
+use crate::paths::Paths;
+
+/// Errors that keep the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon serves this project.
+    #[error("orchestra is already running for this project (socket {socket}); run `orchestra down` first, or `orchestra ps` to see it")]
+    AlreadyRunning {
+        /// The live socket.
+        socket: PathBuf,
+    },
+    /// `.orchestra/` could not be created or written.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The control socket path is longer than a unix socket allows.
+    #[error("control socket path {0} is too long for a unix socket (max 107 bytes); move the project to a shorter path")]
+    SocketPathTooLong(PathBuf),
+    /// The admin listener could not bind.
+    #[error("cannot listen on admin address {addr}: {source}; choose another with --admin ADDR (or `--admin off`)")]
+    AdminBind {
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where the admin HTTP endpoints listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminListen {
+    /// Not at all.
+    Off,
+    /// At this address (`127.0.0.1:0` picks a free port).
+    Addr(String),
+}
+
+/// Default admin address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:7070";
+
+/// Everything the daemon needs to start.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The validated manifest.
+    pub manifest: Arc<Manifest>,
+    /// The start plan for the selected services.
+    pub plan: StartPlan,
+    /// Profiles chosen (recorded in state).
+    pub profiles: Vec<String>,
+    /// Admin listener.
+    pub admin: AdminListen,
+    /// The shim command that wraps every process.
+    pub shim: Vec<String>,
+}
+
+/// What `GET /v1/daemon` says about the daemon itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonInfo {
+    /// The daemon's PID.
+    pub pid: u32,
+    /// The run id in the state database.
+    pub run_id: i64,
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// The `--env` overlay.
+    pub environment: Option<String>,
+    /// The admin address actually bound.
+    pub admin: Option<String>,
+    /// When it started (ms since the epoch).
+    pub started_at_ms: i64,
+}
+
+/// Shared by the API handlers.
+#[derive(Clone)]
+pub struct Shared {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The state database.
+    pub state: Arc<StateStore>,
+    /// Daemon facts.
+    pub info: Arc<DaemonInfo>,
+    /// Set to ask the daemon to shut down.
+    pub shutdown: watch::Sender<bool>,
+    /// Becomes true once everything is stopped.
+    pub stopped: watch::Receiver<bool>,
+}
+
+/// A started daemon.
+pub struct Daemon {
+    shared: Shared,
+    paths: Paths,
+    admin_addr: Option<SocketAddr>,
+    events: broadcast::Sender<Event>,
+    stopped_tx: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    _recorder: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("paths", &self.paths).finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Prepare and start: nothing is started if any step fails.
+    pub async fn start(opts: DaemonOptions) -> Result<Daemon, DaemonError> {
+        let paths = Paths::for_project(&opts.manifest.dir);
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| DaemonError::Io { path, source }
+        };
+        std::fs::create_dir_all(&paths.logs).map_err(io(&paths.logs))?;
+        if paths.socket.as_os_str().len() > 107 {
+            return Err(DaemonError::SocketPathTooLong(paths.socket.clone()));
+        }
+        if paths.socket.exists() {
+            if tokio::net::UnixStream::connect(&paths.socket).await.is_ok() {
+                return Err(DaemonError::AlreadyRunning {
+                    socket: paths.socket.clone(),
+                });
+            }
+            // Nobody answers: a killed daemon left it.
+            std::fs::remove_file(&paths.socket).map_err(io(&paths.socket))?;
+        }
+        // Bind before anything starts, so a taken port changes nothing.
+        let admin = match &opts.admin {
+            AdminListen::Off => None,
+            AdminListen::Addr(a) => Some(TcpListener::bind(a).await.map_err(|source| DaemonError::AdminBind {
+                addr: a.clone(),
+                source,
+            })?),
+        };
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let control = UnixListener::bind(&paths.socket).map_err(io(&paths.socket))?;
+
+        let state = Arc::new(StateStore::open(&paths.db)?);
+        let reaped = reap_leftovers(&state)?;
+        let run_id = state.begin_run(
+            &opts.manifest.file,
+            opts.manifest.environment.as_deref(),
+            &opts.profiles,
+            std::process::id(),
+        )?;
+        for r in &reaped {
+            state.record_event(Some(run_id), Some(&r.0), None, "reaped", &r.1)?;
+        }
+        for name in &opts.plan.order {
+            if let Some(svc) = opts.manifest.service(name) {
+                let def = serde_json::to_string(svc).unwrap_or_default();
+                state.record_revision(name, &svc.revision(), &def)?;
+            }
+        }
+
+        let (runtime, mut rx) = Runtime::start(RuntimeConfig {
+            manifest: opts.manifest.clone(),
+            plan: opts.plan.clone(),
+            log_dir: paths.logs.clone(),
+            shim: opts.shim.clone(),
+        });
+        let (events, _) = broadcast::channel(1024);
+        let recorder = {
+            let state = state.clone();
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut rows: HashMap<(String, u32), i64> = HashMap::new();
+                while let Some(ev) = rx.recv().await {
+                    record(&state, run_id, &ev, &mut rows);
+                    let _ = events.send(ev);
+                }
+            })
+        };
+        let (shutdown, _) = watch::channel(false);
+        let (stopped_tx, stopped) = watch::channel(false);
+        let info = Arc::new(DaemonInfo {
+            pid: std::process::id(),
+            run_id,
+            manifest: opts.manifest.file.clone(),
+            environment: opts.manifest.environment.clone(),
+            admin: admin_addr.map(|a| a.to_string()),
+            started_at_ms: orchestra_state::now_ms(),
+        });
+        let shared = Shared {
+            runtime,
+            state,
+            info,
+            shutdown,
+            stopped,
+        };
+        let mut servers = vec![tokio::spawn(crate::api::serve(control, shared.clone()))];
+        if let Some(l) = admin {
+            servers.push(tokio::spawn(crate::admin::serve(l, shared.clone())));
+        }
+        Ok(Daemon {
+            shared,
+            paths,
+            admin_addr,
+            events,
+            stopped_tx,
+            servers,
+            _recorder: recorder,
+        })
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
+    /// The admin address actually bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Runtime events as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The project's runtime paths.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// A handle that asks the daemon to shut down.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shared.shutdown.clone()
+    }
+
+    /// Run until `external` resolves or the API asks to shut down; then stop
+    /// every service in reverse dependency order and clean up.
+    pub async fn run_until<F: std::future::Future<Output = ()>>(self, external: F) -> Result<(), DaemonError> {
+        let mut asked = self.shared.shutdown.subscribe();
+        tokio::select! {
+            _ = external => {}
+            _ = asked.wait_for(|v| *v) => {}
+        }
+        self.shared.runtime.stop_all().await;
+        let _ = self.stopped_tx.send(true);
+        // Let the `down` request that asked for this receive its answer.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for s in &self.servers {
+            s.abort();
+        }
+        let _ = std::fs::remove_file(&self.paths.socket);
+        // Events are queued before stop_all returns; give the recorder a moment
+        // to write the last `stopped` ones before the run is closed.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.shared.state.end_run(self.shared.info.run_id)?;
+        Ok(())
+    }
+}
+
+fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(String, u32), i64>) {
+    let key = (ev.service.clone(), ev.replica.unwrap_or(0));
+    if let (EventKind::Started | EventKind::Restarted, Some(p)) = (ev.kind, &ev.process)
+        && let Ok(id) = state.record_process(
+            run_id,
+            &ev.service,
+            key.1,
+            &p.revision,
+            p.pid,
+            p.pgid,
+            p.start_ticks,
+        )
+    {
+        rows.insert(key.clone(), id);
+    }
+    if ev.kind == EventKind::Exited
+        && let Some(id) = rows.remove(&key)
+    {
+        let _ = state.end_process(id, &ev.reason);
+    }
+    if let Err(e) = state.record_event(Some(run_id), Some(&ev.service), ev.replica, ev.kind.as_str(), &ev.reason) {
+        tracing::warn!("cannot record event: {e}");
+    }
+}
+
+/// Kill the process groups a previous daemon recorded as running and never
+/// saw end (it was killed). Returns (service, what was done) per record.
+pub fn reap_leftovers(state: &StateStore) -> Result<Vec<(String, String)>, StateError> {
+    let mut done = Vec::new();
+    for p in state.live_processes()? {
+        // The leader's start time tells our process from a reused PID; members
+        // left in the group keep the group id reserved, so they are ours.
+        let leader_is_ours = procfs::stat(p.pid).is_some_and(|s| s.start_ticks == p.proc_start_ticks && s.state != 'Z');
+        let members = procfs::group_members(p.pgid);
+        let what = if leader_is_ours || !members.is_empty() {
+            let _ = killpg(Pid::from_raw(p.pgid), Signal::SIGKILL);
+            format!("killed leftover process group {} (replica {})", p.pgid, p.replica)
+        } else {
+            format!("process group {} was already gone", p.pgid)
+        };
+        state.end_process(p.id, "reaped after a daemon restart")?;
+        done.push((p.service, what));
+    }
+    Ok(done)
+}

@@ -1,0 +1,32 @@
+//! Where a project's runtime files live: `.orchestra/` beside the manifest.
+
+use std::path::{Path, PathBuf};
+
+/// The files of one project's daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `.orchestra/`
+    pub root: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The state database.
+    pub db: PathBuf,
+    /// Per-service log files.
+    pub logs: PathBuf,
+    /// The detached daemon's own output.
+    pub daemon_log: PathBuf,
+}
+
+impl Paths {
+    /// Paths for the project whose manifest is in `dir`.
+    pub fn for_project(dir: &Path) -> Self {
+        let root = dir.join(".orchestra");
+        Self {
+            socket: root.join("orchestra.sock"),
+            db: root.join("state.db"),
+            logs: root.join("logs"),
+            daemon_log: root.join("daemon.log"),
+            root,
+        }
+    }
+}

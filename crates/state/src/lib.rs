@@ -1,0 +1,480 @@
+//! Orchestra's durable state: runs, revisions, processes and the event log, in
+//! SQLite (WAL) at `.orchestra/state.db`.
+//!
+//! Each write is one statement or one transaction, so a daemon killed at any
+//! point leaves the database consistent. Schema changes are numbered
+//! migrations tracked in `PRAGMA user_version`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Errors from the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The database file could not be opened or migrated.
+    #[error("cannot open state database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("state database: {0}")]
+    Query(#[from] rusqlite::Error),
+    /// The database was written by a newer Orchestra.
+    #[error("state database {path} has schema version {found}; this orchestra knows up to {known}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version found.
+        found: i64,
+        /// Latest version this build knows.
+        known: i64,
+    },
+}
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        manifest TEXT NOT NULL,
+        environment TEXT,
+        profiles TEXT NOT NULL DEFAULT '',
+        daemon_pid INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        stopped_at_ms INTEGER
+     );
+     CREATE TABLE revisions (
+        service TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (service, revision)
+     );
+     CREATE TABLE processes (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        service TEXT NOT NULL,
+        replica INTEGER NOT NULL,
+        revision TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pgid INTEGER NOT NULL,
+        proc_start_ticks INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER,
+        exit TEXT
+     );
+     CREATE INDEX processes_live ON processes(ended_at_ms);
+     CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER,
+        at_ms INTEGER NOT NULL,
+        service TEXT,
+        replica INTEGER,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+     );
+     CREATE INDEX events_service ON events(service, id);",
+];
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Monotonic id.
+    pub id: i64,
+    /// The run it belongs to.
+    pub run_id: Option<i64>,
+    /// When, in ms since the epoch.
+    pub at_ms: i64,
+    /// Service, if the event is about one.
+    pub service: Option<String>,
+    /// Replica index, if about one.
+    pub replica: Option<i64>,
+    /// `started`, `healthy`, `unhealthy`, `restarted`, `crash-looping`, `stopped`, ...
+    pub kind: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// A process the state says may still be running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessRecord {
+    /// Row id.
+    pub id: i64,
+    /// Service.
+    pub service: String,
+    /// Replica index.
+    pub replica: i64,
+    /// Process id of the group leader.
+    pub pid: i32,
+    /// Its process group.
+    pub pgid: i32,
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat), to tell PID reuse apart.
+    pub proc_start_ticks: u64,
+}
+
+/// The state database. Cheap to share behind an `Arc`.
+pub struct StateStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("path", &self.path).finish()
+    }
+}
+
+impl StateStore {
+    /// Open (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let open_err = |source| StateError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(open_err)?;
+        let store = Self {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open an in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, StateError> {
+        let conn = Connection::open_in_memory()?;
+        let store = Self {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
+        // A poisoned lock only means another thread panicked mid-call; SQLite
+        // itself stays consistent, so keep going.
+        let mut conn = match self.conn.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        Ok(f(&mut conn)?)
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let known = MIGRATIONS.len() as i64;
+        let path = self.path.clone();
+        let found: i64 = self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        if found > known {
+            return Err(StateError::TooNew { path, found, known });
+        }
+        self.with(|c| {
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                let tx = c.transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The schema version now in force.
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+    }
+
+    /// Record the start of a daemon run; returns its id.
+    pub fn begin_run(
+        &self,
+        manifest: &Path,
+        environment: Option<&str>,
+        profiles: &[String],
+        daemon_pid: u32,
+    ) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (manifest, environment, profiles, daemon_pid, started_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    manifest.to_string_lossy(),
+                    environment,
+                    profiles.join(","),
+                    daemon_pid,
+                    now_ms()
+                ],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Mark a run as ended.
+    pub fn end_run(&self, run_id: i64) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET stopped_at_ms = ?2 WHERE id = ?1",
+                params![run_id, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Remember a service revision's definition (idempotent).
+    pub fn record_revision(
+        &self,
+        service: &str,
+        revision: &str,
+        definition: &str,
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO revisions (service, revision, definition, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![service, revision, definition, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Revisions known for a service, newest first: (revision, created_at_ms).
+    pub fn revisions(&self, service: &str) -> Result<Vec<(String, i64)>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT revision, created_at_ms FROM revisions WHERE service = ?1
+                 ORDER BY created_at_ms DESC, rowid DESC",
+            )?;
+            st.query_map([service], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    /// Record a started process; returns its row id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_process(
+        &self,
+        run_id: i64,
+        service: &str,
+        replica: u32,
+        revision: &str,
+        pid: i32,
+        pgid: i32,
+        proc_start_ticks: u64,
+    ) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO processes
+                 (run_id, service, replica, revision, pid, pgid, proc_start_ticks, started_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    run_id,
+                    service,
+                    replica,
+                    revision,
+                    pid,
+                    pgid,
+                    proc_start_ticks as i64,
+                    now_ms()
+                ],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Record that a process ended (and how).
+    pub fn end_process(&self, id: i64, exit: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE processes SET ended_at_ms = ?2, exit = ?3 WHERE id = ?1",
+                params![id, now_ms(), exit],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Processes recorded as started and never recorded as ended: candidates
+    /// for reaping after a daemon was killed.
+    pub fn live_processes(&self) -> Result<Vec<ProcessRecord>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, service, replica, pid, pgid, proc_start_ticks FROM processes
+                 WHERE ended_at_ms IS NULL ORDER BY id",
+            )?;
+            st.query_map([], |r| {
+                Ok(ProcessRecord {
+                    id: r.get(0)?,
+                    service: r.get(1)?,
+                    replica: r.get(2)?,
+                    pid: r.get(3)?,
+                    pgid: r.get(4)?,
+                    proc_start_ticks: r.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Append an event; returns it as stored.
+    pub fn record_event(
+        &self,
+        run_id: Option<i64>,
+        service: Option<&str>,
+        replica: Option<u32>,
+        kind: &str,
+        reason: &str,
+    ) -> Result<EventRecord, StateError> {
+        let at_ms = now_ms();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (run_id, at_ms, service, replica, kind, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run_id, at_ms, service, replica, kind, reason],
+            )?;
+            Ok(EventRecord {
+                id: c.last_insert_rowid(),
+                run_id,
+                at_ms,
+                service: service.map(str::to_owned),
+                replica: replica.map(i64::from),
+                kind: kind.to_owned(),
+                reason: reason.to_owned(),
+            })
+        })
+    }
+
+    /// Events with id greater than `after`, oldest first, at most `limit`;
+    /// optionally only one service's.
+    pub fn events(
+        &self,
+        after: i64,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, run_id, at_ms, service, replica, kind, reason FROM events
+                 WHERE id > ?1 AND (?2 IS NULL OR service = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let mut rows: Vec<EventRecord> = st
+                .query_map(params![after, service, limit as i64], |r| {
+                    Ok(EventRecord {
+                        id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        service: r.get(3)?,
+                        replica: r.get(4)?,
+                        kind: r.get(5)?,
+                        reason: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            rows.reverse();
+            Ok(rows)
+        })
+    }
+
+    /// The latest run, if any: (id, daemon_pid, stopped).
+    pub fn last_run(&self) -> Result<Option<(i64, i64, bool)>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, daemon_pid, stopped_at_ms IS NOT NULL FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_new_file_and_reopens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let s = StateStore::open(&db).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let run = s.begin_run(Path::new("/x/orchestra.yaml"), Some("prod"), &[], 42).unwrap();
+        drop(s);
+        let s = StateStore::open(&db).unwrap();
+        assert_eq!(s.last_run().unwrap(), Some((run, 42, false)));
+        s.end_run(run).unwrap();
+        assert_eq!(s.last_run().unwrap(), Some((run, 42, true)));
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        {
+            let c = Connection::open(&db).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = StateStore::open(&db).unwrap_err();
+        assert!(matches!(err, StateError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn live_processes_are_those_not_ended() {
+        let s = StateStore::open_in_memory().unwrap();
+        let run = s.begin_run(Path::new("m"), None, &[], 1).unwrap();
+        let a = s.record_process(run, "api", 0, "r1", 100, 100, 5).unwrap();
+        let _b = s.record_process(run, "web", 0, "r1", 200, 200, 6).unwrap();
+        s.end_process(a, "exited 0").unwrap();
+        let live = s.live_processes().unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].service, "web");
+        assert_eq!(live[0].proc_start_ticks, 6);
+    }
+
+    #[test]
+    fn events_page_forward_and_filter_by_service() {
+        let s = StateStore::open_in_memory().unwrap();
+        for i in 0..5 {
+            let svc = if i % 2 == 0 { "api" } else { "web" };
+            s.record_event(None, Some(svc), Some(0), "started", &format!("n{i}"))
+                .unwrap();
+        }
+        let all = s.events(0, None, 100).unwrap();
+        assert_eq!(all.len(), 5);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+        let api = s.events(0, Some("api"), 100).unwrap();
+        assert_eq!(api.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["n0", "n2", "n4"]);
+        let tail = s.events(0, None, 2).unwrap();
+        assert_eq!(tail.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["n3", "n4"]);
+        let after = s.events(all[2].id, None, 100).unwrap();
+        assert_eq!(after.len(), 2);
+    }
+
+    #[test]
+    fn revisions_are_recorded_once() {
+        let s = StateStore::open_in_memory().unwrap();
+        s.record_revision("api", "abc", "{}").unwrap();
+        s.record_revision("api", "abc", "{}").unwrap();
+        s.record_revision("api", "def", "{}").unwrap();
+        assert_eq!(s.revisions("api").unwrap().len(), 2);
+    }
+}
