@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 /// backoff, with an aggregate health — and audits the repository it lives in.
 #[derive(Debug, Parser)]
 #[command(name = "orchestra", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Start with `orchestra validate`, then `orchestra up -d`, `orchestra ps`, `orchestra logs -f`, `orchestra down`.\nThe manifest is orchestra.yaml in the current directory or the nearest parent.")]
+#[command(
+    after_help = "Start with `orchestra validate`, then `orchestra up -d`, `orchestra ps`, `orchestra logs -f`, `orchestra down`.\nThe manifest is orchestra.yaml in the current directory or the nearest parent."
+)]
 pub struct Cli {
     /// The manifest file (default: orchestra.yaml here or in the nearest parent directory).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -43,6 +45,11 @@ pub enum Command {
     Events(EventsArgs),
     /// Stop every service in reverse dependency order and the daemon.
     Down,
+    /// Audit the repository's container, CI and infrastructure files.
+    Audit(orchestra_audit::cli::AuditArgs),
+    /// Safe, automatic fixes to the repository.
+    #[command(subcommand)]
+    Fix(FixCommand),
     /// Internal: wraps each service process so it dies with the daemon.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -51,6 +58,12 @@ pub enum Command {
     Daemon(UpArgs),
 }
 
+/// `orchestra fix ...`
+#[derive(Debug, Subcommand)]
+pub enum FixCommand {
+    /// Rename a stale identifier (cloud project id, bucket...) everywhere in the repository.
+    RenameId(orchestra_audit::cli::RenameIdArgs),
+}
 
 /// `--json`
 #[derive(Debug, Args)]

@@ -19,7 +19,8 @@ fn client(file: Option<&Path>) -> anyhow::Result<Client> {
 }
 
 async fn status(c: &Client) -> anyhow::Result<PlatformStatus> {
-    serde_json::from_value(c.get("/v1/status").await?).context("unexpected status answer from the daemon")
+    serde_json::from_value(c.get("/v1/status").await?)
+        .context("unexpected status answer from the daemon")
 }
 
 fn phase_name(p: orchestra_runtime::status::Phase) -> String {
@@ -49,7 +50,13 @@ pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&st.services)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let w = st.services.iter().map(|s| s.name.len()).max().unwrap_or(7).max(7);
+    let w = st
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     println!(
         "{:w$}  {:14} {:8} {:>8} {:>6} {:>8} {:>8}  {:12}  REASON",
         "SERVICE", "STATE", "REPLICAS", "PID", "PORT", "RESTARTS", "UPTIME", "REVISION"
@@ -57,14 +64,19 @@ pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     for s in &st.services {
         let good = s.replicas.iter().filter(|r| r.phase.is_good()).count();
         let first = s.replicas.first();
-        let pid = first.and_then(|r| r.pid).map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let pid = first
+            .and_then(|r| r.pid)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         let port = first
             .filter(|r| r.pid.is_some())
             .and_then(|r| r.port)
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
         let restarts: u32 = s.replicas.iter().map(|r| r.restarts).sum();
-        let up = first.filter(|r| r.pid.is_some()).and_then(|r| r.started_at_ms);
+        let up = first
+            .filter(|r| r.pid.is_some())
+            .and_then(|r| r.started_at_ms);
         println!(
             "{:w$}  {:14} {:8} {:>8} {:>6} {:>8} {:>8}  {:12}  {}",
             s.name,
@@ -108,10 +120,19 @@ pub async fn health(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode>
         let w = st.services.iter().map(|s| s.name.len()).max().unwrap_or(4);
         for s in &st.services {
             let mark = if s.phase.is_good() { "✓" } else { "✗" };
-            println!("  {mark} {:w$}  {:14} {}", s.name, phase_name(s.phase), s.reason);
+            println!(
+                "  {mark} {:w$}  {:14} {}",
+                s.name,
+                phase_name(s.phase),
+                s.reason
+            );
         }
     }
-    Ok(if st.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if st.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_log(l: &LogLine, timestamps: bool) {

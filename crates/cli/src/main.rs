@@ -6,11 +6,12 @@ mod inspect;
 mod project;
 mod up;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{Cli, Command, FixCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +39,18 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
+        Command::Audit(a) => {
+            let mut out = std::io::stdout().lock();
+            let code = orchestra_audit::cli::run_audit(&a, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Fix(FixCommand::RenameId(a)) => {
+            let mut out = std::io::stdout().lock();
+            let code = orchestra_audit::cli::run_rename_id(&a, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Shim(_) => Ok(ExitCode::SUCCESS),
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -63,7 +76,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Stop(a) => inspect::control(file, &a.service, "stop").await,
         Command::Restart(a) => inspect::control(file, &a.service, "restart").await,
         Command::Down => inspect::down(file).await,
-        Command::Validate(_) | Command::Shim(_) => {
+        Command::Validate(_) | Command::Audit(_) | Command::Fix(_) | Command::Shim(_) => {
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -43,7 +43,10 @@ pub fn load_options(environment: Option<&str>) -> LoadOptions {
 }
 
 /// Load and validate; on errors, print them all and return `None`.
-pub fn load_or_report(file: Option<&Path>, environment: Option<&str>) -> anyhow::Result<Option<Manifest>> {
+pub fn load_or_report(
+    file: Option<&Path>,
+    environment: Option<&str>,
+) -> anyhow::Result<Option<Manifest>> {
     let path = manifest_path(file)?;
     match orchestra_manifest::load(&path, &load_options(environment)) {
         Ok(m) => Ok(Some(m)),
@@ -71,7 +74,12 @@ pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
             let gutter = d.line.to_string().len();
             out.push_str(&format!("{:gutter$} |\n", ""));
             out.push_str(&format!("{} | {}\n", d.line, src));
-            out.push_str(&format!("{:gutter$} | {:>col$}\n", "", "^", col = d.col.max(1)));
+            out.push_str(&format!(
+                "{:gutter$} | {:>col$}\n",
+                "",
+                "^",
+                col = d.col.max(1)
+            ));
         }
     }
     out.push_str(&format!(
@@ -108,7 +116,11 @@ pub fn validate(file: Option<&Path>, a: &ValidateArgs) -> anyhow::Result<ExitCod
                     m.name,
                     m.services.len(),
                     if m.services.len() == 1 { "" } else { "s" },
-                    m.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    m.services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -45,7 +45,10 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
 /// take every service down with the process).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers only `orchestra down` stops the daemon.
         return std::future::pending().await;
     };
@@ -74,7 +77,12 @@ impl Progress {
     fn new(services: &[ServiceStatus]) -> Self {
         Self {
             last: HashMap::new(),
-            width: services.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4),
+            width: services
+                .iter()
+                .map(|s| s.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4),
             t0: Instant::now(),
         }
     }
@@ -143,7 +151,10 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
                 }
                 Settled::Failed(names) => {
                     print_reports(&services, &names);
-                    println!("orchestra: {} did not come up; still supervising, logs follow", names.join(", "));
+                    println!(
+                        "orchestra: {} did not come up; still supervising, logs follow",
+                        names.join(", ")
+                    );
                     break;
                 }
                 Settled::Pending => {}
@@ -204,7 +215,8 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             "orchestra is already running for this project; run `orchestra down` first, or `orchestra ps` to see it"
         );
     }
-    std::fs::create_dir_all(&paths.root).with_context(|| format!("cannot create {}", paths.root.display()))?;
+    std::fs::create_dir_all(&paths.root)
+        .with_context(|| format!("cannot create {}", paths.root.display()))?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -213,7 +225,11 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find the orchestra executable")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("-f").arg(&manifest).arg("__daemon").arg("--timeout").arg(&a.timeout);
+    cmd.arg("-f")
+        .arg(&manifest)
+        .arg("__daemon")
+        .arg("--timeout")
+        .arg(&a.timeout);
     if let Some(e) = &a.environment {
         cmd.arg("--env").arg(e);
     }
@@ -240,10 +256,16 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             break;
         }
         if let Some(st) = child.try_wait()? {
-            anyhow::bail!("the daemon exited ({st}) before it was ready:\n{}", daemon_log_tail());
+            anyhow::bail!(
+                "the daemon exited ({st}) before it was ready:\n{}",
+                daemon_log_tail()
+            );
         }
         if t0.elapsed() > Duration::from_secs(30) {
-            anyhow::bail!("the daemon did not answer within 30s; see {}", paths.daemon_log.display());
+            anyhow::bail!(
+                "the daemon did not answer within 30s; see {}",
+                paths.daemon_log.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -273,7 +295,10 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             }
             Settled::Failed(names) => {
                 print_reports(&st.services, &names);
-                eprintln!("\n✗ {} did not become healthy; stopping what was started", names.join(", "));
+                eprintln!(
+                    "\n✗ {} did not become healthy; stopping what was started",
+                    names.join(", ")
+                );
                 let _ = client.post("/v1/down").await;
                 let _ = child.wait();
                 let _ = opts;

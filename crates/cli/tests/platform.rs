@@ -35,15 +35,24 @@ fn dependents_start_only_after_their_dependency_is_healthy_and_independents_star
     let right_started = event_at(&ev, "right", "started");
     let top_started = event_at(&ev, "top", "started");
     // Nothing starts before the probe of what it waits on has passed.
-    assert!(left_started >= base_healthy && right_started >= base_healthy, "{ev:#?}");
+    assert!(
+        left_started >= base_healthy && right_started >= base_healthy,
+        "{ev:#?}"
+    );
     assert!(top_started >= event_at(&ev, "left", "healthy"));
     assert!(top_started >= event_at(&ev, "right", "healthy"));
     // left and right are independent: both start as soon as base is healthy,
     // not one after the other.
-    assert!((left_started - right_started).abs() < 250, "left {left_started} right {right_started}");
+    assert!(
+        (left_started - right_started).abs() < 250,
+        "left {left_started} right {right_started}"
+    );
     assert!(event_at(&ev, "right", "healthy") < event_at(&ev, "left", "healthy"));
     let states: Vec<Value> = p.services();
-    assert!(states.iter().all(|s| s["phase"] == "healthy"), "{states:#?}");
+    assert!(
+        states.iter().all(|s| s["phase"] == "healthy"),
+        "{states:#?}"
+    );
 }
 
 #[test]
@@ -61,8 +70,15 @@ fn completed_waits_for_a_job_to_exit_zero_and_a_failed_job_blocks_its_dependents
     let out = p.up(&[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("api") && err.contains("exited with code 4 instead of completing"), "{err}");
-    assert!(p.db_events().iter().all(|e| !(e.service.as_deref() == Some("api") && e.kind == "started")));
+    assert!(
+        err.contains("api") && err.contains("exited with code 4 instead of completing"),
+        "{err}"
+    );
+    assert!(
+        p.db_events()
+            .iter()
+            .all(|e| !(e.service.as_deref() == Some("api") && e.kind == "started"))
+    );
 }
 
 #[test]
@@ -85,19 +101,41 @@ fn a_crashing_service_is_restarted_with_growing_backoff_then_shown_crash_looping
     };
     let ev = wait_for(30, "flaky to be given up", || {
         let ev = events();
-        ev.iter().any(|e| e.service.as_deref() == Some("flaky") && e.kind == "failed").then_some(ev)
+        ev.iter()
+            .any(|e| e.service.as_deref() == Some("flaky") && e.kind == "failed")
+            .then_some(ev)
     });
-    let flaky: Vec<&orchestra_state::EventRecord> = ev.iter().filter(|e| e.service.as_deref() == Some("flaky")).collect();
-    let restarts: Vec<i64> = flaky.iter().filter(|e| e.kind == "restarted").map(|e| e.at_ms).collect();
-    let exits: Vec<i64> = flaky.iter().filter(|e| e.kind == "exited").map(|e| e.at_ms).collect();
+    let flaky: Vec<&orchestra_state::EventRecord> = ev
+        .iter()
+        .filter(|e| e.service.as_deref() == Some("flaky"))
+        .collect();
+    let restarts: Vec<i64> = flaky
+        .iter()
+        .filter(|e| e.kind == "restarted")
+        .map(|e| e.at_ms)
+        .collect();
+    let exits: Vec<i64> = flaky
+        .iter()
+        .filter(|e| e.kind == "exited")
+        .map(|e| e.at_ms)
+        .collect();
     assert_eq!(restarts.len(), 4, "max_restarts 4: {flaky:#?}");
     // Backoff: 200ms, 400ms, 800ms, 1.6s (±20%), so each wait is longer than the one before.
     let gaps: Vec<i64> = restarts.iter().zip(&exits).map(|(r, e)| r - e).collect();
     assert!(gaps.windows(2).all(|w| w[1] > w[0]), "gaps {gaps:?}");
     assert!(gaps[0] >= 150 && gaps[0] <= 400, "gaps {gaps:?}");
-    assert!(flaky.iter().any(|e| e.kind == "crash-looping" && e.reason.contains("exited with code 3")), "{flaky:#?}");
+    assert!(
+        flaky
+            .iter()
+            .any(|e| e.kind == "crash-looping" && e.reason.contains("exited with code 3")),
+        "{flaky:#?}"
+    );
     let failed = flaky.iter().find(|e| e.kind == "failed").unwrap();
-    assert!(failed.reason.contains("gave up after 4 restarts"), "{}", failed.reason);
+    assert!(
+        failed.reason.contains("gave up after 4 restarts"),
+        "{}",
+        failed.reason
+    );
     let _ = kill(Pid::from_raw(fg.pid()), Signal::SIGTERM);
     let code = wait_for(30, "foreground up to exit", || fg.child.try_wait().unwrap());
     assert!(code.success());
@@ -111,8 +149,14 @@ fn crash_looping_is_visible_in_ps_with_its_reason() {
     let out = p.up(&[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("loop") && err.contains("exited with code 7"), "{err}");
-    assert!(err.contains("boom"), "the report shows the last log lines: {err}");
+    assert!(
+        err.contains("loop") && err.contains("exited with code 7"),
+        "{err}"
+    );
+    assert!(
+        err.contains("boom"),
+        "the report shows the last log lines: {err}"
+    );
     // In the foreground the daemon keeps supervising: ps shows the loop.
     let mut fg = Foreground {
         child: p
@@ -132,9 +176,15 @@ fn crash_looping_is_visible_in_ps_with_its_reason() {
             .find(|s| s["name"] == "loop" && s["phase"] == "crash-looping")
             .cloned()
     });
-    assert!(s["reason"].as_str().unwrap().contains("exited with code 7"), "{s:#?}");
+    assert!(
+        s["reason"].as_str().unwrap().contains("exited with code 7"),
+        "{s:#?}"
+    );
     let h = p.run(&["health"]);
-    assert!(!h.status.success(), "1/2 healthy is below the default 100% threshold");
+    assert!(
+        !h.status.success(),
+        "1/2 healthy is below the default 100% threshold"
+    );
     let _ = kill(Pid::from_raw(fg.pid()), Signal::SIGINT);
     wait_for(30, "foreground up to stop", || fg.child.try_wait().unwrap());
 }
@@ -150,9 +200,15 @@ fn a_failing_liveness_probe_restarts_the_service() {
     });
     let kinds: Vec<&str> = ev.iter().filter_map(|e| e["kind"].as_str()).collect();
     let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
-    assert!(pos("healthy") < pos("unhealthy") && pos("unhealthy") < pos("restarted"), "{kinds:?}");
+    assert!(
+        pos("healthy") < pos("unhealthy") && pos("unhealthy") < pos("restarted"),
+        "{kinds:?}"
+    );
     let unhealthy = ev.iter().find(|e| e["kind"] == "unhealthy").unwrap();
-    assert!(unhealthy["reason"].as_str().unwrap().contains("503"), "{unhealthy}");
+    assert!(
+        unhealthy["reason"].as_str().unwrap().contains("503"),
+        "{unhealthy}"
+    );
 }
 
 #[test]
@@ -168,7 +224,11 @@ fn down_stops_in_reverse_dependency_order_and_leaves_no_process() {
     let pgids = p.pgids();
     assert_eq!(pgids.len(), 3);
     let out = p.down();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(groups_gone(&pgids), "processes left after down");
     let ev = p.db_events();
     let stopped: Vec<&str> = ev
@@ -182,7 +242,11 @@ fn down_stops_in_reverse_dependency_order_and_leaves_no_process() {
 
 #[test]
 fn ctrl_c_in_the_foreground_stops_everything() {
-    let m = format!("services:\n{}{}    depends_on: [a]\n", svc("a", "0ms"), svc("b", "0ms"));
+    let m = format!(
+        "services:\n{}{}    depends_on: [a]\n",
+        svc("a", "0ms"),
+        svc("b", "0ms")
+    );
     let p = Project::new(&m);
     let mut fg = Foreground {
         child: p
@@ -195,7 +259,10 @@ fn ctrl_c_in_the_foreground_stops_everything() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -204,9 +271,14 @@ fn ctrl_c_in_the_foreground_stops_everything() {
         while let Ok(l) = rx.try_recv() {
             seen.push(l);
         }
-        seen.iter().any(|l| l.contains("all 2 services healthy")).then_some(())
+        seen.iter()
+            .any(|l| l.contains("all 2 services healthy"))
+            .then_some(())
     });
-    assert!(seen.iter().any(|l| l.contains("waiting for a (started)")), "progress shows waiting: {seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.contains("waiting for a (started)")),
+        "progress shows waiting: {seen:#?}"
+    );
     let pgids = p.pgids();
     kill(Pid::from_raw(fg.pid()), Signal::SIGINT).unwrap();
     let st = wait_for(30, "foreground up to exit", || fg.child.try_wait().unwrap());
@@ -227,7 +299,9 @@ fn sigkill_of_the_daemon_takes_every_service_down_and_leftovers_are_reaped_next_
     let daemon = p.daemon_pid().unwrap();
     kill(Pid::from_raw(daemon), Signal::SIGKILL).unwrap();
     // Children die with the daemon, grandchildren (sleep) included.
-    wait_for(10, "every process group to be gone", || groups_gone(&pgids).then_some(()));
+    wait_for(10, "every process group to be gone", || {
+        groups_gone(&pgids).then_some(())
+    });
 
     // A leftover that escaped (recorded in state as running) is reaped by the next daemon.
     let mut stray = std::process::Command::new("sleep");
@@ -237,15 +311,25 @@ fn sigkill_of_the_daemon_takes_every_service_down_and_leftovers_are_reaped_next_
     let spid = stray.id() as i32;
     let ticks = orchestra_runtime::procfs::stat(spid).unwrap().start_ticks;
     {
-        let store = orchestra_state::StateStore::open(&p.path().join(".orchestra/state.db")).unwrap();
-        let run = store.begin_run(std::path::Path::new("x"), None, &[], 1).unwrap();
-        store.record_process(run, "api", 0, "old", spid, spid, ticks).unwrap();
+        let store =
+            orchestra_state::StateStore::open(&p.path().join(".orchestra/state.db")).unwrap();
+        let run = store
+            .begin_run(std::path::Path::new("x"), None, &[], 1)
+            .unwrap();
+        store
+            .record_process(run, "api", 0, "old", spid, spid, ticks)
+            .unwrap();
     }
     p.up_ok(&[]);
     let st = wait_for(10, "the stray to be killed", || stray.try_wait().unwrap());
     assert!(!st.success());
     let ev = p.events();
-    assert!(ev.iter().any(|e| e["kind"] == "reaped" && e["reason"].as_str().unwrap().contains(&spid.to_string())), "{ev:#?}");
+    assert!(
+        ev.iter()
+            .any(|e| e["kind"] == "reaped"
+                && e["reason"].as_str().unwrap().contains(&spid.to_string())),
+        "{ev:#?}"
+    );
 }
 
 fn failing(manifest: &str) -> String {
@@ -255,7 +339,10 @@ fn failing(manifest: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "expected a failure:\n{err}");
     // up -d stops what it started.
-    assert!(!p.path().join(".orchestra/orchestra.sock").exists(), "daemon left running");
+    assert!(
+        !p.path().join(".orchestra/orchestra.sock").exists(),
+        "daemon left running"
+    );
     err
 }
 
@@ -265,38 +352,68 @@ fn failure_report_names_a_service_listening_on_another_port() {
     let err = failing(&format!(
         "services:\n  api:\n    command: [demo-service, --port, \"{port}\"]\n    healthcheck: {{ http: /health, interval: 100ms, retries: 2, start_period: 1s }}\n"
     ));
-    assert!(err.contains(&format!("listens on port {port} instead")), "{err}");
-    assert!(err.contains("likely cause") && err.contains("last probes"), "{err}");
+    assert!(
+        err.contains(&format!("listens on port {port} instead")),
+        "{err}"
+    );
+    assert!(
+        err.contains("likely cause") && err.contains("last probes"),
+        "{err}"
+    );
 }
 
 #[test]
 fn failure_report_names_a_probe_path_answering_404_and_the_path_served() {
-    let err = failing("services:\n  api:\n    command: [demo-service, --port, \"${PORT}\", --health-path, /healthz]\n    healthcheck: { http: /health, interval: 100ms, retries: 2, start_period: 500ms }\n");
+    let err = failing(
+        "services:\n  api:\n    command: [demo-service, --port, \"${PORT}\", --health-path, /healthz]\n    healthcheck: { http: /health, interval: 100ms, retries: 2, start_period: 500ms }\n",
+    );
     assert!(err.contains("GET /health answers 404"), "{err}");
     assert!(err.contains("use `http: /healthz`"), "{err}");
-    assert!(err.contains("listening on 127.0.0.1:"), "the last log lines are shown: {err}");
+    assert!(
+        err.contains("listening on 127.0.0.1:"),
+        "the last log lines are shown: {err}"
+    );
 }
 
 #[test]
 fn failure_report_names_a_start_period_shorter_than_the_start() {
-    let err = failing("services:\n  model:\n    command: [demo-service, --port, \"${PORT}\", --startup-delay, 10s]\n    healthcheck: { http: /health, interval: 100ms, retries: 2, start_period: 500ms }\n");
+    let err = failing(
+        "services:\n  model:\n    command: [demo-service, --port, \"${PORT}\", --startup-delay, 10s]\n    healthcheck: { http: /health, interval: 100ms, retries: 2, start_period: 500ms }\n",
+    );
     assert!(err.contains("nothing is listening on port"), "{err}");
-    assert!(err.contains("start_period is 500ms") && err.contains("raise start_period"), "{err}");
+    assert!(
+        err.contains("start_period is 500ms") && err.contains("raise start_period"),
+        "{err}"
+    );
 }
 
 #[test]
 fn failure_report_names_a_command_not_found_and_permission_denied() {
     let err = failing("services:\n  api:\n    command: [no-such-model-server, --serve]\n");
-    assert!(err.contains("command not found: `no-such-model-server`"), "{err}");
+    assert!(
+        err.contains("command not found: `no-such-model-server`"),
+        "{err}"
+    );
     let err = failing("services:\n  api:\n    command: [./script.sh]\n");
-    assert!(err.contains("permission denied: `./script.sh` is not executable"), "{err}");
+    assert!(
+        err.contains("permission denied: `./script.sh` is not executable"),
+        "{err}"
+    );
 }
 
 #[test]
 fn failure_report_names_an_exit_before_healthy_with_its_logs() {
-    let err = failing("services:\n  api:\n    command: [sh, -c, \"echo loading weights; echo out of memory >&2; exit 3\"]\n    healthcheck: { http: /health, start_period: 10s }\n    restart: \"no\"\n");
-    assert!(err.contains("exited with code 3 before becoming healthy"), "{err}");
-    assert!(err.contains("loading weights") && err.contains("out of memory"), "{err}");
+    let err = failing(
+        "services:\n  api:\n    command: [sh, -c, \"echo loading weights; echo out of memory >&2; exit 3\"]\n    healthcheck: { http: /health, start_period: 10s }\n    restart: \"no\"\n",
+    );
+    assert!(
+        err.contains("exited with code 3 before becoming healthy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("loading weights") && err.contains("out of memory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -305,7 +422,11 @@ fn interpolation_overlays_and_profiles_reach_the_processes() {
     let mut p = Project::new(m);
     p.write(".env", "NAME_FROM_DOTENV=from-dotenv\n");
     p.up_ok(&["--env", "prod", "--profile", "lean"]);
-    let names: Vec<String> = p.services().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = p
+        .services()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["api"], "profile lean runs api only");
     let api = p.service("api");
     let reps = api["replicas"].as_array().unwrap();
@@ -313,20 +434,32 @@ fn interpolation_overlays_and_profiles_reach_the_processes() {
     let port = reps[0]["port"].as_u64().unwrap();
     let (code, body) = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     assert_eq!(code, 200);
-    assert!(body.contains("\"version\":\"v7\"") && body.contains("from-dotenv"), "{body}");
+    assert!(
+        body.contains("\"version\":\"v7\"") && body.contains("from-dotenv"),
+        "{body}"
+    );
     p.down();
 
     // Without a profile: services with `profiles:` stay off.
     p.up_ok(&[]);
-    let names: Vec<String> = p.services().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = p
+        .services()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["api", "extra"]);
     p.down();
 
-    let bad = Project::new("services:\n  api:\n    command: [x, \"${MUST_BE_SET:?set MUST_BE_SET to the model path}\"]\n");
+    let bad = Project::new(
+        "services:\n  api:\n    command: [x, \"${MUST_BE_SET:?set MUST_BE_SET to the model path}\"]\n",
+    );
     let out = bad.run(&["validate"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("orchestra.yaml:3:") && err.contains("set MUST_BE_SET to the model path"), "{err}");
+    assert!(
+        err.contains("orchestra.yaml:3:") && err.contains("set MUST_BE_SET to the model path"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -361,7 +494,9 @@ fn admin_health_follows_the_threshold_and_control_commands_work() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["services"]["d"]["state"], "stopped");
     assert!(p.run(&["start", "d"]).status.success());
-    wait_for(10, "d healthy again", || (p.service("d")["phase"] == "healthy").then_some(()));
+    wait_for(10, "d healthy again", || {
+        (p.service("d")["phase"] == "healthy").then_some(())
+    });
     assert_eq!(http_get(&addr, "/health").unwrap().0, 200);
     let before = p.service("a")["replicas"][0]["pid"].as_i64().unwrap();
     assert!(p.run(&["restart", "a"]).status.success());
@@ -384,11 +519,17 @@ fn logs_are_captured_to_files_and_served_with_tail_and_follow() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.contains("listening on").then_some(text)
     });
-    assert!(out.contains("chatty.0 | line-1") && out.contains("chatty.0 | to-stderr"), "{out}");
+    assert!(
+        out.contains("chatty.0 | line-1") && out.contains("chatty.0 | to-stderr"),
+        "{out}"
+    );
     let tail = String::from_utf8_lossy(&p.run(&["logs", "chatty", "-n", "2"]).stdout).into_owned();
     assert_eq!(tail.lines().count(), 2, "{tail}");
     let file = std::fs::read_to_string(p.path().join(".orchestra/logs/chatty.log")).unwrap();
-    assert!(file.contains("chatty.0 | line-5") && file.contains("chatty.0 err | to-stderr"), "{file}");
+    assert!(
+        file.contains("chatty.0 | line-5") && file.contains("chatty.0 err | to-stderr"),
+        "{file}"
+    );
     // -f streams lines as they come.
     let mut follow = Foreground {
         child: p
@@ -401,7 +542,10 @@ fn logs_are_captured_to_files_and_served_with_tail_and_follow() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(l);
         }
     });
@@ -425,5 +569,9 @@ fn up_refuses_a_second_daemon_and_down_without_one_is_harmless() {
     let out = p.up(&[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
-    assert_eq!(p.service("a")["phase"], "healthy", "the running platform is untouched");
+    assert_eq!(
+        p.service("a")["phase"],
+        "healthy",
+        "the running platform is untouched"
+    );
 }

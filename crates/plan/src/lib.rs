@@ -297,7 +297,7 @@ pub fn gate(edge: &Edge, dep: &Observed, restart: Restart) -> Gate {
 
 /// Decide all of a service's dependencies at once: open when every edge is
 /// open, blocked as soon as one is, waiting otherwise (with what it waits on).
-pub fn gate_all<'a, F>(edges: &'a [Edge], observe: F) -> (Gate, Vec<&'a str>)
+pub fn gate_all<F>(edges: &[Edge], observe: F) -> (Gate, Vec<&str>)
 where
     F: Fn(&str) -> (Observed, Restart),
 {
@@ -324,8 +324,12 @@ mod tests {
     use std::path::Path;
 
     fn manifest(src: &str) -> Manifest {
-        load_str(src, Path::new("/nonexistent/orchestra.yaml"), &LoadOptions::default())
-            .expect("valid manifest")
+        load_str(
+            src,
+            Path::new("/nonexistent/orchestra.yaml"),
+            &LoadOptions::default(),
+        )
+        .expect("valid manifest")
     }
 
     const PLATFORM: &str = r#"
@@ -436,7 +440,10 @@ profiles:
         assert_eq!(gate(&edge(Condition::Started), &started, r), Gate::Open);
         assert_eq!(gate(&edge(Condition::Healthy), &started, r), Gate::Waiting);
         assert_eq!(gate(&edge(Condition::Healthy), &healthy, r), Gate::Open);
-        assert_eq!(gate(&edge(Condition::Completed), &healthy, r), Gate::Waiting);
+        assert_eq!(
+            gate(&edge(Condition::Completed), &healthy, r),
+            Gate::Waiting
+        );
         assert_eq!(gate(&edge(Condition::Completed), &done, r), Gate::Open);
         // A failed job may be retried under on-failure; under `no` it is final.
         assert_eq!(gate(&edge(Condition::Completed), &failed, r), Gate::Waiting);

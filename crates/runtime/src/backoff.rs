@@ -96,7 +96,10 @@ pub fn next(policy: &RestartPolicy, ended: Ended, restarts: u32, jitter: f64) ->
     if !wants {
         return match ended {
             Ended::Exited(e) if e.success() => Next::Completed,
-            Ended::Exited(e) => Next::Stay(format!("{e}; restart policy `{}`", policy_name(policy.policy))),
+            Ended::Exited(e) => Next::Stay(format!(
+                "{e}; restart policy `{}`",
+                policy_name(policy.policy)
+            )),
             Ended::Unhealthy => Next::Stay("unhealthy; restart policy `no`".into()),
         };
     }
@@ -107,7 +110,9 @@ pub fn next(policy: &RestartPolicy, ended: Ended, restarts: u32, jitter: f64) ->
             Ended::Exited(e) => e.to_string(),
             Ended::Unhealthy => "unhealthy".into(),
         };
-        return Next::GiveUp(format!("{what}; gave up after {restarts} restarts (max_restarts {max})"));
+        return Next::GiveUp(format!(
+            "{what}; gave up after {restarts} restarts (max_restarts {max})"
+        ));
     }
     Next::Restart(delay(policy, restarts, jitter))
 }
@@ -151,24 +156,44 @@ mod tests {
     #[test]
     fn on_failure_restarts_failures_and_completes_jobs() {
         let p = policy(Restart::OnFailure, None);
-        assert_eq!(next(&p, Ended::Exited(Exit::Code(0)), 0, 0.5), Next::Completed);
-        assert!(matches!(next(&p, Ended::Exited(Exit::Code(1)), 0, 0.5), Next::Restart(_)));
-        assert!(matches!(next(&p, Ended::Exited(Exit::Signal(9)), 0, 0.5), Next::Restart(_)));
-        assert!(matches!(next(&p, Ended::Unhealthy, 0, 0.5), Next::Restart(_)));
+        assert_eq!(
+            next(&p, Ended::Exited(Exit::Code(0)), 0, 0.5),
+            Next::Completed
+        );
+        assert!(matches!(
+            next(&p, Ended::Exited(Exit::Code(1)), 0, 0.5),
+            Next::Restart(_)
+        ));
+        assert!(matches!(
+            next(&p, Ended::Exited(Exit::Signal(9)), 0, 0.5),
+            Next::Restart(_)
+        ));
+        assert!(matches!(
+            next(&p, Ended::Unhealthy, 0, 0.5),
+            Next::Restart(_)
+        ));
     }
 
     #[test]
     fn no_policy_stays_down_and_always_restarts_even_success() {
         let no = policy(Restart::No, None);
-        assert!(matches!(next(&no, Ended::Exited(Exit::Code(3)), 0, 0.5), Next::Stay(r) if r.contains("code 3")));
+        assert!(
+            matches!(next(&no, Ended::Exited(Exit::Code(3)), 0, 0.5), Next::Stay(r) if r.contains("code 3"))
+        );
         let always = policy(Restart::Always, None);
-        assert!(matches!(next(&always, Ended::Exited(Exit::Code(0)), 0, 0.5), Next::Restart(_)));
+        assert!(matches!(
+            next(&always, Ended::Exited(Exit::Code(0)), 0, 0.5),
+            Next::Restart(_)
+        ));
     }
 
     #[test]
     fn gives_up_after_max_restarts() {
         let p = policy(Restart::OnFailure, Some(2));
-        assert!(matches!(next(&p, Ended::Exited(Exit::Code(1)), 1, 0.5), Next::Restart(_)));
+        assert!(matches!(
+            next(&p, Ended::Exited(Exit::Code(1)), 1, 0.5),
+            Next::Restart(_)
+        ));
         match next(&p, Ended::Exited(Exit::Code(1)), 2, 0.5) {
             Next::GiveUp(r) => assert!(r.contains("gave up after 2 restarts"), "{r}"),
             other => panic!("{other:?}"),

@@ -61,7 +61,9 @@ pub fn likely_cause(e: &Evidence) -> Option<String> {
                 "permission denied: `{p}` is not executable (check its mode, e.g. chmod +x)"
             ));
         }
-        Some(SpawnError::Other(m)) => return Some(format!("the command could not be started: {m}")),
+        Some(SpawnError::Other(m)) => {
+            return Some(format!("the command could not be started: {m}"));
+        }
         None => {}
     }
     let logs_say = |needle: &str| {
@@ -153,9 +155,9 @@ pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -190,7 +192,11 @@ mod tests {
             spawn_error: Some(SpawnError::NotFound("modelserve".into())),
             ..Default::default()
         };
-        assert!(likely_cause(&e).unwrap().starts_with("command not found: `modelserve`"));
+        assert!(
+            likely_cause(&e)
+                .unwrap()
+                .starts_with("command not found: `modelserve`")
+        );
         let e = Evidence {
             spawn_error: Some(SpawnError::PermissionDenied("./run.sh".into())),
             ..Default::default()
@@ -208,7 +214,10 @@ mod tests {
             ..Default::default()
         };
         let c = likely_cause(&e).unwrap();
-        assert!(c.contains("expected port 4000") && c.contains("port 9999 instead"), "{c}");
+        assert!(
+            c.contains("expected port 4000") && c.contains("port 9999 instead"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -222,8 +231,14 @@ mod tests {
             ..Default::default()
         };
         let c = likely_cause(&e).unwrap();
-        assert!(c.contains("nothing is listening on port 4000 after 1.5s"), "{c}");
-        assert!(c.contains("start_period is 1s") && c.contains("raise start_period"), "{c}");
+        assert!(
+            c.contains("nothing is listening on port 4000 after 1.5s"),
+            "{c}"
+        );
+        assert!(
+            c.contains("start_period is 1s") && c.contains("raise start_period"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -249,7 +264,11 @@ mod tests {
             ..Default::default()
         };
         let c = likely_cause(&e).unwrap();
-        assert!(c.contains("exited with code 1 before becoming healthy") && c.contains("already in use"), "{c}");
+        assert!(
+            c.contains("exited with code 1 before becoming healthy")
+                && c.contains("already in use"),
+            "{c}"
+        );
         let e = Evidence {
             exit: Some(Exit::Code(127)),
             ..Default::default()

@@ -17,4 +17,6 @@ pub mod shim;
 pub mod status;
 pub mod supervisor;
 
-pub use supervisor::{ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, reap_group};
+pub use supervisor::{
+    ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, reap_group,
+};

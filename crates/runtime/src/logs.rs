@@ -174,7 +174,10 @@ impl LogHub {
             Err(p) => p.into_inner(),
         };
         let mut lines: Vec<LogLine> = match service {
-            Some(s) => map.get(s).map(|l| l.ring.iter().cloned().collect()).unwrap_or_default(),
+            Some(s) => map
+                .get(s)
+                .map(|l| l.ring.iter().cloned().collect())
+                .unwrap_or_default(),
             None => map.values().flat_map(|l| l.ring.iter().cloned()).collect(),
         };
         lines.sort_by_key(|l| l.at_ms);
@@ -230,7 +233,11 @@ mod tests {
         hub.push(line("api", 3, "c"));
         let all: Vec<String> = hub.tail(None, 10).into_iter().map(|l| l.text).collect();
         assert_eq!(all, ["a", "b", "c"]);
-        let api: Vec<String> = hub.tail(Some("api"), 1).into_iter().map(|l| l.text).collect();
+        let api: Vec<String> = hub
+            .tail(Some("api"), 1)
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
         assert_eq!(api, ["c"]);
         let text = std::fs::read_to_string(dir.path().join("api.log")).unwrap();
         assert!(text.ends_with("api.0 | c\n"), "{text}");

@@ -102,14 +102,20 @@ pub async fn run(check: &Check, port: u16, timeout: Duration, ctx: &ExecContext)
                     .map(|_| (None, String::new()))
                     .map_err(connect_failure)
             };
-            (format!("tcp 127.0.0.1:{port}"), tokio::time::timeout(timeout, fut).await)
+            (
+                format!("tcp 127.0.0.1:{port}"),
+                tokio::time::timeout(timeout, fut).await,
+            )
         }
         Check::Exec { command } => {
             let argv: Vec<String> = command
                 .iter()
                 .map(|a| a.replace("${PORT}", &port.to_string()))
                 .collect();
-            (format!("exec {}", argv.join(" ")), tokio::time::timeout(timeout, exec(argv, ctx)).await)
+            (
+                format!("exec {}", argv.join(" ")),
+                tokio::time::timeout(timeout, exec(argv, ctx)).await,
+            )
         }
     };
     let millis = start.elapsed().as_millis() as u64;
@@ -161,7 +167,13 @@ pub async fn http_get(port: u16, path: &str) -> Outcome {
         .header(hyper::header::HOST, format!("127.0.0.1:{port}"))
         .header(hyper::header::USER_AGENT, "orchestra-probe")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| (Failure::Other(format!("bad request: {e}")), None, String::new()))?;
+        .map_err(|e| {
+            (
+                Failure::Other(format!("bad request: {e}")),
+                None,
+                String::new(),
+            )
+        })?;
     let resp = sender
         .send_request(req)
         .await
@@ -203,9 +215,13 @@ async fn exec(argv: Vec<String>, ctx: &ExecContext) -> Outcome {
     if let Some(d) = &ctx.dir {
         cmd.current_dir(d);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| (Failure::Other(format!("cannot run `{prog}`: {e}")), None, String::new()))?;
+    let child = cmd.spawn().map_err(|e| {
+        (
+            Failure::Other(format!("cannot run `{prog}`: {e}")),
+            None,
+            String::new(),
+        )
+    })?;
     let pgid = child.id().map(|p| p as i32);
     // Dropped on timeout: the whole group goes with it, not just the leader.
     let _group = GroupGuard(pgid);
@@ -219,7 +235,11 @@ async fn exec(argv: Vec<String>, ctx: &ExecContext) -> Outcome {
     match out.status.code() {
         Some(0) => Ok((None, excerpt)),
         Some(c) => Err((Failure::ExitCode(c), None, excerpt)),
-        None => Err((Failure::Other("probe command killed by a signal".into()), None, excerpt)),
+        None => Err((
+            Failure::Other("probe command killed by a signal".into()),
+            None,
+            excerpt,
+        )),
     }
 }
 

@@ -38,7 +38,11 @@ pub fn run(argv: &[String]) -> i32 {
             eprintln!("orchestra shim: cannot catch signal {sig}: {e}");
         }
     }
-    let mut child = match Command::new(program).args(args).stdin(Stdio::null()).spawn() {
+    let mut child = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+    {
         Ok(c) => c,
         Err(e) => {
             let (code, what) = match e.kind() {

@@ -127,7 +127,10 @@ pub struct FailureReport {
 impl FailureReport {
     /// The report as a person reads it.
     pub fn render(&self) -> String {
-        let mut s = format!("✗ {} (replica {}): {}\n", self.service, self.replica, self.summary);
+        let mut s = format!(
+            "✗ {} (replica {}): {}\n",
+            self.service, self.replica, self.summary
+        );
         if let Some(c) = &self.cause {
             s.push_str(&format!("  likely cause: {c}\n"));
         }
@@ -186,21 +189,34 @@ impl ServiceStatus {
 
     /// The plan's view of this service.
     pub fn observed(&self) -> Observed {
-        let all = |f: &dyn Fn(&ReplicaStatus) -> bool| !self.replicas.is_empty() && self.replicas.iter().all(f);
+        let all = |f: &dyn Fn(&ReplicaStatus) -> bool| {
+            !self.replicas.is_empty() && self.replicas.iter().all(f)
+        };
         let exit_code = if all(&|r| r.phase == Phase::Completed) {
             Some(0)
         } else {
-            self.replicas.iter().find_map(|r| match (r.phase, r.last_exit) {
-                (Phase::Exited | Phase::Failed | Phase::Restarting | Phase::CrashLooping, Some(Exit::Code(c))) => Some(c),
-                (Phase::Exited | Phase::Failed | Phase::Restarting | Phase::CrashLooping, Some(Exit::Signal(s))) => Some(128 + s),
-                _ => None,
-            })
+            self.replicas
+                .iter()
+                .find_map(|r| match (r.phase, r.last_exit) {
+                    (
+                        Phase::Exited | Phase::Failed | Phase::Restarting | Phase::CrashLooping,
+                        Some(Exit::Code(c)),
+                    ) => Some(c),
+                    (
+                        Phase::Exited | Phase::Failed | Phase::Restarting | Phase::CrashLooping,
+                        Some(Exit::Signal(s)),
+                    ) => Some(128 + s),
+                    _ => None,
+                })
         };
         Observed {
             started: all(&|r| r.ever_started),
             healthy: all(&|r| r.healthy && r.ready && matches!(r.phase, Phase::Healthy)),
             exit_code,
-            given_up: matches!(self.phase, Phase::Failed | Phase::Blocked | Phase::Exited | Phase::Stopped),
+            given_up: matches!(
+                self.phase,
+                Phase::Failed | Phase::Blocked | Phase::Exited | Phase::Stopped
+            ),
         }
     }
 }
@@ -226,7 +242,10 @@ pub fn aggregate(replicas: &[ReplicaStatus]) -> (Phase, String) {
         Completed => 10,
         Healthy => 11,
     };
-    let worst = replicas.iter().min_by_key(|r| rank(r.phase)).map(|r| (r.phase, r.reason.clone()));
+    let worst = replicas
+        .iter()
+        .min_by_key(|r| rank(r.phase))
+        .map(|r| (r.phase, r.reason.clone()));
     match worst {
         Some((p, reason)) => (p, reason),
         None => (Waiting, String::new()),
@@ -287,7 +306,8 @@ pub fn settled(services: &[ServiceStatus]) -> Settled {
         .iter()
         .filter(|s| {
             !s.phase.is_good()
-                && (s.report.is_some() || matches!(s.phase, Phase::Failed | Phase::Blocked | Phase::Exited))
+                && (s.report.is_some()
+                    || matches!(s.phase, Phase::Failed | Phase::Blocked | Phase::Exited))
         })
         .map(|s| s.name.clone())
         .collect();
@@ -326,10 +346,22 @@ mod tests {
 
     #[test]
     fn worst_replica_decides() {
-        assert_eq!(aggregate(&[rep(Phase::Healthy), rep(Phase::CrashLooping)]).0, Phase::CrashLooping);
-        assert_eq!(aggregate(&[rep(Phase::Healthy), rep(Phase::Starting)]).0, Phase::Starting);
-        assert_eq!(aggregate(&[rep(Phase::Completed), rep(Phase::Completed)]).0, Phase::Completed);
-        assert_eq!(aggregate(&[rep(Phase::Healthy), rep(Phase::Healthy)]).0, Phase::Healthy);
+        assert_eq!(
+            aggregate(&[rep(Phase::Healthy), rep(Phase::CrashLooping)]).0,
+            Phase::CrashLooping
+        );
+        assert_eq!(
+            aggregate(&[rep(Phase::Healthy), rep(Phase::Starting)]).0,
+            Phase::Starting
+        );
+        assert_eq!(
+            aggregate(&[rep(Phase::Completed), rep(Phase::Completed)]).0,
+            Phase::Completed
+        );
+        assert_eq!(
+            aggregate(&[rep(Phase::Healthy), rep(Phase::Healthy)]).0,
+            Phase::Healthy
+        );
     }
 
     #[test]

@@ -418,7 +418,13 @@ pub fn stop_waves(plan: &StartPlan) -> Vec<Vec<String>> {
             .collect();
         if wave.is_empty() {
             // Only reachable with a cycle, which validation rejects: stop the rest together.
-            waves.push(plan.order.iter().filter(|s| !done.contains(*s)).cloned().collect());
+            waves.push(
+                plan.order
+                    .iter()
+                    .filter(|s| !done.contains(*s))
+                    .cloned()
+                    .collect(),
+            );
             break;
         }
         done.extend(wave.iter().cloned());
@@ -451,7 +457,13 @@ impl Inner {
         });
     }
 
-    fn emit(&self, service: &str, replica: Option<u32>, kind: EventKind, reason: impl Into<String>) {
+    fn emit(
+        &self,
+        service: &str,
+        replica: Option<u32>,
+        kind: EventKind,
+        reason: impl Into<String>,
+    ) {
         self.emit_process(service, replica, kind, reason, None);
     }
 
@@ -653,8 +665,15 @@ pub fn resolve_program(
         return check(&p).unwrap_or_else(|| Err(SpawnError::NotFound(program.to_owned())));
     }
     let mut denied = None;
-    for d in path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin").split(':') {
-        let base = if d.is_empty() { dir.to_owned() } else { dir.join(d) };
+    for d in path_var
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+    {
+        let base = if d.is_empty() {
+            dir.to_owned()
+        } else {
+            dir.join(d)
+        };
         match check(&base.join(program)) {
             Some(Ok(p)) => return Ok(p),
             Some(Err(e)) => denied = Some(e),
@@ -684,7 +703,14 @@ async fn replica(
     let port = match inner.alloc_port() {
         Ok(p) => p,
         Err(e) => {
-            fail(&inner, &svc, idx, format!("no port could be assigned: {e}"), None).await;
+            fail(
+                &inner,
+                &svc,
+                idx,
+                format!("no port could be assigned: {e}"),
+                None,
+            )
+            .await;
             return;
         }
     };
@@ -726,7 +752,14 @@ async fn replica(
                 port,
                 ..Default::default()
             };
-            fail(&inner, &svc, idx, format!("cannot run `{program}`"), Some(evidence)).await;
+            fail(
+                &inner,
+                &svc,
+                idx,
+                format!("cannot run `{program}`"),
+                Some(evidence),
+            )
+            .await;
             break;
         }
         let started = Instant::now();
@@ -738,7 +771,14 @@ async fn replica(
                     port,
                     ..Default::default()
                 };
-                fail(&inner, &svc, idx, format!("cannot start `{program}`"), Some(evidence)).await;
+                fail(
+                    &inner,
+                    &svc,
+                    idx,
+                    format!("cannot start `{program}`"),
+                    Some(evidence),
+                )
+                .await;
                 break;
             }
         };
@@ -786,7 +826,12 @@ async fn replica(
             ),
         }
         if !has_probe {
-            inner.emit(&name, Some(idx), EventKind::Healthy, "running (no healthcheck)");
+            inner.emit(
+                &name,
+                Some(idx),
+                EventKind::Healthy,
+                "running (no healthcheck)",
+            );
         }
 
         let ctx = ExecContext {
@@ -865,7 +910,12 @@ async fn replica(
                 r.ready = false;
                 r.reason = "stopped".into();
             });
-            inner.emit(&name, Some(idx), EventKind::Stopped, exit.map(|e| e.to_string()).unwrap_or_default());
+            inner.emit(
+                &name,
+                Some(idx),
+                EventKind::Stopped,
+                exit.map(|e| e.to_string()).unwrap_or_default(),
+            );
             break;
         }
         if restart_requested {
@@ -937,7 +987,11 @@ async fn replica(
                     diagnose::human(delay)
                 );
                 inner.update_replica(&name, idx, |r| {
-                    r.phase = if looping { Phase::CrashLooping } else { Phase::Restarting };
+                    r.phase = if looping {
+                        Phase::CrashLooping
+                    } else {
+                        Phase::Restarting
+                    };
                     r.healthy = false;
                     r.ready = false;
                     r.restarts = total_restarts;
@@ -966,7 +1020,12 @@ async fn replica(
                         r.phase = Phase::Stopped;
                         r.reason = "stopped".into();
                     });
-                    inner.emit(&name, Some(idx), EventKind::Stopped, "while waiting to restart");
+                    inner.emit(
+                        &name,
+                        Some(idx),
+                        EventKind::Stopped,
+                        "while waiting to restart",
+                    );
                     break;
                 }
             }
@@ -1166,9 +1225,7 @@ async fn watch_health(
             } else {
                 consecutive += 1;
                 if consecutive >= p.retries {
-                    return format!(
-                        "healthcheck failed {consecutive} times in a row: {summary}"
-                    );
+                    return format!("healthcheck failed {consecutive} times in a row: {summary}");
                 }
             }
         }
@@ -1187,7 +1244,14 @@ fn fast_cadence(p: &Probe) -> Duration {
     fast.min(p.interval)
 }
 
-async fn readiness_loop(inner: &Inner, name: &str, idx: u32, p: &Probe, port: u16, ctx: &ExecContext) {
+async fn readiness_loop(
+    inner: &Inner,
+    name: &str,
+    idx: u32,
+    p: &Probe,
+    port: u16,
+    ctx: &ExecContext,
+) {
     let mut was_ready = false;
     loop {
         let r = probe::run(&p.check, port, p.timeout, ctx).await;
@@ -1247,10 +1311,18 @@ async fn build_report(
 ) -> FailureReport {
     let probes: Vec<ProbeResult> = lock(&inner.table)
         .get(&svc.name)
-        .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.probes.iter().cloned().collect()))
+        .and_then(|e| {
+            e.status
+                .replicas
+                .get(idx as usize)
+                .map(|r| r.probes.iter().cloned().collect())
+        })
         .unwrap_or_default();
     let listening = procfs::listening_ports(&procfs::group_members(running.pgid));
-    let alternatives = match (&svc.healthcheck, probes.last().and_then(|p| p.failure.clone())) {
+    let alternatives = match (
+        &svc.healthcheck,
+        probes.last().and_then(|p| p.failure.clone()),
+    ) {
         (Some(p), Some(Failure::Status(404))) => find_served_path(&p.check, port).await,
         _ => Vec::new(),
     };
@@ -1262,8 +1334,16 @@ async fn build_report(
         exit,
         listening,
         elapsed: started.elapsed(),
-        start_period: svc.healthcheck.as_ref().map(|p| p.start_period).unwrap_or_default(),
-        timeout: svc.healthcheck.as_ref().map(|p| p.timeout).unwrap_or_default(),
+        start_period: svc
+            .healthcheck
+            .as_ref()
+            .map(|p| p.start_period)
+            .unwrap_or_default(),
+        timeout: svc
+            .healthcheck
+            .as_ref()
+            .map(|p| p.timeout)
+            .unwrap_or_default(),
         log_tail: logs.clone(),
         spawn_error: None,
         alternatives,
@@ -1290,7 +1370,12 @@ async fn report_after_exit(
 ) -> FailureReport {
     let probes: Vec<ProbeResult> = lock(&inner.table)
         .get(&svc.name)
-        .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.probes.iter().cloned().collect()))
+        .and_then(|e| {
+            e.status
+                .replicas
+                .get(idx as usize)
+                .map(|r| r.probes.iter().cloned().collect())
+        })
         .unwrap_or_default();
     // Log readers may still be flushing the last lines.
     tokio::task::yield_now().await;
@@ -1324,11 +1409,17 @@ async fn find_served_path(check: &Check, port: u16) -> Vec<String> {
         _ => return Vec::new(),
     };
     let mut found = Vec::new();
-    for candidate in ["/health", "/healthz", "/ready", "/readyz", "/status", "/ping", "/"] {
+    for candidate in [
+        "/health", "/healthz", "/ready", "/readyz", "/status", "/ping", "/",
+    ] {
         if candidate == probe_path {
             continue;
         }
-        let r = tokio::time::timeout(Duration::from_millis(500), probe::http_get(probe_port, candidate)).await;
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            probe::http_get(probe_port, candidate),
+        )
+        .await;
         if matches!(r, Ok(Ok(_))) {
             found.push(candidate.to_owned());
         }

@@ -49,12 +49,20 @@ fn summary(s: &Shared) -> (bool, bool, serde_json::Value) {
 
 async fn health(State(s): State<Shared>) -> Response {
     let (ok, _, body) = summary(&s);
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
 async fn ready(State(s): State<Shared>) -> Response {
     let (_, ready, body) = summary(&s);
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }

@@ -64,17 +64,27 @@ async fn daemon(State(s): State<Shared>) -> Response {
 async fn service(State(s): State<Shared>, Path(name): Path<String>) -> Response {
     match s.runtime.service(&name) {
         Some(st) => Json(st).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no service `{name}` in this platform")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no service `{name}` in this platform"),
+        ),
     }
 }
 
-async fn control(State(s): State<Shared>, Path((name, action)): Path<(String, String)>) -> Response {
+async fn control(
+    State(s): State<Shared>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
     let rt = &s.runtime;
     let result = match action.as_str() {
         "stop" => rt.stop_service(&name).await.map(|_| "stopped"),
-        "start" => rt
-            .start_service(&name)
-            .map(|started| if started { "starting" } else { "already running" }),
+        "start" => rt.start_service(&name).map(|started| {
+            if started {
+                "starting"
+            } else {
+                "already running"
+            }
+        }),
         "restart" => rt.restart_service(&name).await.map(|_| "restarting"),
         other => {
             return error(
@@ -101,7 +111,10 @@ async fn logs(State(s): State<Shared>, Query(q): Query<LogQuery>) -> Response {
     if let Some(name) = &q.service
         && s.runtime.service(name).is_none()
     {
-        return error(StatusCode::NOT_FOUND, format!("no service `{name}` in this platform"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no service `{name}` in this platform"),
+        );
     }
     let hub = s.runtime.logs();
     // Subscribe before reading the tail so no line falls between the two.
@@ -120,9 +133,8 @@ async fn logs(State(s): State<Shared>, Query(q): Query<LogQuery>) -> Response {
     }
     let filter = q.service.clone();
     let stopped = s.stopped.clone();
-    let stream = futures_util::stream::unfold(
-        (Some(head), rx, filter),
-        move |(head, mut rx, filter)| {
+    let stream =
+        futures_util::stream::unfold((Some(head), rx, filter), move |(head, mut rx, filter)| {
             let mut stopped = stopped.clone();
             async move {
                 if let Some(h) = head {
@@ -149,8 +161,7 @@ async fn logs(State(s): State<Shared>, Query(q): Query<LogQuery>) -> Response {
                     }
                 }
             }
-        },
-    );
+        });
     (ndjson, Body::from_stream(stream)).into_response()
 }
 
@@ -165,7 +176,11 @@ struct EventQuery {
 async fn events(State(s): State<Shared>, Query(q): Query<EventQuery>) -> Response {
     let state = s.state.clone();
     let res = tokio::task::spawn_blocking(move || {
-        state.events(q.after, q.service.as_deref(), q.limit.unwrap_or(200).min(10_000))
+        state.events(
+            q.after,
+            q.service.as_deref(),
+            q.limit.unwrap_or(200).min(10_000),
+        )
     })
     .await;
     match res {

@@ -13,7 +13,9 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No daemon answers on the socket.
-    #[error("orchestra is not running for this project (no daemon on {socket}); start it with `orchestra up -d`")]
+    #[error(
+        "orchestra is not running for this project (no daemon on {socket}); start it with `orchestra up -d`"
+    )]
     NotRunning {
         /// The socket tried.
         socket: PathBuf,
@@ -48,11 +50,12 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<Sender, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| ClientError::NotRunning {
-                socket: self.socket.clone(),
-            })?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|_| ClientError::NotRunning {
+                    socket: self.socket.clone(),
+                })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -62,7 +65,11 @@ impl Client {
         Ok(sender)
     }
 
-    async fn send(&self, method: Method, path: &str) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let mut sender = self.connect().await?;
         let req = Request::builder()
             .method(method)
@@ -100,7 +107,8 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?
             .to_bytes();
-        let value: Value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let value: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         if status.is_success() {
             Ok(value)
         } else {
@@ -110,7 +118,11 @@ impl Client {
 
     /// GET a streamed NDJSON body, calling `on_line` for each line until it
     /// returns false or the stream ends.
-    pub async fn stream_lines(&self, path: &str, mut on_line: impl FnMut(&str) -> bool) -> Result<(), ClientError> {
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<(), ClientError> {
         let resp = self.send(Method::GET, path).await?;
         let status = resp.status();
         let mut body = resp.into_body();

@@ -24,7 +24,9 @@ use crate::paths::Paths;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// Another daemon serves this project.
-    #[error("orchestra is already running for this project (socket {socket}); run `orchestra down` first, or `orchestra ps` to see it")]
+    #[error(
+        "orchestra is already running for this project (socket {socket}); run `orchestra down` first, or `orchestra ps` to see it"
+    )]
     AlreadyRunning {
         /// The live socket.
         socket: PathBuf,
@@ -39,10 +41,14 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The control socket path is longer than a unix socket allows.
-    #[error("control socket path {0} is too long for a unix socket (max 107 bytes); move the project to a shorter path")]
+    #[error(
+        "control socket path {0} is too long for a unix socket (max 107 bytes); move the project to a shorter path"
+    )]
     SocketPathTooLong(PathBuf),
     /// The admin listener could not bind.
-    #[error("cannot listen on admin address {addr}: {source}; choose another with --admin ADDR (or `--admin off`)")]
+    #[error(
+        "cannot listen on admin address {addr}: {source}; choose another with --admin ADDR (or `--admin off`)"
+    )]
     AdminBind {
         /// The address asked for.
         addr: String,
@@ -127,7 +133,9 @@ pub struct Daemon {
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").field("paths", &self.paths).finish_non_exhaustive()
+        f.debug_struct("Daemon")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,10 +163,16 @@ impl Daemon {
         // Bind before anything starts, so a taken port changes nothing.
         let admin = match &opts.admin {
             AdminListen::Off => None,
-            AdminListen::Addr(a) => Some(TcpListener::bind(a).await.map_err(|source| DaemonError::AdminBind {
-                addr: a.clone(),
-                source,
-            })?),
+            AdminListen::Addr(a) => {
+                Some(
+                    TcpListener::bind(a)
+                        .await
+                        .map_err(|source| DaemonError::AdminBind {
+                            addr: a.clone(),
+                            source,
+                        })?,
+                )
+            }
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let control = UnixListener::bind(&paths.socket).map_err(io(&paths.socket))?;
@@ -258,7 +272,10 @@ impl Daemon {
 
     /// Run until `external` resolves or the API asks to shut down; then stop
     /// every service in reverse dependency order and clean up.
-    pub async fn run_until<F: std::future::Future<Output = ()>>(self, external: F) -> Result<(), DaemonError> {
+    pub async fn run_until<F: std::future::Future<Output = ()>>(
+        self,
+        external: F,
+    ) -> Result<(), DaemonError> {
         let mut asked = self.shared.shutdown.subscribe();
         tokio::select! {
             _ = external => {}
@@ -300,7 +317,13 @@ fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(Strin
     {
         let _ = state.end_process(id, &ev.reason);
     }
-    if let Err(e) = state.record_event(Some(run_id), Some(&ev.service), ev.replica, ev.kind.as_str(), &ev.reason) {
+    if let Err(e) = state.record_event(
+        Some(run_id),
+        Some(&ev.service),
+        ev.replica,
+        ev.kind.as_str(),
+        &ev.reason,
+    ) {
         tracing::warn!("cannot record event: {e}");
     }
 }
@@ -312,11 +335,15 @@ pub fn reap_leftovers(state: &StateStore) -> Result<Vec<(String, String)>, State
     for p in state.live_processes()? {
         // The leader's start time tells our process from a reused PID; members
         // left in the group keep the group id reserved, so they are ours.
-        let leader_is_ours = procfs::stat(p.pid).is_some_and(|s| s.start_ticks == p.proc_start_ticks && s.state != 'Z');
+        let leader_is_ours = procfs::stat(p.pid)
+            .is_some_and(|s| s.start_ticks == p.proc_start_ticks && s.state != 'Z');
         let members = procfs::group_members(p.pgid);
         let what = if leader_is_ours || !members.is_empty() {
             let _ = killpg(Pid::from_raw(p.pgid), Signal::SIGKILL);
-            format!("killed leftover process group {} (replica {})", p.pgid, p.replica)
+            format!(
+                "killed leftover process group {} (replica {})",
+                p.pgid, p.replica
+            )
         } else {
             format!("process group {} was already gone", p.pgid)
         };

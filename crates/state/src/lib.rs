@@ -136,7 +136,9 @@ pub struct StateStore {
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateStore").field("path", &self.path).finish()
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -148,7 +150,8 @@ impl StateStore {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         )
@@ -172,7 +175,10 @@ impl StateStore {
         Ok(store)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
         // A poisoned lock only means another thread panicked mid-call; SQLite
         // itself stays consistent, so keep going.
         let mut conn = match self.conn.lock() {
@@ -417,7 +423,9 @@ mod tests {
         let db = dir.path().join("state.db");
         let s = StateStore::open(&db).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let run = s.begin_run(Path::new("/x/orchestra.yaml"), Some("prod"), &[], 42).unwrap();
+        let run = s
+            .begin_run(Path::new("/x/orchestra.yaml"), Some("prod"), &[], 42)
+            .unwrap();
         drop(s);
         let s = StateStore::open(&db).unwrap();
         assert_eq!(s.last_run().unwrap(), Some((run, 42, false)));
@@ -462,9 +470,15 @@ mod tests {
         assert_eq!(all.len(), 5);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id));
         let api = s.events(0, Some("api"), 100).unwrap();
-        assert_eq!(api.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["n0", "n2", "n4"]);
+        assert_eq!(
+            api.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            ["n0", "n2", "n4"]
+        );
         let tail = s.events(0, None, 2).unwrap();
-        assert_eq!(tail.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["n3", "n4"]);
+        assert_eq!(
+            tail.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            ["n3", "n4"]
+        );
         let after = s.events(all[2].id, None, 100).unwrap();
         assert_eq!(after.len(), 2);
     }

@@ -27,7 +27,11 @@ pub fn bin_dir() -> PathBuf {
 
 /// PATH with the workspace binaries first.
 pub fn path_env() -> String {
-    format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// Poll `f` until it returns Some, or panic after `secs` with `what`.
@@ -37,7 +41,10 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -54,7 +61,10 @@ impl Project {
     pub fn new(manifest: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("orch").tempdir().unwrap();
         std::fs::write(dir.path().join("orchestra.yaml"), manifest).unwrap();
-        Self { dir, daemon_pid: None }
+        Self {
+            dir,
+            daemon_pid: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -112,7 +122,11 @@ impl Project {
         // The daemon's pid is recorded in the state database's latest run.
         let db = self.path().join(".orchestra/state.db");
         let store = orchestra_state::StateStore::open(&db).ok()?;
-        store.last_run().ok().flatten().map(|(_, pid, _)| pid as i32)
+        store
+            .last_run()
+            .ok()
+            .flatten()
+            .map(|(_, pid, _)| pid as i32)
     }
 
     pub fn daemon_pid(&self) -> Option<i32> {
@@ -126,8 +140,16 @@ impl Project {
     /// `ps --json`.
     pub fn services(&self) -> Vec<Value> {
         let out = self.run(&["ps", "--json"]);
-        assert!(out.status.success(), "ps failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+        assert!(
+            out.status.success(),
+            "ps failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// One service's status.
@@ -141,13 +163,22 @@ impl Project {
     /// Events, oldest first.
     pub fn events(&self) -> Vec<Value> {
         let out = self.run(&["events", "--json", "-n", "5000"]);
-        assert!(out.status.success(), "events failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+        assert!(
+            out.status.success(),
+            "events failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Events read straight from the state database (works after `down`).
     pub fn db_events(&self) -> Vec<orchestra_state::EventRecord> {
-        let store = orchestra_state::StateStore::open(&self.path().join(".orchestra/state.db")).unwrap();
+        let store =
+            orchestra_state::StateStore::open(&self.path().join(".orchestra/state.db")).unwrap();
         store.events(0, None, 100_000).unwrap()
     }
 
@@ -171,7 +202,10 @@ impl Drop for Project {
         if let Some(pid) = self.daemon_pid
             && orchestra_runtime::procfs::alive(pid)
         {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -187,7 +221,9 @@ pub fn event_at(events: &[Value], service: &str, kind: &str) -> i64 {
 
 /// All processes of these groups are gone (zombies count as gone).
 pub fn groups_gone(pgids: &[i32]) -> bool {
-    pgids.iter().all(|g| orchestra_runtime::procfs::group_members(*g).is_empty())
+    pgids
+        .iter()
+        .all(|g| orchestra_runtime::procfs::group_members(*g).is_empty())
 }
 
 /// A foreground `orchestra up`, killed with its group on drop.
@@ -210,7 +246,11 @@ impl Drop for Foreground {
 
 /// A free TCP port on loopback (for services that ignore PORT).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// GET a URL on loopback; (status, body).
@@ -218,7 +258,11 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;

@@ -1,0 +1,229 @@
+//! `orchestra validate` through the real binary: every error, with
+//! file:line:col and the field path, and exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Project;
+use serde_json::Value;
+
+/// Validate `manifest`; return the (line, col, path, message) of each error.
+fn errors(manifest: &str) -> Vec<(u64, u64, String, String)> {
+    let p = Project::new(manifest);
+    let out = p.run(&["validate", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "invalid manifests exit 1");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["col"].as_u64().unwrap(),
+                e["path"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {} {} {}",
+                    e["message"].as_str().unwrap_or(""),
+                    e["found"].as_str().unwrap_or(""),
+                    e["expected"].as_str().unwrap_or(""),
+                    e["hint"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn one(manifest: &str, line: u64, col: u64, path: &str, needle: &str) {
+    let errs = errors(manifest);
+    assert!(
+        errs.iter()
+            .any(|(l, c, p, m)| *l == line && *c == col && p == path && m.contains(needle)),
+        "expected {line}:{col} {path} containing {needle:?}, got {errs:#?}"
+    );
+}
+
+#[test]
+fn unknown_field_has_a_did_you_mean_hint() {
+    one(
+        "services:\n  api:\n    command: [x]\n    helthcheck: { http: /health }\n",
+        4,
+        5,
+        "services.api.helthcheck",
+        "healthcheck",
+    );
+}
+
+#[test]
+fn bad_duration_names_the_field() {
+    one(
+        "services:\n  api:\n    command: [x]\n    healthcheck: { http: /health, interval: 2 seconds }\n",
+        4,
+        45,
+        "services.api.healthcheck.interval",
+        "duration",
+    );
+}
+
+#[test]
+fn unknown_dependency() {
+    one(
+        "services:\n  api:\n    command: [x]\n    depends_on: [stroe]\n  store:\n    command: [y]\n",
+        4,
+        18,
+        "services.api.depends_on[0]",
+        "store",
+    );
+}
+
+#[test]
+fn dependency_cycle_shows_its_path() {
+    let errs = errors(
+        "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [x]\n    depends_on: [c]\n  c:\n    command: [x]\n    depends_on: [a]\n",
+    );
+    assert_eq!(errs.len(), 1, "one cycle, reported once: {errs:#?}");
+    assert!(errs[0].3.contains("a -> b -> c -> a"), "{errs:#?}");
+}
+
+#[test]
+fn duplicate_port() {
+    one(
+        "services:\n  api:\n    command: [x]\n    port: 8000\n  web:\n    command: [y]\n    port: 8000\n",
+        7,
+        11,
+        "services.web.port",
+        "8000",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    one(
+        "services:\n  api:\n    command: [x]\n    replicas: [2]\n",
+        4,
+        15,
+        "services.api.replicas",
+        "sequence",
+    );
+}
+
+#[test]
+fn bad_restart_policy() {
+    one(
+        "services:\n  api:\n    command: [x]\n    restart: sometimes\n",
+        4,
+        14,
+        "services.api.restart",
+        "on-failure",
+    );
+}
+
+#[test]
+fn missing_workload() {
+    let errs = errors("services:\n  api:\n    port: 8000\n");
+    assert!(
+        errs.iter()
+            .any(|(l, _, p, m)| *l == 2 && p == "services.api" && m.contains("command")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn bad_stop_signal_and_threshold() {
+    one(
+        "services:\n  api:\n    command: [x]\n    stop_signal: SIGFOO\n",
+        4,
+        18,
+        "services.api.stop_signal",
+        "SIGFOO",
+    );
+    one(
+        "services:\n  api:\n    command: [x]\nhealth: { threshold: 80 }\n",
+        4,
+        22,
+        "health.threshold",
+        "80%",
+    );
+}
+
+#[test]
+fn yaml_syntax_error_has_a_location() {
+    let errs = errors("services:\n  api:\n    command: [x\n  web: {}\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].0 >= 3, "{errs:#?}");
+}
+
+#[test]
+fn completed_on_a_service_that_always_restarts() {
+    one(
+        "services:\n  job:\n    command: [x]\n    restart: always\n  api:\n    command: [y]\n    depends_on: { job: { condition: completed } }\n",
+        7,
+        19,
+        "services.api.depends_on.job",
+        "always",
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once_and_rendered_with_the_source_line() {
+    let p = Project::new(
+        "services:\n  api:\n    command: [x]\n    healthcheck: { http: health, retries: 0 }\n    replica: 2\n  web:\n    command: [y]\n    depends_on: [nope]\n  worker:\n    port: 9000\n",
+    );
+    let out = p.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "orchestra.yaml:4:",
+        "services.api.healthcheck.http",
+        "services.api.healthcheck.retries",
+        "services.api.replica",
+        "did you mean `replicas`",
+        "services.worker: missing workload",
+        "services.web.depends_on[0]",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("4 |     healthcheck: { http: health, retries: 0 }"),
+        "source line shown:\n{err}"
+    );
+    assert!(err.contains(" errors found"), "{err}");
+}
+
+#[test]
+fn a_valid_manifest_exits_zero_and_env_overlays_are_checked() {
+    let p = Project::new(
+        "services:\n  api:\n    command: [x]\nenv:\n  prod:\n    services:\n      api: { replicas: 3 }\n",
+    );
+    let out = p.run(&["validate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    let out = p.run(&["validate", "--env", "prod", "--json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["manifest"]["services"][0]["replicas"], 3);
+    let out = p.run(&["validate", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prod"),
+        "known environments are listed"
+    );
+}
+
+#[test]
+fn no_manifest_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::orchestra_bin())
+        .arg("validate")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no orchestra.yaml found"));
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run every check and test of the project: formatting, clippy, and the whole
+# test suite (unit tests and end-to-end tests that start real processes).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+# The end-to-end tests need the workspace's binaries (orchestra, demo-service).
+cargo build --workspace --all-targets
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi
