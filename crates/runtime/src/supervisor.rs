@@ -110,6 +110,8 @@ pub struct ProcessInfo {
 pub struct Event {
     /// ms since the epoch.
     pub at_ms: i64,
+    /// The runtime instance (`service@revision`).
+    pub instance: String,
     /// Service.
     pub service: String,
     /// Replica, when about one.
@@ -202,8 +204,12 @@ pub fn instance_key(service: &str, revision: &str) -> String {
 /// How long a replica must stay healthy before its restart streak resets.
 const STREAK_RESET: Duration = Duration::from_secs(10);
 /// Until the first success, HTTP and TCP probes run this often, so that a
-/// dependent starts as soon as its dependency is up.
-const FAST_PROBE: Duration = Duration::from_millis(25);
+/// dependent starts as soon as its dependency is up (a refused connect costs
+/// microseconds)...
+const FAST_PROBE: Duration = Duration::from_millis(5);
+/// ...for this long after the start; slower starters are probed less eagerly.
+const FAST_PROBE_FOR: Duration = Duration::from_secs(2);
+const SLOW_START_PROBE: Duration = Duration::from_millis(25);
 /// Same for exec probes, which cost a process each.
 const FAST_EXEC_PROBE: Duration = Duration::from_millis(200);
 
@@ -265,7 +271,11 @@ impl Runtime {
     }
 
     fn spawn_driver(&self, key: &str, gated: bool) {
-        let Some(def) = lock(&self.inner.table).entries.get(key).map(|e| e.def.clone()) else {
+        let Some(def) = lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.def.clone())
+        else {
             return;
         };
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -321,7 +331,9 @@ impl Runtime {
 
     /// The live revision's status of one service.
     pub fn service(&self, name: &str) -> Option<ServiceStatus> {
-        lock(&self.inner.table).live_entry(name).map(|e| e.status.clone())
+        lock(&self.inner.table)
+            .live_entry(name)
+            .map(|e| e.status.clone())
     }
 
     /// Every running revision of one service (live first).
@@ -340,12 +352,18 @@ impl Runtime {
 
     /// The status of one instance.
     pub fn instance(&self, key: &str) -> Option<ServiceStatus> {
-        lock(&self.inner.table).entries.get(key).map(|e| e.status.clone())
+        lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.status.clone())
     }
 
     /// The definition an instance runs.
     pub fn instance_def(&self, key: &str) -> Option<Arc<Service>> {
-        lock(&self.inner.table).entries.get(key).map(|e| e.def.clone())
+        lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.def.clone())
     }
 
     /// The live instance key of a service.
@@ -437,7 +455,8 @@ impl Runtime {
                 return status::Settled::Failed(vec![key.to_owned()]);
             };
             let st = status::settled(std::slice::from_ref(&s));
-            let all_ready = !s.replicas.is_empty() && s.replicas.iter().all(|r| r.healthy && r.ready);
+            let all_ready =
+                !s.replicas.is_empty() && s.replicas.iter().all(|r| r.healthy && r.ready);
             match st {
                 status::Settled::Up if all_ready || s.phase == Phase::Completed => return st,
                 status::Settled::Failed(_) => return st,
@@ -608,7 +627,13 @@ pub fn stop_waves(plan: &StartPlan) -> Vec<Vec<String>> {
             .collect();
         if wave.is_empty() {
             // Only reachable with a cycle, which validation rejects: stop the rest together.
-            waves.push(plan.order.iter().filter(|s| !done.contains(*s)).cloned().collect());
+            waves.push(
+                plan.order
+                    .iter()
+                    .filter(|s| !done.contains(*s))
+                    .cloned()
+                    .collect(),
+            );
             break;
         }
         done.extend(wave.iter().cloned());
@@ -641,12 +666,20 @@ impl Inner {
         });
     }
 
-    fn emit(&self, service: &str, replica: Option<u32>, kind: EventKind, reason: impl Into<String>) {
-        self.emit_process(service, replica, kind, reason, None);
+    fn emit(
+        &self,
+        instance: &str,
+        service: &str,
+        replica: Option<u32>,
+        kind: EventKind,
+        reason: impl Into<String>,
+    ) {
+        self.emit_process(instance, service, replica, kind, reason, None);
     }
 
     fn emit_process(
         &self,
+        instance: &str,
         service: &str,
         replica: Option<u32>,
         kind: EventKind,
@@ -667,6 +700,7 @@ impl Inner {
         });
         let _ = self.events.send(Event {
             at_ms: now_ms(),
+            instance: instance.to_owned(),
             service: service.to_owned(),
             replica,
             kind,
@@ -724,7 +758,10 @@ async fn drive(
         let (gate, waiting) = {
             let t = lock(&inner.table);
             let (g, w) = gate_all(&edges, |dep| {
-                let obs = t.live_entry(dep).map(|e| e.status.observed()).unwrap_or_default();
+                let obs = t
+                    .live_entry(dep)
+                    .map(|e| e.status.observed())
+                    .unwrap_or_default();
                 (obs, inner.restart_policy(dep))
             });
             (g, w.into_iter().map(str::to_owned).collect::<Vec<_>>())
@@ -748,7 +785,7 @@ async fn drive(
                     s.waiting_on.clear();
                     s.report = Some(report);
                 });
-                inner.emit(&name, None, EventKind::Blocked, reason);
+                inner.emit(&key, &name, None, EventKind::Blocked, reason);
                 return;
             }
             Gate::Waiting => {
@@ -764,7 +801,7 @@ async fn drive(
                     s.waiting_on = waiting.clone();
                 });
                 if !announced {
-                    inner.emit(&name, None, EventKind::Waiting, reason);
+                    inner.emit(&key, &name, None, EventKind::Waiting, reason);
                     announced = true;
                 }
                 tokio::select! {
@@ -998,6 +1035,7 @@ async fn replica(
         });
         match &last_end {
             None => inner.emit_process(
+                &key,
                 &name,
                 Some(idx),
                 EventKind::Started,
@@ -1005,6 +1043,7 @@ async fn replica(
                 Some(info),
             ),
             Some(why) => inner.emit_process(
+                &key,
                 &name,
                 Some(idx),
                 EventKind::Restarted,
@@ -1014,6 +1053,7 @@ async fn replica(
         }
         if !has_probe {
             inner.emit(
+                &key,
                 &name,
                 Some(idx),
                 EventKind::Healthy,
@@ -1049,9 +1089,9 @@ async fn replica(
                                     }
                                     s.report = Some(report);
                                 });
-                                inner.emit(&name, Some(idx), EventKind::Unhealthy, reason);
+                                inner.emit(&key, &name, Some(idx), EventKind::Unhealthy, reason);
                                 let exit = terminate(&mut running, &svc).await;
-                                inner.emit(&name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
+                                inner.emit(&key, &name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
                                 ended = Ended::Unhealthy;
                                 break;
                     }
@@ -1082,7 +1122,7 @@ async fn replica(
         if let Some(e) = exit
             && !matches!(ended, Ended::Unhealthy)
         {
-            inner.emit(&name, Some(idx), EventKind::Exited, e.to_string());
+            inner.emit(&key, &name, Some(idx), EventKind::Exited, e.to_string());
         }
         inner.update_replica(&key, idx, |r| {
             r.pid = None;
@@ -1098,6 +1138,7 @@ async fn replica(
                 r.reason = "stopped".into();
             });
             inner.emit(
+                &key,
                 &name,
                 Some(idx),
                 EventKind::Stopped,
@@ -1143,7 +1184,7 @@ async fn replica(
                     r.ready = false;
                     r.reason = "completed (exit 0)".into();
                 });
-                inner.emit(&name, Some(idx), EventKind::Completed, "exit 0");
+                inner.emit(&key, &name, Some(idx), EventKind::Completed, "exit 0");
                 break;
             }
             Next::Stay(reason) => {
@@ -1162,7 +1203,7 @@ async fn replica(
                     r.ready = false;
                     r.reason = reason.clone();
                 });
-                inner.emit(&name, Some(idx), EventKind::Failed, reason);
+                inner.emit(&key, &name, Some(idx), EventKind::Failed, reason);
                 break;
             }
             Next::Restart(delay) => {
@@ -1192,6 +1233,7 @@ async fn replica(
                 if looping && !crash_loop_announced {
                     crash_loop_announced = true;
                     inner.emit(
+                        &key,
                         &name,
                         Some(idx),
                         EventKind::CrashLooping,
@@ -1209,6 +1251,7 @@ async fn replica(
                         r.reason = "stopped".into();
                     });
                     inner.emit(
+                        &key,
                         &name,
                         Some(idx),
                         EventKind::Stopped,
@@ -1351,7 +1394,6 @@ async fn watch_health(
         let Some(p) = &svc.healthcheck else {
             return std::future::pending::<String>().await;
         };
-        let fast = fast_cadence(p);
         let mut failures_after_grace = 0u32;
         loop {
             let r = probe::run(&p.check, port, p.timeout, ctx).await;
@@ -1372,6 +1414,7 @@ async fn watch_health(
                     s.report = None;
                 });
                 inner.emit(
+                    key,
                     name,
                     Some(idx),
                     EventKind::Healthy,
@@ -1391,7 +1434,10 @@ async fn watch_health(
                 tokio::time::sleep(p.interval).await;
             } else {
                 let left = p.start_period.saturating_sub(started.elapsed());
-                tokio::time::sleep(fast.min(left.max(Duration::from_millis(1)))).await;
+                tokio::time::sleep(
+                    fast_cadence(p, started.elapsed()).min(left.max(Duration::from_millis(1))),
+                )
+                .await;
             }
         }
         // Liveness.
@@ -1425,10 +1471,11 @@ async fn watch_health(
     }
 }
 
-fn fast_cadence(p: &Probe) -> Duration {
+fn fast_cadence(p: &Probe, since_start: Duration) -> Duration {
     let fast = match p.check {
         Check::Exec { .. } => FAST_EXEC_PROBE,
-        _ => FAST_PROBE,
+        _ if since_start < FAST_PROBE_FOR => FAST_PROBE,
+        _ => SLOW_START_PROBE,
     };
     fast.min(p.interval)
 }
@@ -1449,11 +1496,23 @@ async fn readiness_loop(
             was_ready = ok;
             inner.update_replica(name, idx, |rs| rs.ready = ok);
         }
-        tokio::time::sleep(if ok { p.interval } else { fast_cadence(p) }).await;
+        tokio::time::sleep(if ok {
+            p.interval
+        } else {
+            fast_cadence(p, Duration::ZERO)
+        })
+        .await;
     }
 }
 
-async fn fail(inner: &Inner, key: &str, svc: &Service, idx: u32, summary: String, evidence: Option<Evidence>) {
+async fn fail(
+    inner: &Inner,
+    key: &str,
+    svc: &Service,
+    idx: u32,
+    summary: String,
+    evidence: Option<Evidence>,
+) {
     let cause = evidence.as_ref().and_then(diagnose::likely_cause);
     let report = FailureReport {
         service: svc.name.clone(),
@@ -1472,7 +1531,7 @@ async fn fail(inner: &Inner, key: &str, svc: &Service, idx: u32, summary: String
         }
         s.report = Some(report);
     });
-    inner.emit(&svc.name, Some(idx), EventKind::Failed, summary);
+    inner.emit(key, &svc.name, Some(idx), EventKind::Failed, summary);
 }
 
 fn recent_logs(inner: &Inner, name: &str, idx: u32) -> Vec<String> {
@@ -1586,7 +1645,11 @@ async fn report_after_exit(
         service: svc.name.clone(),
         replica: idx,
         at_ms: now_ms(),
-        summary: format!("{exit} before becoming healthy"),
+        summary: if svc.healthcheck.is_some() {
+            format!("{exit} before becoming healthy")
+        } else {
+            format!("{exit} right after starting")
+        },
         cause: diagnose::likely_cause(&evidence),
         exit: Some(exit),
         probes: probes.iter().map(ProbeResult::summary).collect(),
