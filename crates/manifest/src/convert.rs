@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::error::Diagnostic;
 use crate::model::{
-    Build, Check, Condition, Dependency, HealthPolicy, Location, Manifest, Probe, Resources,
-    Restart, RestartPolicy, Service, Workload,
+    Build, Check, Condition, Dependency, HealthPolicy, Location, Manifest, PortMapping, Probe,
+    Resources, Restart, RestartPolicy, Service, Volume, VolumeKind, Workload,
 };
 use crate::node::{Entry, Kind, Node, join};
 use crate::overlay::quoted_list;
@@ -20,7 +20,7 @@ use crate::units::{
     DURATION_EXPECTED, MEMORY_EXPECTED, normalize_signal, parse_duration, parse_memory, shell_split,
 };
 
-const TOP_FIELDS: &[&str] = &["name", "services", "profiles", "health", "admin"];
+const TOP_FIELDS: &[&str] = &["name", "services", "volumes", "profiles", "health", "admin"];
 const SERVICE_FIELDS: &[&str] = &[
     "command",
     "image",
@@ -39,9 +39,21 @@ const SERVICE_FIELDS: &[&str] = &[
     "stop_grace_period",
     "resources",
     "profiles",
+    "ports",
+    "volumes",
+    "secrets",
+    "user",
+    "labels",
 ];
 /// Recognized Compose-ish keys this version cannot honour yet.
-const SERVICE_UNSUPPORTED: &[&str] = &["route", "deploy", "secrets"];
+const SERVICE_UNSUPPORTED: &[&str] = &["route", "deploy"];
+const PORT_LONG_FIELDS: &[&str] = &["target", "published", "host_ip", "protocol"];
+const VOLUME_LONG_FIELDS: &[&str] = &["type", "source", "target", "read_only"];
+const ENV_FILE_FIELDS: &[&str] = &["path", "required"];
+/// What a `ports` entry looks like, for messages.
+pub(crate) const PORT_SPEC_EXPECTED: &str = "`CONTAINER_PORT`, `HOST_PORT:CONTAINER_PORT` or `HOST_IP:HOST_PORT:CONTAINER_PORT`, optionally ending in `/tcp`, `/udp` or `/sctp`";
+/// What a short `volumes` entry looks like, for messages.
+pub(crate) const VOLUME_SPEC_EXPECTED: &str = "`NAME:/container/path`, `./host/path:/container/path` or `/container/path`, optionally ending in `:ro` or `:rw`";
 const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "args", "target"];
 const PROBE_FIELDS: &[&str] = &[
     "http",
@@ -77,16 +89,20 @@ pub(crate) struct ServiceMeta {
     pub port: Option<(Location, String)>,
     /// Field path of each `depends_on` entry, parallel to `Service::depends_on`.
     pub dep_paths: Vec<String>,
-    /// Each `env_file` entry: location and path.
-    pub env_files: Vec<(Location, String)>,
+    /// Each `env_file` entry: location, path and whether the file must exist.
+    pub env_files: Vec<(Location, String, bool)>,
+    /// Host ports published, parallel to `Service::ports`: location and path of the entry.
+    pub ports: Vec<(Location, String)>,
+    /// Named volumes mounted: name, location and path of the entry.
+    pub volume_refs: Vec<NameRef>,
 }
 
-/// A reference to a service by name, found in the manifest.
+/// A reference by name (to a service or a volume), found in the manifest.
 #[derive(Debug)]
 pub(crate) struct NameRef {
     /// The name referred to.
     pub name: String,
-    /// The owning profile.
+    /// The owning profile (or service, for a volume).
     pub profile: String,
     /// Where.
     pub loc: Location,
@@ -355,9 +371,14 @@ impl Ctx<'_> {
     }
 
     fn env_key(&mut self, key: &str, loc: Location, path: &str) -> bool {
+        self.map_key(key, loc, path, "variable")
+    }
+
+    /// A key of a `KEY=VALUE` mapping (`what`: variable, label).
+    fn map_key(&mut self, key: &str, loc: Location, path: &str, what: &str) -> bool {
         if key.is_empty() || key.contains('=') || key.chars().any(char::is_whitespace) {
             let d = self
-                .diag(loc, path, "invalid variable name")
+                .diag(loc, path, format!("invalid {what} name"))
                 .found(format!("{key:?}"))
                 .expected("a name without `=` or whitespace");
             self.push(d);
@@ -386,6 +407,7 @@ pub(crate) fn convert(
         services: Vec::new(),
         profiles: BTreeMap::new(),
         health: HealthPolicy::default(),
+        volumes: Vec::new(),
         admin_listen: None,
         environment: None,
     };
@@ -435,6 +457,9 @@ pub(crate) fn convert(
         },
     }
 
+    if let Some(n) = f.get("volumes") {
+        manifest.volumes = declared_volumes(ctx, n);
+    }
     if let Some(n) = f.get("profiles") {
         profiles(ctx, n, &mut manifest, &mut meta);
     }
@@ -461,6 +486,48 @@ pub(crate) fn convert(
         }
     }
     (manifest, meta)
+}
+
+/// Top-level `volumes: { NAME: {} }`.
+fn declared_volumes(ctx: &mut Ctx<'_>, node: &Node) -> Vec<String> {
+    let Kind::Map(entries) = &node.kind else {
+        ctx.type_error(node, "volumes", "a mapping of volume name to `{}`");
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for e in entries {
+        let p = join("volumes", &e.key);
+        if e.key.starts_with("x-") {
+            continue;
+        }
+        if !valid_volume_name(&e.key) {
+            let d = ctx
+                .diag(e.key_loc, &p, "invalid volume name")
+                .found(format!("{:?}", e.key))
+                .expected("letters, digits, `-`, `_` and `.`, starting with a letter or digit");
+            ctx.push(d);
+            continue;
+        }
+        match &e.value.kind {
+            Kind::Null => {}
+            Kind::Map(options) => {
+                for o in options.iter().filter(|o| !o.key.starts_with("x-")) {
+                    let d = ctx
+                        .diag(o.key_loc, &join(&p, &o.key), format!("unknown field `{}`", o.key))
+                        .expected("an empty mapping `{}`")
+                        .hint("volume options (driver, external, name) are not supported: Orchestra manages named volumes itself".to_owned());
+                    ctx.push(d);
+                }
+            }
+            _ => ctx.type_error(&e.value, &p, "an empty mapping `{}`"),
+        }
+        names.push(e.key.clone());
+    }
+    names
+}
+
+fn valid_volume_name(name: &str) -> bool {
+    valid_service_name(name)
 }
 
 fn profiles(ctx: &mut Ctx<'_>, node: &Node, manifest: &mut Manifest, meta: &mut Meta) {
@@ -570,9 +637,9 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
             _ => vec![(n, p)],
         };
         for (item, ip) in list {
-            if let Some(s) = ctx.nonempty_string(item, &ip) {
+            if let Some((s, loc, required)) = env_file_entry(ctx, item, &ip) {
                 env_files.push(ctx.resolve(&s));
-                meta.env_files.push((item.loc, ip));
+                meta.env_files.push((loc, ip, required));
             }
         }
     }
@@ -581,10 +648,28 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("env")
         .map(|n| ctx.env_map(n, &f.path("env")))
         .unwrap_or_default();
-    let working_dir = f
-        .get("working_dir")
-        .and_then(|n| ctx.nonempty_string(n, &f.path("working_dir")))
-        .map(|s| ctx.resolve(&s));
+    let container = f.get("image").is_some() || f.get("build").is_some();
+    let working_dir = f.get("working_dir").and_then(|n| {
+        let p = f.path("working_dir");
+        let s = ctx.nonempty_string(n, &p)?;
+        if !container {
+            return Some(ctx.resolve(&s));
+        }
+        // A path inside the container: Docker needs it absolute and it is not resolved.
+        if s.starts_with('/') {
+            return Some(PathBuf::from(s));
+        }
+        let d = ctx
+            .diag(
+                n.loc,
+                &p,
+                "a container's working directory must be absolute",
+            )
+            .found(n.describe())
+            .expected("a path inside the container starting with `/`");
+        ctx.push(d);
+        None
+    });
     let depends_on = f
         .get("depends_on")
         .map(|n| depends_on(ctx, n, &f.path("depends_on"), &mut meta))
@@ -619,6 +704,40 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("profiles")
         .and_then(|n| ctx.string_list(n, &f.path("profiles")))
         .unwrap_or_default();
+    let ports = f
+        .get("ports")
+        .map(|n| ports(ctx, n, &f.path("ports"), &mut meta))
+        .unwrap_or_default();
+    let volumes = f
+        .get("volumes")
+        .map(|n| volumes(ctx, n, &f.path("volumes"), &name, &mut meta))
+        .unwrap_or_default();
+    let secrets = f
+        .get("secrets")
+        .map(|n| secrets(ctx, n, &f.path("secrets")))
+        .unwrap_or_default();
+    let user = f
+        .get("user")
+        .and_then(|n| ctx.nonempty_string(n, &f.path("user")));
+    let labels = f
+        .get("labels")
+        .map(|n| labels(ctx, n, &f.path("labels")))
+        .unwrap_or_default();
+    if !container {
+        container_only(
+            ctx,
+            &f,
+            "ports",
+            "a process service is reached on its `port`",
+        );
+        container_only(ctx, &f, "volumes", "a process uses host paths directly");
+        container_only(
+            ctx,
+            &f,
+            "user",
+            "a process runs as the user that runs Orchestra",
+        );
+    }
 
     let service = Service {
         name,
@@ -637,6 +756,11 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         stop_grace_period,
         resources,
         profiles,
+        ports,
+        volumes,
+        secrets,
+        user,
+        labels,
     };
     Some((service, meta))
 }
@@ -1114,11 +1238,626 @@ fn resources(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Resources {
             }
         }
     }
-    r.gpus = f
-        .get("gpus")
-        .and_then(|n| ctx.u32_field(n, &f.path("gpus"), 0, "a whole number of GPUs"));
+    r.gpus = f.get("gpus").and_then(|n| match &n.kind {
+        Kind::Scalar(s) if s.trim() == "all" => Some(Resources::ALL_GPUS),
+        _ => ctx.u32_field(n, &f.path("gpus"), 0, "a whole number of GPUs or `all`"),
+    });
     r.pids = f
         .get("pids")
         .and_then(|n| ctx.u32_field(n, &f.path("pids"), 1, "a whole number of at least 1"));
     r
+}
+
+/// One `env_file` entry: `path` or `{ path, required }`. Returns the path, where it is
+/// and whether the file must exist.
+fn env_file_entry(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(String, Location, bool)> {
+    if let Kind::Map(_) = node.kind {
+        let f = ctx.fields(node, path, ENV_FILE_FIELDS, &[])?;
+        let required = match f.get("required") {
+            Some(n) => ctx.boolean(n, &f.path("required"))?,
+            None => true,
+        };
+        let Some(p) = f.get("path") else {
+            let d = ctx
+                .diag(node.loc, path, "missing required field `path`")
+                .expected("the env file's path");
+            ctx.push(d);
+            return None;
+        };
+        let s = ctx.nonempty_string(p, &f.path("path"))?;
+        return Some((s, p.loc, required));
+    }
+    let s = ctx.nonempty_string(node, path)?;
+    Some((s, node.loc, true))
+}
+
+/// A field that only containers have, set on a process service.
+fn container_only(ctx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, hint: &str) {
+    if let Some(e) = f.entry(key).filter(|e| e.value.kind != Kind::Null) {
+        let d = ctx
+            .diag(
+                e.key_loc,
+                &f.path(key),
+                format!("`{key}` only applies to containers (`image` or `build`)"),
+            )
+            .hint(if key == "ports" {
+                format!("{hint}: use `port: <number>`")
+            } else {
+                hint.to_owned()
+            });
+        ctx.push(d);
+    }
+}
+
+impl Ctx<'_> {
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        if let Kind::Scalar(s) = &node.kind {
+            match s.trim() {
+                "true" | "True" | "TRUE" => return Some(true),
+                "false" | "False" | "FALSE" => return Some(false),
+                _ => {}
+            }
+        }
+        let d = self
+            .diag(node.loc, path, "wrong type")
+            .found(node.describe())
+            .expected("`true` or `false`");
+        self.push(d);
+        None
+    }
+}
+
+fn ports(ctx: &mut Ctx<'_>, node: &Node, path: &str, meta: &mut ServiceMeta) -> Vec<PortMapping> {
+    let Kind::Seq(items) = &node.kind else {
+        ctx.type_error(node, path, "a list of port mappings");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let spec = match &item.kind {
+            Kind::Scalar(s) => Some(s.clone()),
+            Kind::Map(_) => long_port(ctx, item, &p),
+            _ => {
+                ctx.type_error(item, &p, "a port mapping string or a mapping with `target`");
+                None
+            }
+        };
+        let Some(spec) = spec else { continue };
+        match parse_port_spec(&spec) {
+            Ok(mappings) => {
+                for m in mappings {
+                    meta.ports.push((item.loc, p.clone()));
+                    out.push(m);
+                }
+            }
+            Err(e) => {
+                let d = ctx
+                    .diag(item.loc, &p, format!("invalid port mapping: {e}"))
+                    .found(format!("{spec:?}"))
+                    .expected(PORT_SPEC_EXPECTED);
+                ctx.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// `{ target, published, host_ip, protocol }` as the equivalent short form.
+fn long_port(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let f = ctx.fields(node, path, PORT_LONG_FIELDS, &[])?;
+    let Some(target) = f.get("target") else {
+        let d = ctx
+            .diag(node.loc, path, "missing required field `target`")
+            .expected("the container port");
+        ctx.push(d);
+        return None;
+    };
+    let target = ctx.port(target, &f.path("target"))?;
+    let published = match f.get("published") {
+        Some(n) => Some(ctx.nonempty_string(n, &f.path("published"))?),
+        None => None,
+    };
+    let host_ip = match f.get("host_ip") {
+        Some(n) => Some(ctx.nonempty_string(n, &f.path("host_ip"))?),
+        None => None,
+    };
+    let protocol = match f.get("protocol") {
+        Some(n) => Some(ctx.nonempty_string(n, &f.path("protocol"))?),
+        None => None,
+    };
+    let mut spec = String::new();
+    if let Some(ip) = host_ip {
+        if ip.contains(':') {
+            spec.push_str(&format!("[{ip}]:"));
+        } else {
+            spec.push_str(&format!("{ip}:"));
+        }
+        spec.push_str(published.as_deref().unwrap_or(""));
+        spec.push(':');
+    } else if let Some(p) = &published {
+        spec.push_str(&format!("{p}:"));
+    }
+    spec.push_str(&target.to_string());
+    if let Some(proto) = protocol {
+        spec.push_str(&format!("/{proto}"));
+    }
+    Some(spec)
+}
+
+/// Parses a short port mapping, `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`,
+/// where both ports may be equal-length ranges (`8000-8002:9000-9002`).
+pub(crate) fn parse_port_spec(spec: &str) -> Result<Vec<PortMapping>, String> {
+    let s = spec.trim();
+    if s.is_empty() {
+        return Err("empty".to_owned());
+    }
+    let (rest, protocol) = match s.rsplit_once('/') {
+        Some((rest, proto)) => {
+            let proto = proto.to_ascii_lowercase();
+            if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                return Err(format!("unknown protocol {proto:?}"));
+            }
+            (rest, proto)
+        }
+        None => (s, "tcp".to_owned()),
+    };
+    let (bracketed, rest) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (ip, after) = r
+                .split_once(']')
+                .ok_or_else(|| "unclosed `[` around the host IP".to_owned())?;
+            let after = after
+                .strip_prefix(':')
+                .ok_or_else(|| "expected `:` after the host IP".to_owned())?;
+            (Some(ip), after)
+        }
+        None => (None, rest),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (host_ip, host, container) = match (bracketed, parts.as_slice()) {
+        (None, [c]) => (None, None, *c),
+        (None, [h, c]) => (None, Some(*h), *c),
+        (None, [ip, h, c]) => (Some(*ip), Some(*h), *c),
+        (Some(ip), [h, c]) => (Some(ip), Some(*h), *c),
+        (None, _) => {
+            return Err(
+                "too many `:`; put an IPv6 host address in brackets, e.g. `[::1]:8080:80`"
+                    .to_owned(),
+            );
+        }
+        (Some(_), _) => return Err("expected `[IP]:HOST_PORT:CONTAINER_PORT`".to_owned()),
+    };
+    let host_ip = match host_ip {
+        Some(ip) => {
+            let ip = ip.trim();
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("invalid host IP address {ip:?}"));
+            }
+            Some(ip.to_owned())
+        }
+        None => None,
+    };
+    let container = port_range(container)?;
+    let host = match host.map(str::trim) {
+        None => None,
+        // `IP::PORT`: the engine picks the host port.
+        Some("") if host_ip.is_some() => None,
+        Some("") => return Err("empty host port".to_owned()),
+        Some(h) => Some(port_range(h)?),
+    };
+    let len = container.1 - container.0;
+    let mut out = Vec::new();
+    match host {
+        Some(h) if h.1 - h.0 != len => {
+            return Err(if len == 0 {
+                "a host port range needs a container port range of the same length".to_owned()
+            } else {
+                "the host and container port ranges differ in length".to_owned()
+            });
+        }
+        Some(h) => {
+            for k in 0..=len {
+                out.push(PortMapping {
+                    host_ip: host_ip.clone(),
+                    host_port: Some(h.0 + k),
+                    container_port: container.0 + k,
+                    protocol: protocol.clone(),
+                });
+            }
+        }
+        None => {
+            for k in 0..=len {
+                out.push(PortMapping {
+                    host_ip: host_ip.clone(),
+                    host_port: None,
+                    container_port: container.0 + k,
+                    protocol: protocol.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `8000` or `8000-8010`.
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let one = |p: &str| -> Result<u16, String> {
+        match p.trim().parse::<u16>() {
+            Ok(v) if v >= 1 => Ok(v),
+            _ => Err(format!(
+                "{:?} is not a port number between 1 and 65535",
+                p.trim()
+            )),
+        }
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b)?);
+            if a > b {
+                return Err(format!("port range {s:?} runs backwards"));
+            }
+            Ok((a, b))
+        }
+        None => {
+            let p = one(s)?;
+            Ok((p, p))
+        }
+    }
+}
+
+/// The parts of a short volume entry, split on `:` outside `${...}`.
+pub(crate) fn split_volume_spec(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth > 0 => depth -= 1,
+            b':' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// A short volume entry: `SOURCE:TARGET[:MODES]` or `TARGET`, modes comma-separated.
+#[derive(Debug, PartialEq)]
+pub(crate) struct VolumeShort<'a> {
+    pub source: Option<&'a str>,
+    pub target: &'a str,
+    pub modes: Vec<&'a str>,
+}
+
+pub(crate) fn parse_volume_short(s: &str) -> Result<VolumeShort<'_>, String> {
+    let parts = split_volume_spec(s);
+    let (source, target, modes) = match parts.as_slice() {
+        [t] => (None, *t, Vec::new()),
+        [src, t] => (Some(*src), *t, Vec::new()),
+        [src, t, m] => (Some(*src), *t, m.split(',').collect()),
+        _ => return Err("too many `:`".to_owned()),
+    };
+    if source.is_some_and(str::is_empty) {
+        return Err("empty source".to_owned());
+    }
+    if target.is_empty() {
+        return Err("empty container path".to_owned());
+    }
+    Ok(VolumeShort {
+        source,
+        target,
+        modes,
+    })
+}
+
+/// Whether a volume source names a host path rather than a named volume.
+pub(crate) fn is_host_path(source: &str) -> bool {
+    source.starts_with('/') || source.starts_with('.') || source.starts_with('~')
+}
+
+fn volumes(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    service: &str,
+    meta: &mut ServiceMeta,
+) -> Vec<Volume> {
+    let Kind::Seq(items) = &node.kind else {
+        ctx.type_error(node, path, "a list of mounts");
+        return Vec::new();
+    };
+    let mut out: Vec<Volume> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let volume = match &item.kind {
+            Kind::Scalar(s) => short_volume(ctx, item, s, &p),
+            Kind::Map(_) => long_volume(ctx, item, &p),
+            _ => {
+                ctx.type_error(
+                    item,
+                    &p,
+                    "a mount string or a mapping with `type` and `target`",
+                );
+                None
+            }
+        };
+        let Some(volume) = volume else { continue };
+        if let Some(first) = out.iter().find(|v| v.target == volume.target) {
+            let d = ctx
+                .diag(item.loc, &p, format!("`{}` is mounted twice", first.target))
+                .hint("mount each container path once".to_owned());
+            ctx.push(d);
+            continue;
+        }
+        if let (VolumeKind::Named, Some(name)) = (volume.kind, &volume.source) {
+            meta.volume_refs.push(NameRef {
+                name: name.clone(),
+                profile: service.to_owned(),
+                loc: item.loc,
+                path: p,
+            });
+        }
+        out.push(volume);
+    }
+    out
+}
+
+fn short_volume(ctx: &mut Ctx<'_>, node: &Node, s: &str, path: &str) -> Option<Volume> {
+    let parsed = parse_volume_short(s).and_then(|v| {
+        let mut read_only = false;
+        for m in &v.modes {
+            match m.trim() {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                other => return Err(format!("unsupported mode {other:?} (only `ro` and `rw`)")),
+            }
+        }
+        let (kind, source) = match v.source {
+            None => (VolumeKind::Named, None),
+            Some(src) if is_host_path(src) => (VolumeKind::Bind, Some(bind_source(ctx, src)?)),
+            Some(name) if valid_volume_name(name) => (VolumeKind::Named, Some(name.to_owned())),
+            Some(name) => return Err(format!("invalid volume name {name:?}")),
+        };
+        Ok(Volume {
+            kind,
+            source,
+            target: v.target.to_owned(),
+            read_only,
+        })
+    });
+    let volume = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let d = ctx
+                .diag(node.loc, path, format!("invalid mount: {e}"))
+                .found(node.describe())
+                .expected(VOLUME_SPEC_EXPECTED);
+            ctx.push(d);
+            return None;
+        }
+    };
+    check_target(ctx, node, path, volume)
+}
+
+/// A bind source: `~` expanded with HOME, then resolved against the manifest directory.
+fn bind_source(ctx: &Ctx<'_>, src: &str) -> Result<String, String> {
+    let expanded = match src.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let home = (ctx.lookup)("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| "`~` needs the HOME variable to be set".to_owned())?;
+            format!("{home}{rest}")
+        }
+        Some(_) => return Err("`~user` paths are not supported".to_owned()),
+        None => src.to_owned(),
+    };
+    Ok(ctx.resolve(&expanded).to_string_lossy().into_owned())
+}
+
+fn check_target(ctx: &mut Ctx<'_>, node: &Node, path: &str, volume: Volume) -> Option<Volume> {
+    if volume.target.starts_with('/') {
+        return Some(volume);
+    }
+    let d = ctx
+        .diag(node.loc, path, "the container path must be absolute")
+        .found(format!("{:?}", volume.target))
+        .expected("a path inside the container starting with `/`");
+    ctx.push(d);
+    None
+}
+
+fn long_volume(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Volume> {
+    let f = ctx.fields(node, path, VOLUME_LONG_FIELDS, &[])?;
+    let kind = match f.get("type") {
+        None => {
+            let d = ctx
+                .diag(node.loc, path, "missing required field `type`")
+                .expected("one of `volume`, `bind`, `tmpfs`");
+            ctx.push(d);
+            None
+        }
+        Some(n) => {
+            let s = ctx.string(n, &f.path("type"))?;
+            match s.trim() {
+                "volume" => Some(VolumeKind::Named),
+                "bind" => Some(VolumeKind::Bind),
+                "tmpfs" => Some(VolumeKind::Tmpfs),
+                other => {
+                    let d = ctx
+                        .diag(n.loc, &f.path("type"), "unknown mount type")
+                        .found(n.describe())
+                        .expected("one of `volume`, `bind`, `tmpfs`")
+                        .hint(did_you_mean(other, ["volume", "bind", "tmpfs"]));
+                    ctx.push(d);
+                    None
+                }
+            }
+        }
+    };
+    let target = match f.get("target") {
+        Some(n) => ctx.nonempty_string(n, &f.path("target")),
+        None => {
+            let d = ctx
+                .diag(node.loc, path, "missing required field `target`")
+                .expected("the path inside the container");
+            ctx.push(d);
+            None
+        }
+    };
+    let read_only = match f.get("read_only") {
+        Some(n) => ctx.boolean(n, &f.path("read_only"))?,
+        None => false,
+    };
+    let source_node = f.get("source");
+    let source_text = match source_node {
+        Some(n) => Some(ctx.nonempty_string(n, &f.path("source"))?),
+        None => None,
+    };
+    let kind = kind?;
+    let sp = f.path("source");
+    let source = match (kind, source_text, source_node) {
+        (VolumeKind::Tmpfs, Some(_), Some(n)) => {
+            let d = ctx
+                .diag(n.loc, &sp, "a tmpfs mount has no source")
+                .hint("remove `source`".to_owned());
+            ctx.push(d);
+            return None;
+        }
+        (VolumeKind::Bind, None, _) => {
+            let d = ctx
+                .diag(node.loc, path, "missing required field `source`")
+                .expected("the host path to mount");
+            ctx.push(d);
+            return None;
+        }
+        (VolumeKind::Bind, Some(src), Some(n)) => match bind_source(ctx, &src) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let d = ctx
+                    .diag(n.loc, &sp, format!("invalid host path: {e}"))
+                    .found(n.describe());
+                ctx.push(d);
+                return None;
+            }
+        },
+        (VolumeKind::Named, Some(name), Some(n)) if !valid_volume_name(&name) => {
+            let hint = is_host_path(&name).then(|| "use `type: bind` for a host path".to_owned());
+            let d = ctx
+                .diag(n.loc, &sp, "invalid volume name")
+                .found(n.describe())
+                .expected("letters, digits, `-`, `_` and `.`, starting with a letter or digit")
+                .hint(hint);
+            ctx.push(d);
+            return None;
+        }
+        (_, src, _) => src,
+    };
+    check_target(
+        ctx,
+        node,
+        path,
+        Volume {
+            kind,
+            source,
+            target: target?,
+            read_only,
+        },
+    )
+}
+
+/// Whether `name` can be an environment variable name.
+pub(crate) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<String> {
+    let Kind::Seq(items) = &node.kind else {
+        ctx.type_error(node, path, "a list of secret names");
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(name) = ctx.string(item, &p) else {
+            continue;
+        };
+        if !is_env_name(&name) {
+            let fixed: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let hint = (!fixed.is_empty() && is_env_name(&fixed))
+                .then(|| format!("did you mean `{fixed}`?"));
+            let d = ctx
+                .diag(item.loc, &p, "invalid secret name")
+                .found(item.describe())
+                .expected("a name like an environment variable: letters, digits and `_`, not starting with a digit")
+                .hint(hint);
+            ctx.push(d);
+            continue;
+        }
+        if out.contains(&name) {
+            let d = ctx
+                .diag(item.loc, &p, format!("`{name}` is listed twice"))
+                .hint("list each secret once".to_owned());
+            ctx.push(d);
+            continue;
+        }
+        out.push(name);
+    }
+    out
+}
+
+/// `{K: V}` or `[K=V]`; a null value or a bare `K` is the empty string.
+fn labels(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match &node.kind {
+        Kind::Map(entries) => {
+            for e in entries {
+                let p = join(path, &e.key);
+                if !ctx.map_key(&e.key, e.key_loc, &p, "label") {
+                    continue;
+                }
+                match &e.value.kind {
+                    Kind::Scalar(s) => {
+                        out.insert(e.key.clone(), s.clone());
+                    }
+                    Kind::Null => {
+                        out.insert(e.key.clone(), String::new());
+                    }
+                    _ => ctx.type_error(&e.value, &p, "a string, number or boolean"),
+                }
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                let Some(s) = ctx.string(item, &p) else {
+                    continue;
+                };
+                let (key, value) = s.split_once('=').unwrap_or((s.as_str(), ""));
+                if ctx.map_key(key, item.loc, &p, "label") {
+                    out.insert(key.to_owned(), value.to_owned());
+                }
+            }
+        }
+        _ => ctx.type_error(node, path, "a mapping or a list of KEY=VALUE strings"),
+    }
+    out
 }

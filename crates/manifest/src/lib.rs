@@ -8,10 +8,14 @@
 //! 3. **overlay**: deep-merge `env.<name>` for `--env <name>`, then drop `env:`;
 //! 4. **convert**: strict typed conversion into [`Manifest`];
 //! 5. **env files**: read each service's `env_file`s under its `env`;
-//! 6. **semantic checks**: dependencies, cycles, ports, profiles.
+//! 6. **semantic checks**: dependencies, cycles, ports, volumes, profiles.
 //!
 //! The only I/O is reading the manifest, the `.env` beside it and `env_file`s.
+//!
+//! [`compose::import_str`] turns a `docker-compose.yml` into manifest text, explaining
+//! every key it changes or cannot carry over.
 
+pub mod compose;
 mod convert;
 mod error;
 mod interpolate;
@@ -179,13 +183,15 @@ fn apply_env_files(manifest: &mut Manifest, meta: &Meta, diags: &mut Vec<Diagnos
             continue;
         }
         let mut env = BTreeMap::new();
-        for (path, (loc, field)) in service.env_files.iter().zip(&sm.env_files) {
+        for (path, (loc, field, required)) in service.env_files.iter().zip(&sm.env_files) {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
                     let (vars, errors) = interpolate::parse_dotenv(&text);
                     diags.extend(interpolate::dotenv_diagnostics(path, errors));
                     env.extend(vars);
                 }
+                // `required: false`: a missing file is fine.
+                Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     let message = if e.kind() == std::io::ErrorKind::NotFound {
                         "env file not found".to_owned()

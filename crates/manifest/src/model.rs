@@ -34,6 +34,9 @@ pub struct Manifest {
     pub profiles: BTreeMap<String, Vec<String>>,
     /// Aggregate health policy.
     pub health: HealthPolicy,
+    /// Top-level `volumes:`: the named volumes services may mount, in declaration order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     /// Admin HTTP listener (`admin: { listen: "127.0.0.1:7070" }`); `None` keeps the default.
     pub admin_listen: Option<String>,
     /// The `--env` overlay that was applied, if any.
@@ -95,6 +98,63 @@ pub struct Service {
     pub resources: Resources,
     /// Service-level profiles (Compose style): the service runs only when one is active.
     pub profiles: Vec<String>,
+    /// Container ports published on the host (containers only; processes use `port`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+    /// Mounts (containers only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Names of secrets from Orchestra's secret store given to the service (references
+    /// only; the values never appear in the manifest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// The user (`name`, `uid` or `uid:gid`) the container runs as (containers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Labels (metadata; set on the service's containers).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One published port: `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Host address to bind (an IP literal); `None` binds all addresses.
+    pub host_ip: Option<String>,
+    /// Host port; `None` lets the engine pick one.
+    pub host_port: Option<u16>,
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `tcp` (default), `udp` or `sctp`.
+    pub protocol: String,
+}
+
+/// One mount of a container service.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Volume {
+    /// What is mounted.
+    pub kind: VolumeKind,
+    /// [`VolumeKind::Named`]: the volume's name, declared under top-level `volumes:`
+    /// (`None` for an anonymous volume, written as just the container path);
+    /// [`VolumeKind::Bind`]: the absolute host path, resolved against the manifest
+    /// directory; [`VolumeKind::Tmpfs`]: `None`.
+    pub source: Option<String>,
+    /// Absolute path inside the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// The kind of a [`Volume`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// A named (or anonymous) volume managed by the container engine.
+    Named,
+    /// A host directory or file.
+    Bind,
+    /// A memory-backed filesystem.
+    Tmpfs,
 }
 
 /// What a service runs.
@@ -233,8 +293,14 @@ pub struct Resources {
     pub cpus: Option<f64>,
     /// Memory limit in bytes.
     pub memory: Option<u64>,
-    /// Number of GPUs requested.
+    /// Number of GPUs requested; `gpus: all` is [`Resources::ALL_GPUS`].
     pub gpus: Option<u32>,
     /// Process-count limit.
     pub pids: Option<u32>,
+}
+
+impl Resources {
+    /// The `gpus` value that `gpus: all` stands for: every GPU of the machine (Docker's
+    /// device-request count -1).
+    pub const ALL_GPUS: u32 = u32::MAX;
 }

@@ -16,6 +16,7 @@ pub(crate) fn check(manifest: &Manifest, meta: &Meta, diags: &mut Vec<Diagnostic
     dependencies(manifest, meta, &declared, file, diags);
     cycles(manifest, meta, file, diags);
     ports(manifest, meta, file, diags);
+    volumes(manifest, meta, file, diags);
     for r in &meta.profile_refs {
         if !declared.contains(&r.name.as_str()) {
             diags.push(
@@ -227,25 +228,102 @@ fn shortest_cycle(adj: &[Vec<usize>], component: &[usize], start: usize) -> Opti
     None
 }
 
+/// A host port in use: port, protocol, address (`None`: all addresses) and owner.
+struct HostPort<'a> {
+    port: u16,
+    protocol: &'a str,
+    ip: Option<&'a str>,
+    service: &'a str,
+}
+
+impl HostPort<'_> {
+    fn clashes(&self, other: &HostPort<'_>) -> bool {
+        self.port == other.port
+            && self.protocol == other.protocol
+            && match (self.ip, other.ip) {
+                (Some(a), Some(b)) => a == b || is_any(a) || is_any(b),
+                _ => true,
+            }
+    }
+}
+
+fn is_any(ip: &str) -> bool {
+    matches!(ip, "0.0.0.0" | "::")
+}
+
+/// A host port may be taken once: by a service's `port` or by a published `ports` entry.
 fn ports(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnostic>) {
-    let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
+    let mut seen: Vec<HostPort<'_>> = Vec::new();
     for (s, sm) in manifest.services.iter().zip(&meta.services) {
-        let (Some(port), Some((loc, path))) = (s.port, &sm.port) else {
-            continue;
-        };
-        match seen.get(&port) {
-            Some(first) => diags.push(
+        let mut wanted: Vec<(HostPort<'_>, &(crate::model::Location, String))> = Vec::new();
+        if let (Some(port), Some(at)) = (s.port, &sm.port) {
+            let hp = HostPort {
+                port,
+                protocol: "tcp",
+                ip: None,
+                service: &s.name,
+            };
+            wanted.push((hp, at));
+        }
+        for (m, at) in s.ports.iter().zip(&sm.ports) {
+            if let Some(port) = m.host_port {
+                let hp = HostPort {
+                    port,
+                    protocol: &m.protocol,
+                    ip: m.host_ip.as_deref(),
+                    service: &s.name,
+                };
+                wanted.push((hp, at));
+            }
+        }
+        for (hp, (loc, path)) in wanted {
+            match seen.iter().find(|o| o.clashes(&hp)) {
+                Some(first) => {
+                    let (message, hint) = if first.service == hp.service {
+                        (
+                            format!("host port {} is published twice", hp.port),
+                            "publish each host port once",
+                        )
+                    } else {
+                        (
+                            format!(
+                                "port {} is already used by service `{}`",
+                                hp.port, first.service
+                            ),
+                            "each service needs its own port",
+                        )
+                    };
+                    diags.push(Diagnostic::new(file, *loc, path, message).hint(hint.to_owned()));
+                }
+                None => seen.push(hp),
+            }
+        }
+    }
+}
+
+/// Named volumes must be declared under top-level `volumes:`.
+fn volumes(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnostic>) {
+    for sm in &meta.services {
+        for r in &sm.volume_refs {
+            if manifest.volumes.contains(&r.name) {
+                continue;
+            }
+            let hint = did_you_mean(&r.name, manifest.volumes.iter().map(String::as_str))
+                .unwrap_or_else(|| {
+                    format!(
+                        "declare it: `volumes: {{ {}: {{}} }}` at the top level, or write `./{}` for a host directory",
+                        r.name, r.name
+                    )
+                });
+            diags.push(
                 Diagnostic::new(
                     file,
-                    *loc,
-                    path,
-                    format!("port {port} is already used by service `{first}`"),
+                    r.loc,
+                    &r.path,
+                    format!("undeclared volume `{}`", r.name),
                 )
-                .hint("each service needs its own port".to_owned()),
-            ),
-            None => {
-                seen.insert(port, &s.name);
-            }
+                .hint(hint),
+            );
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::interpolate::{interpolate, parse_dotenv};
 use crate::units::{normalize_signal, parse_memory, shell_split};
+use std::path::PathBuf;
 
 fn opts() -> LoadOptions {
     LoadOptions::default()
@@ -1104,4 +1105,411 @@ fn diagnostic_display() {
     );
     let d = Diagnostic::new(Path::new("f"), Location { line: 1, col: 2 }, "", "oops");
     assert_eq!(d.to_string(), "f:1:2: oops");
+}
+
+// ---------------------------------------------------------------- container fields
+
+#[test]
+fn container_fields() {
+    let m = ok_with(
+        "\
+services:
+  db:
+    image: postgres:16
+    ports:
+      - 5432
+      - \"127.0.0.1:15432:5432\"
+      - 8080:80/udp
+      - { target: 9000, published: 19000, host_ip: \"::1\" }
+      - \"7000-7001:8000-8001\"
+      - \"127.0.0.1::6000\"
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+      - ./init:/docker-entrypoint-initdb.d:ro
+      - /scratch
+      - ~/cache:/cache:rw
+      - { type: tmpfs, target: /tmp }
+      - { type: bind, source: ./certs, target: /certs, read_only: true }
+      - { type: volume, source: models, target: /models }
+    secrets: [OPENAI_API_KEY, db_password]
+    user: \"1000:1000\"
+    labels: { com.example.team: platform, tier: 1, empty: }
+    working_dir: /srv
+    resources: { gpus: all }
+  web:
+    build: ./web
+    labels: [\"a=b\", flag]
+volumes:
+  pgdata: {}
+  models:
+",
+        &vars(&[("HOME", "/home/me")]),
+    );
+    assert_eq!(m.volumes, vec!["pgdata", "models"]);
+    let db = m.service("db").unwrap();
+    let port = |ip: Option<&str>, host: Option<u16>, container: u16, protocol: &str| PortMapping {
+        host_ip: ip.map(str::to_owned),
+        host_port: host,
+        container_port: container,
+        protocol: protocol.to_owned(),
+    };
+    assert_eq!(
+        db.ports,
+        vec![
+            port(None, None, 5432, "tcp"),
+            port(Some("127.0.0.1"), Some(15432), 5432, "tcp"),
+            port(None, Some(8080), 80, "udp"),
+            port(Some("::1"), Some(19000), 9000, "tcp"),
+            port(None, Some(7000), 8000, "tcp"),
+            port(None, Some(7001), 8001, "tcp"),
+            port(Some("127.0.0.1"), None, 6000, "tcp"),
+        ]
+    );
+    let vol = |kind, source: Option<&str>, target: &str, read_only| Volume {
+        kind,
+        source: source.map(str::to_owned),
+        target: target.to_owned(),
+        read_only,
+    };
+    assert_eq!(
+        db.volumes,
+        vec![
+            vol(
+                VolumeKind::Named,
+                Some("pgdata"),
+                "/var/lib/postgresql/data",
+                false
+            ),
+            vol(
+                VolumeKind::Bind,
+                Some("/proj/init"),
+                "/docker-entrypoint-initdb.d",
+                true
+            ),
+            vol(VolumeKind::Named, None, "/scratch", false),
+            vol(VolumeKind::Bind, Some("/home/me/cache"), "/cache", false),
+            vol(VolumeKind::Tmpfs, None, "/tmp", false),
+            vol(VolumeKind::Bind, Some("/proj/certs"), "/certs", true),
+            vol(VolumeKind::Named, Some("models"), "/models", false),
+        ]
+    );
+    assert_eq!(db.secrets, vec!["OPENAI_API_KEY", "db_password"]);
+    assert_eq!(db.user.as_deref(), Some("1000:1000"));
+    assert_eq!(db.labels["com.example.team"], "platform");
+    assert_eq!(db.labels["tier"], "1");
+    assert_eq!(db.labels["empty"], "");
+    // A container's working directory is a path inside it: not resolved.
+    assert_eq!(db.working_dir, Some(PathBuf::from("/srv")));
+    assert_eq!(db.resources.gpus, Some(Resources::ALL_GPUS));
+    let web = m.service("web").unwrap();
+    assert_eq!(web.labels["a"], "b");
+    assert_eq!(web.labels["flag"], "");
+    assert!(web.ports.is_empty() && web.volumes.is_empty() && web.secrets.is_empty());
+}
+
+#[test]
+fn host_ports_may_repeat_on_other_addresses_and_protocols() {
+    let m = ok(
+        "services:\n  a:\n    image: x\n    ports: [\"127.0.0.1:8080:80\", \"8081:81/udp\"]\n  b:\n    image: y\n    ports: [\"127.0.0.2:8080:80\", \"8081:81\"]\n",
+    );
+    assert_eq!(m.services[1].ports.len(), 2);
+}
+
+#[test]
+fn revision_json_omits_unset_container_fields() {
+    // Manifests without the container fields hash exactly as before they existed.
+    let m = ok("services:\n  api:\n    command: [./api]\n");
+    let json = serde_json::to_value(&m.services[0]).unwrap();
+    for key in ["ports", "volumes", "secrets", "user", "labels"] {
+        assert!(json.get(key).is_none(), "{key} serialized: {json}");
+    }
+    let a = ok("services:\n  api:\n    image: x\n");
+    let b = ok("services:\n  api:\n    image: x\n    ports: [\"80\"]\n");
+    let c = ok("services:\n  api:\n    image: x\n    secrets: [TOKEN]\n");
+    let revs = [&a, &b, &c].map(|m| m.services[0].revision());
+    assert_ne!(revs[0], revs[1]);
+    assert_ne!(revs[0], revs[2]);
+    assert_eq!(revs[1], b.services[0].revision());
+}
+
+#[test]
+fn optional_env_files_may_be_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.env"), "A=1\n").unwrap();
+    let file = dir.path().join("orchestra.yaml");
+    let src = "services:\n  api:\n    image: x\n    env_file:\n      - base.env\n      - { path: local.env, required: false }\n";
+    let m = load_str(src, &file, &opts()).unwrap();
+    assert_eq!(m.services[0].env["A"], "1");
+    std::fs::write(dir.path().join("local.env"), "A=2\n").unwrap();
+    let m = load_str(src, &file, &opts()).unwrap();
+    assert_eq!(m.services[0].env["A"], "2");
+
+    let src = "services:\n  api:\n    image: x\n    env_file:\n      - { path: missing.env }\n      - { required: false }\n      - { path: a.env, required: maybe }\n";
+    let Err(LoadError::Invalid(d)) = load_str(src, &file, &opts()) else {
+        panic!("expected errors");
+    };
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (5, 17, "services.api.env_file[0]", "env file not found"),
+            (
+                6,
+                9,
+                "services.api.env_file[1]",
+                "missing required field `path`"
+            ),
+            (7, 34, "services.api.env_file[2].required", "wrong type"),
+        ]
+    );
+}
+
+#[test]
+fn bad_container_fields_on_a_process() {
+    let d = errs(
+        "services:\n  api:\n    command: x\n    ports: [\"80:80\"]\n    volumes: [./a:/a]\n    user: app\n",
+    );
+    assert_eq!(d.len(), 3, "{d:#?}");
+    at(&d[0], 4, 5, "services.api.ports");
+    assert_eq!(
+        d[0].message,
+        "`ports` only applies to containers (`image` or `build`)"
+    );
+    assert_eq!(
+        d[0].hint.as_deref(),
+        Some("a process service is reached on its `port`: use `port: <number>`")
+    );
+    at(&d[1], 5, 5, "services.api.volumes");
+    at(&d[2], 6, 5, "services.api.user");
+}
+
+#[test]
+fn bad_port_mappings() {
+    let d = errs(
+        "\
+services:
+  api:
+    image: x
+    ports:
+      - \"1:2:3:4\"
+      - \"70000:80\"
+      - \"8000-8010:80\"
+      - \"80/quic\"
+      - \"999.1.1.1:80:80\"
+      - { published: 80 }
+      - [80]
+",
+    );
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                5,
+                9,
+                "services.api.ports[0]",
+                "invalid port mapping: too many `:`; put an IPv6 host address in brackets, e.g. `[::1]:8080:80`"
+            ),
+            (
+                6,
+                9,
+                "services.api.ports[1]",
+                "invalid port mapping: \"70000\" is not a port number between 1 and 65535"
+            ),
+            (
+                7,
+                9,
+                "services.api.ports[2]",
+                "invalid port mapping: a host port range needs a container port range of the same length"
+            ),
+            (
+                8,
+                9,
+                "services.api.ports[3]",
+                "invalid port mapping: unknown protocol \"quic\""
+            ),
+            (
+                9,
+                9,
+                "services.api.ports[4]",
+                "invalid port mapping: invalid host IP address \"999.1.1.1\""
+            ),
+            (
+                10,
+                9,
+                "services.api.ports[5]",
+                "missing required field `target`"
+            ),
+            (11, 9, "services.api.ports[6]", "wrong type"),
+        ]
+    );
+    assert_eq!(d[0].found.as_deref(), Some("\"1:2:3:4\""));
+    assert!(
+        d[0].expected
+            .as_deref()
+            .unwrap()
+            .contains("HOST_PORT:CONTAINER_PORT")
+    );
+}
+
+#[test]
+fn bad_duplicate_host_ports() {
+    let d = errs(
+        "\
+services:
+  api:
+    command: x
+    port: 8080
+  web:
+    image: nginx
+    ports: [\"8080:80\", \"9000:90\", \"0.0.0.0:9000:91\"]
+  other:
+    image: nginx
+    ports: [\"127.0.0.1:9000:80\"]
+",
+    );
+    assert_eq!(d.len(), 3, "{d:#?}");
+    at(&d[0], 7, 13, "services.web.ports[0]");
+    assert_eq!(d[0].message, "port 8080 is already used by service `api`");
+    at(&d[1], 7, 35, "services.web.ports[2]");
+    assert_eq!(d[1].message, "host port 9000 is published twice");
+    at(&d[2], 10, 13, "services.other.ports[0]");
+    assert_eq!(d[2].message, "port 9000 is already used by service `web`");
+}
+
+#[test]
+fn bad_volumes() {
+    let d = errs(
+        "\
+services:
+  api:
+    image: x
+    volumes:
+      - pgdat:/data
+      - cache:/cache
+      - ./a:relative
+      - ./b:/b:ro,z
+      - { source: ./c, target: /c }
+      - { type: bnd, source: ./d, target: /d }
+      - { type: tmpfs, source: x, target: /e }
+      - { type: bind, target: /f }
+      - { type: volume, source: pgdata, target: /g, read-only: true }
+      - pgdata:/data
+volumes:
+  pgdata: {}
+  logs: { driver: local }
+",
+    );
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (5, 9, "services.api.volumes[0]", "undeclared volume `pgdat`"),
+            (6, 9, "services.api.volumes[1]", "undeclared volume `cache`"),
+            (
+                7,
+                9,
+                "services.api.volumes[2]",
+                "the container path must be absolute"
+            ),
+            (
+                8,
+                9,
+                "services.api.volumes[3]",
+                "invalid mount: unsupported mode \"z\" (only `ro` and `rw`)"
+            ),
+            (
+                9,
+                9,
+                "services.api.volumes[4]",
+                "missing required field `type`"
+            ),
+            (10, 17, "services.api.volumes[5].type", "unknown mount type"),
+            (
+                11,
+                32,
+                "services.api.volumes[6].source",
+                "a tmpfs mount has no source"
+            ),
+            (
+                12,
+                9,
+                "services.api.volumes[7]",
+                "missing required field `source`"
+            ),
+            (
+                13,
+                53,
+                "services.api.volumes[8].read-only",
+                "unknown field `read-only`"
+            ),
+            (14, 9, "services.api.volumes[9]", "`/data` is mounted twice"),
+            (17, 11, "volumes.logs.driver", "unknown field `driver`"),
+        ]
+    );
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `pgdata`?"));
+    assert_eq!(
+        d[1].hint.as_deref(),
+        Some(
+            "declare it: `volumes: { cache: {} }` at the top level, or write `./cache` for a host directory"
+        )
+    );
+    assert_eq!(d[5].hint.as_deref(), Some("did you mean `bind`?"));
+    assert_eq!(d[8].hint.as_deref(), Some("did you mean `read_only`?"));
+}
+
+#[test]
+fn bad_secrets_user_and_working_dir() {
+    let d = errs(
+        "\
+services:
+  api:
+    image: x
+    secrets: [db-password, TOKEN, TOKEN, 1KEY]
+    working_dir: app
+    user: \"\"
+    secret: [A]
+    resources: { gpus: some }
+",
+    );
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (4, 15, "services.api.secrets[0]", "invalid secret name"),
+            (4, 35, "services.api.secrets[2]", "`TOKEN` is listed twice"),
+            (4, 42, "services.api.secrets[3]", "invalid secret name"),
+            (
+                5,
+                18,
+                "services.api.working_dir",
+                "a container's working directory must be absolute"
+            ),
+            (6, 11, "services.api.user", "must not be empty"),
+            (7, 5, "services.api.secret", "unknown field `secret`"),
+            (8, 24, "services.api.resources.gpus", "not a whole number"),
+        ]
+    );
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `db_password`?"));
+    assert_eq!(d[2].hint.as_deref(), None);
+    assert_eq!(d[5].hint.as_deref(), Some("did you mean `secrets`?"));
+    assert_eq!(
+        d[6].expected.as_deref(),
+        Some("a whole number of GPUs or `all`")
+    );
+    let d = one("services:\n  api:\n    image: x\n    network_mode: host\n");
+    at(&d, 4, 5, "services.api.network_mode");
+    assert_eq!(d.message, "unknown field `network_mode`");
 }

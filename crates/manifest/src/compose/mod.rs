@@ -1,0 +1,236 @@
+//! `orchestra import`: a `docker-compose.yml` to `orchestra.yaml` text.
+//!
+//! The Compose file is parsed with the manifest's own located-node machinery (anchors,
+//! aliases and `<<` merge keys work; a note about merged content points at the anchor).
+//! Every key is either carried over, carried over with a changed meaning
+//! ([`NoteKind::Mapped`]), dropped ([`NoteKind::Unsupported`]) or skipped as an `x-`
+//! extension / obsolete key ([`NoteKind::Ignored`]); nothing is dropped without a note.
+//!
+//! Choices:
+//! - `${VAR}` references are kept as written (not interpolated): the manifest loader
+//!   resolves them like Compose does, from the environment and the `.env` beside the
+//!   file, and `$$` stays the escape for a literal `$`.
+//! - A `command`/`entrypoint` string is split into a list the way Compose splits it
+//!   (shell-like words, no shell); a string with shell operators gets a note. A string
+//!   with `${VAR}` stays a string: Compose splits after substituting, and so does the
+//!   manifest loader.
+//!   `healthcheck.test` strings and `CMD-SHELL` become `[sh, -c, "..."]`, as in Docker.
+//! - Values Compose defaults differently from Orchestra are written out explicitly so the
+//!   platform behaves as the Compose file did: `restart: "no"` when Compose had no
+//!   `restart`, and the healthcheck timings Docker uses by default (30s, 30s, 3, 0s).
+//! - Relative paths (build contexts, `env_file`, bind mounts) stay relative: write the
+//!   result beside the Compose file.
+
+mod emit;
+mod map;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Diagnostic;
+
+/// The result of an import: the manifest text and what changed on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    /// The `orchestra.yaml` text (with a comment header summarizing `notes`).
+    pub yaml: String,
+    /// One note per key whose meaning changed or that was not carried over, in file order.
+    pub notes: Vec<ImportNote>,
+}
+
+impl Import {
+    /// How many notes of `kind` there are.
+    #[must_use]
+    pub fn count(&self, kind: NoteKind) -> usize {
+        self.notes.iter().filter(|n| n.kind == kind).count()
+    }
+
+    /// `"2 mapped, 1 unsupported, 0 ignored"`.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        summary(&self.notes)
+    }
+}
+
+fn summary(notes: &[ImportNote]) -> String {
+    let count = |k| notes.iter().filter(|n| n.kind == k).count();
+    format!(
+        "{} mapped, {} unsupported, {} ignored",
+        count(NoteKind::Mapped),
+        count(NoteKind::Unsupported),
+        count(NoteKind::Ignored)
+    )
+}
+
+/// Something the reader of the imported manifest should know about one Compose key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportNote {
+    /// 1-based line in the Compose file.
+    pub line: usize,
+    /// 1-based column in the Compose file.
+    pub col: usize,
+    /// Field path in the Compose file, e.g. `services.web.networks`.
+    pub path: String,
+    /// What happened to the key.
+    pub kind: NoteKind,
+    /// What changed, or why it was not carried over, and what to do instead.
+    pub message: String,
+}
+
+impl fmt::Display for ImportNote {
+    /// `12:5: services.web.networks: mapped: ...` (prefix the file name for a report).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.line, self.col)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// What happened to a Compose key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoteKind {
+    /// Carried over with a changed meaning (or dropped because Orchestra does the same
+    /// thing another way); the message explains the difference.
+    Mapped,
+    /// Not carried over: Orchestra has no equivalent.
+    Unsupported,
+    /// Skipped on purpose: `x-` extensions and obsolete keys such as `version`.
+    Ignored,
+}
+
+impl NoteKind {
+    /// `mapped`, `unsupported` or `ignored`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mapped => "mapped",
+            Self::Unsupported => "unsupported",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for NoteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a file could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The Compose file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML (the diagnostic has the position).
+    #[error("{0}")]
+    Syntax(Box<Diagnostic>),
+    /// The file is YAML but not a Compose file (no `services:` mapping).
+    #[error("{0}")]
+    NotCompose(Box<Diagnostic>),
+}
+
+/// Imports Compose text. `file` names the Compose file in messages and in the header.
+///
+/// # Errors
+/// [`ImportError::Syntax`] for invalid YAML, [`ImportError::NotCompose`] when there is
+/// no `services:` mapping with at least one service.
+pub fn import_str(compose: &str, file: &Path) -> Result<Import, ImportError> {
+    let root = match crate::node::parse(compose, file) {
+        Ok(root) => root,
+        Err(mut diags) => {
+            let mut d = diags.remove(0);
+            if d.message
+                .contains("manifest must be a single YAML document")
+            {
+                "a Compose file must be a single YAML document".clone_into(&mut d.message);
+            }
+            return Err(ImportError::Syntax(Box::new(d)));
+        }
+    };
+    let (doc, mut notes) = map::map_compose(root.as_ref(), file)?;
+    notes.sort_by_key(|n| (n.line, n.col));
+    let notes = merge_repeated(notes);
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut yaml = header(&name, &notes, compose.contains('$'));
+    yaml.push_str(&emit::document(&doc));
+    Ok(Import { yaml, notes })
+}
+
+/// Reads and imports a Compose file.
+///
+/// # Errors
+/// [`ImportError::Io`] if it cannot be read, else as [`import_str`].
+pub fn import_file(path: &Path) -> Result<Import, ImportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    import_str(&text, path)
+}
+
+/// One note for content merged into several services (`<<: *common`): the notes share
+/// the anchor's position and message, so they become one that names the other services.
+fn merge_repeated(notes: Vec<ImportNote>) -> Vec<ImportNote> {
+    let mut out: Vec<(ImportNote, Vec<String>)> = Vec::new();
+    for n in notes {
+        if let Some((_, others)) = out.iter_mut().find(|(f, _)| {
+            (f.line, f.col, f.kind, &f.message) == (n.line, n.col, n.kind, &n.message)
+        }) {
+            let service = n
+                .path
+                .strip_prefix("services.")
+                .and_then(|rest| rest.split('.').next())
+                .map_or_else(|| n.path.clone(), |s| format!("`{s}`"));
+            others.push(service);
+            continue;
+        }
+        out.push((n, Vec::new()));
+    }
+    out.into_iter()
+        .map(|(mut n, others)| {
+            if !others.is_empty() {
+                n.message = format!("{}; the same for {}", n.message, others.join(", "));
+            }
+            n
+        })
+        .collect()
+}
+
+/// The comment block at the top of the generated manifest.
+fn header(name: &str, notes: &[ImportNote], has_vars: bool) -> String {
+    let mut h = format!("# Imported from {name} by `orchestra import`.\n");
+    if notes.is_empty() {
+        h.push_str("# Every key was carried over; nothing needed a note.\n");
+    } else {
+        h.push_str(&format!(
+            "# {} (positions are in {name}):\n",
+            summary(notes)
+        ));
+        for n in notes {
+            h.push_str(&format!("#   {n}\n"));
+        }
+    }
+    if has_vars {
+        h.push_str(
+            "# ${VAR} references are kept as written and resolved when Orchestra loads this file\n\
+             # (from the environment and .env), as Compose did; `$$` is still a literal `$`.\n",
+        );
+    }
+    h.push('\n');
+    h
+}
+
+#[cfg(test)]
+mod tests;
