@@ -132,50 +132,47 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
         .unwrap_or_default();
     println!("orchestra: starting `{project}`: {n} services{admin}; Ctrl-C stops everything");
     let rt = daemon.runtime().clone();
+    let mut events = daemon.subscribe();
     let printer = tokio::spawn(async move {
-        let mut changed = rt.subscribe();
-        let mut progress = Progress::new(&rt.services());
+        let width = rt.services().iter().map(|s| s.name.len()).max().unwrap_or(4);
         let t0 = Instant::now();
-        loop {
-            changed.borrow_and_update();
-            let services = rt.services();
-            progress.show(&services);
-            match status::settled(&services) {
-                Settled::Up => {
-                    println!(
-                        "orchestra: all {} services healthy in {:.2}s; logs follow",
-                        services.len(),
-                        t0.elapsed().as_secs_f64()
-                    );
-                    break;
-                }
-                Settled::Failed(names) => {
-                    print_reports(&services, &names);
-                    println!(
-                        "orchestra: {} did not come up; still supervising, logs follow",
-                        names.join(", ")
-                    );
-                    break;
-                }
-                Settled::Pending => {}
-            }
-            if changed.changed().await.is_err() {
-                return;
-            }
-        }
+        let mut changed = rt.subscribe();
+        let mut settled = false;
         let mut logs = rt.logs().subscribe();
         loop {
             tokio::select! {
-                line = logs.recv() => match line {
-                    Ok(l) if l.stream != Stream::Orchestra => println!("{}.{} | {}", l.service, l.replica, l.text),
-                    Ok(_) => {}
+                ev = events.recv() => match ev {
+                    Ok(e) => {
+                        let who = match e.replica {
+                            Some(r) if rt.manifest().service(&e.service).is_some_and(|s| s.replicas > 1) => format!("{}.{r}", e.service),
+                            _ => e.service.clone(),
+                        };
+                        println!("{:>6.2}s  {who:width$}  {:14} {}", t0.elapsed().as_secs_f64(), e.kind.as_str(), e.reason);
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(_) => return,
                 },
-                r = changed.changed() => {
+                r = changed.changed(), if !settled => {
                     if r.is_err() { return; }
-                    progress.show(&rt.services());
+                    let services = rt.services();
+                    match status::settled(&services) {
+                        Settled::Up => {
+                            settled = true;
+                            println!("orchestra: all {} services healthy in {:.2}s; logs follow", services.len(), t0.elapsed().as_secs_f64());
+                        }
+                        Settled::Failed(names) => {
+                            settled = true;
+                            print_reports(&services, &names);
+                            println!("orchestra: {} did not come up; still supervising, logs follow", names.join(", "));
+                        }
+                        Settled::Pending => {}
+                    }
                 }
+                line = logs.recv(), if settled => match line {
+                    Ok(l) if l.stream != Stream::Orchestra => println!("{}.{} | {}", l.service, l.replica, l.text),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
             }
         }
     });
@@ -322,6 +319,7 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             let _ = child.wait();
             return Ok(ExitCode::FAILURE);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A status request over the socket costs well under a millisecond.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

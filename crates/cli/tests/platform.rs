@@ -71,7 +71,7 @@ fn completed_waits_for_a_job_to_exit_zero_and_a_failed_job_blocks_its_dependents
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("api") && err.contains("exited with code 4 instead of completing"),
+        err.contains("migrate") && err.contains("exited with code 4"),
         "{err}"
     );
     assert!(
@@ -243,8 +243,8 @@ fn down_stops_in_reverse_dependency_order_and_leaves_no_process() {
 #[test]
 fn ctrl_c_in_the_foreground_stops_everything() {
     let m = format!(
-        "services:\n{}{}    depends_on: [a]\n",
-        svc("a", "0ms"),
+        "services:\n{}{}    depends_on: {{ a: healthy }}\n",
+        svc("a", "200ms"),
         svc("b", "0ms")
     );
     let p = Project::new(&m);
@@ -276,7 +276,7 @@ fn ctrl_c_in_the_foreground_stops_everything() {
             .then_some(())
     });
     assert!(
-        seen.iter().any(|l| l.contains("waiting for a (started)")),
+        seen.iter().any(|l| l.contains("waiting for a (healthy)")),
         "progress shows waiting: {seen:#?}"
     );
     let pgids = p.pgids();

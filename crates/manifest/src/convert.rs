@@ -20,7 +20,9 @@ use crate::units::{
     DURATION_EXPECTED, MEMORY_EXPECTED, normalize_signal, parse_duration, parse_memory, shell_split,
 };
 
-const TOP_FIELDS: &[&str] = &["name", "services", "profiles", "health", "admin"];
+mod deploy;
+
+const TOP_FIELDS: &[&str] = &["name", "services", "profiles", "health", "admin", "proxy"];
 const SERVICE_FIELDS: &[&str] = &[
     "command",
     "image",
@@ -39,9 +41,11 @@ const SERVICE_FIELDS: &[&str] = &[
     "stop_grace_period",
     "resources",
     "profiles",
+    "route",
+    "deploy",
 ];
 /// Recognized Compose-ish keys this version cannot honour yet.
-const SERVICE_UNSUPPORTED: &[&str] = &["route", "deploy", "secrets"];
+const SERVICE_UNSUPPORTED: &[&str] = &["secrets"];
 const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "args", "target"];
 const PROBE_FIELDS: &[&str] = &[
     "http",
@@ -387,6 +391,7 @@ pub(crate) fn convert(
         profiles: BTreeMap::new(),
         health: HealthPolicy::default(),
         admin_listen: None,
+        proxy_listen: None,
         environment: None,
     };
     let mut meta = Meta::default();
@@ -459,6 +464,9 @@ pub(crate) fn convert(
                 .expected("an IP address and port such as 127.0.0.1:7070");
             ctx.push(d);
         }
+    }
+    if let Some(n) = f.get("proxy") {
+        manifest.proxy_listen = deploy::proxy(ctx, n);
     }
     (manifest, meta)
 }
@@ -620,6 +628,13 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .and_then(|n| ctx.string_list(n, &f.path("profiles")))
         .unwrap_or_default();
 
+    let route = f.get("route").and_then(|n| deploy::route(ctx, n, &f.path("route")));
+    let routed = f.get("route").is_some();
+    let deploy = f
+        .get("deploy")
+        .and_then(|n| deploy::deploy(ctx, n, &f.path("deploy"), routed))
+        .unwrap_or_else(|| orchestra_deploy_default(routed));
+
     let service = Service {
         name,
         location: entry.key_loc,
@@ -637,8 +652,14 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         stop_grace_period,
         resources,
         profiles,
+        route,
+        deploy,
     };
     Some((service, meta))
+}
+
+fn orchestra_deploy_default(routed: bool) -> crate::model::DeploySpec {
+    crate::model::DeploySpec::default_for(routed)
 }
 
 /// `command` / `image` / `build` (+ `entrypoint`): exactly one of them defines the workload.

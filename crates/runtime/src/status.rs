@@ -164,6 +164,10 @@ pub struct ServiceStatus {
     pub kind: String,
     /// Its revision (hash of its definition).
     pub revision: String,
+    /// The runtime's key for this revision: `service@revision`.
+    pub instance: String,
+    /// `live`, or for other revisions of the service: `candidate`, `canary`, `previous`, `warm`...
+    pub role: String,
     /// Aggregate phase over its replicas.
     pub phase: Phase,
     /// Why, in words.
@@ -336,6 +340,8 @@ mod tests {
             name: name.into(),
             kind: "process".into(),
             revision: "r".into(),
+            instance: format!("{name}@r"),
+            role: "live".into(),
             phase,
             reason: String::new(),
             waiting_on: vec![],

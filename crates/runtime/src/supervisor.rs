@@ -6,7 +6,7 @@
 //! process. They publish into a status table (short std-mutex sections,
 //! never held across an await) and bump a watch counter so waiters re-decide.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -110,6 +110,8 @@ pub struct ProcessInfo {
 pub struct Event {
     /// ms since the epoch.
     pub at_ms: i64,
+    /// The runtime instance (`service@revision`).
+    pub instance: String,
     /// Service.
     pub service: String,
     /// Replica, when about one.
@@ -130,16 +132,32 @@ pub enum ControlError {
     UnknownService(String),
 }
 
+/// One running revision of a service: its status and the handles that control it.
 struct Entry {
+    service: String,
+    def: Arc<Service>,
     status: ServiceStatus,
     stop: Option<watch::Sender<bool>>,
     restart: Vec<mpsc::UnboundedSender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
+/// Instances by key (`service@revision`), and which one of each service is live.
+#[derive(Default)]
+struct Table {
+    entries: BTreeMap<String, Entry>,
+    live: HashMap<String, String>,
+}
+
+impl Table {
+    fn live_entry(&self, service: &str) -> Option<&Entry> {
+        self.live.get(service).and_then(|k| self.entries.get(k))
+    }
+}
+
 struct Inner {
     cfg: RuntimeConfig,
-    table: Mutex<BTreeMap<String, Entry>>,
+    table: Mutex<Table>,
     changed: watch::Sender<u64>,
     events: mpsc::UnboundedSender<Event>,
     logs: Arc<LogHub>,
@@ -178,13 +196,45 @@ fn kind_of(w: &Workload) -> &'static str {
     }
 }
 
+/// The key of one revision of a service in the runtime.
+pub fn instance_key(service: &str, revision: &str) -> String {
+    format!("{service}@{revision}")
+}
+
 /// How long a replica must stay healthy before its restart streak resets.
 const STREAK_RESET: Duration = Duration::from_secs(10);
 /// Until the first success, HTTP and TCP probes run this often, so that a
-/// dependent starts as soon as its dependency is up.
-const FAST_PROBE: Duration = Duration::from_millis(25);
+/// dependent starts as soon as its dependency is up (a refused connect costs
+/// microseconds)...
+const FAST_PROBE: Duration = Duration::from_millis(5);
+/// ...for this long after the start; slower starters are probed less eagerly.
+const FAST_PROBE_FOR: Duration = Duration::from_secs(2);
+const SLOW_START_PROBE: Duration = Duration::from_millis(25);
 /// Same for exec probes, which cost a process each.
 const FAST_EXEC_PROBE: Duration = Duration::from_millis(200);
+
+fn new_entry(svc: &Service, role: &str) -> Entry {
+    let revision = svc.revision();
+    Entry {
+        service: svc.name.clone(),
+        def: Arc::new(svc.clone()),
+        status: ServiceStatus {
+            name: svc.name.clone(),
+            kind: kind_of(&svc.workload).to_owned(),
+            revision: revision.clone(),
+            instance: instance_key(&svc.name, &revision),
+            role: role.to_owned(),
+            phase: Phase::Waiting,
+            reason: String::new(),
+            waiting_on: Vec::new(),
+            replicas: Vec::new(),
+            report: None,
+        },
+        stop: None,
+        restart: Vec::new(),
+        task: None,
+    }
+}
 
 impl Runtime {
     /// Start the plan. Returns at once; services come up in the background.
@@ -193,27 +243,15 @@ impl Runtime {
         let (events, rx) = mpsc::unbounded_channel();
         let (changed, _) = watch::channel(0);
         let logs = Arc::new(LogHub::new(&cfg.log_dir));
-        let mut table = BTreeMap::new();
+        let mut table = Table::default();
+        let mut keys = Vec::new();
         for name in &cfg.plan.order {
             if let Some(svc) = cfg.manifest.service(name) {
-                table.insert(
-                    name.clone(),
-                    Entry {
-                        status: ServiceStatus {
-                            name: name.clone(),
-                            kind: kind_of(&svc.workload).to_owned(),
-                            revision: svc.revision(),
-                            phase: Phase::Waiting,
-                            reason: String::new(),
-                            waiting_on: Vec::new(),
-                            replicas: Vec::new(),
-                            report: None,
-                        },
-                        stop: None,
-                        restart: Vec::new(),
-                        task: None,
-                    },
-                );
+                let e = new_entry(svc, "live");
+                let key = e.status.instance.clone();
+                table.live.insert(name.clone(), key.clone());
+                table.entries.insert(key.clone(), e);
+                keys.push(key);
             }
         }
         let rt = Runtime {
@@ -226,31 +264,29 @@ impl Runtime {
                 ports: Mutex::new(HashSet::new()),
             }),
         };
-        for name in rt.inner.cfg.plan.order.clone() {
-            rt.spawn_driver(&name);
+        for key in keys {
+            rt.spawn_driver(&key, true);
         }
         (rt, rx)
     }
 
-    fn spawn_driver(&self, name: &str) {
-        let replicas = self
-            .inner
-            .cfg
-            .manifest
-            .service(name)
-            .map(|s| s.replicas)
-            .unwrap_or(1);
+    fn spawn_driver(&self, key: &str, gated: bool) {
+        let Some(def) = lock(&self.inner.table).entries.get(key).map(|e| e.def.clone()) else {
+            return;
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..replicas).map(|_| mpsc::unbounded_channel()).unzip();
+            (0..def.replicas).map(|_| mpsc::unbounded_channel()).unzip();
         let task = tokio::spawn(drive(
             self.inner.clone(),
-            name.to_owned(),
+            key.to_owned(),
+            def,
+            gated,
             stop_rx,
             receivers,
         ));
         let mut t = lock(&self.inner.table);
-        if let Some(e) = t.get_mut(name) {
+        if let Some(e) = t.entries.get_mut(key) {
             e.stop = Some(stop_tx);
             e.restart = senders;
             e.task = Some(task);
@@ -262,7 +298,7 @@ impl Runtime {
         &self.inner.logs
     }
 
-    /// The manifest this runtime runs.
+    /// The manifest this runtime was started with.
     pub fn manifest(&self) -> &Manifest {
         &self.inner.cfg.manifest
     }
@@ -277,7 +313,7 @@ impl Runtime {
         self.inner.changed.subscribe()
     }
 
-    /// Current status of every service, in start order.
+    /// Current status of every service's live revision, in start order.
     pub fn services(&self) -> Vec<ServiceStatus> {
         let t = lock(&self.inner.table);
         self.inner
@@ -285,13 +321,173 @@ impl Runtime {
             .plan
             .order
             .iter()
-            .filter_map(|n| t.get(n).map(|e| e.status.clone()))
+            .filter_map(|n| t.live_entry(n).map(|e| e.status.clone()))
             .collect()
     }
 
-    /// One service's status.
+    /// The live revision's status of one service.
     pub fn service(&self, name: &str) -> Option<ServiceStatus> {
-        lock(&self.inner.table).get(name).map(|e| e.status.clone())
+        lock(&self.inner.table).live_entry(name).map(|e| e.status.clone())
+    }
+
+    /// Every running revision of one service (live first).
+    pub fn instances(&self, name: &str) -> Vec<ServiceStatus> {
+        let t = lock(&self.inner.table);
+        let live = t.live.get(name).cloned();
+        let mut v: Vec<ServiceStatus> = t
+            .entries
+            .values()
+            .filter(|e| e.service == name)
+            .map(|e| e.status.clone())
+            .collect();
+        v.sort_by_key(|s| Some(&s.instance) != live.as_ref());
+        v
+    }
+
+    /// The status of one instance.
+    pub fn instance(&self, key: &str) -> Option<ServiceStatus> {
+        lock(&self.inner.table).entries.get(key).map(|e| e.status.clone())
+    }
+
+    /// The definition an instance runs.
+    pub fn instance_def(&self, key: &str) -> Option<Arc<Service>> {
+        lock(&self.inner.table).entries.get(key).map(|e| e.def.clone())
+    }
+
+    /// The live instance key of a service.
+    pub fn live_key(&self, service: &str) -> Option<String> {
+        lock(&self.inner.table).live.get(service).cloned()
+    }
+
+    /// Start another revision of a service beside the live one, not gated on
+    /// dependencies (they are running). Returns its instance key. Starting a
+    /// revision that already runs returns the existing key.
+    pub fn start_revision(&self, svc: &Service, role: &str) -> String {
+        let key = instance_key(&svc.name, &svc.revision());
+        let exists = {
+            let mut t = lock(&self.inner.table);
+            match t.entries.get_mut(&key) {
+                Some(e) => {
+                    e.status.role = role.to_owned();
+                    e.task.as_ref().is_some_and(|t| !t.is_finished())
+                }
+                None => {
+                    t.entries.insert(key.clone(), new_entry(svc, role));
+                    false
+                }
+            }
+        };
+        if !exists {
+            self.inner.update(&key, |s| {
+                s.replicas.clear();
+                s.report = None;
+                s.phase = Phase::Waiting;
+            });
+            self.spawn_driver(&key, false);
+        }
+        self.inner.bump();
+        key
+    }
+
+    /// Make `key` the live revision of its service; the previous live one
+    /// gets the role `previous`. Returns the previous key.
+    pub fn set_live(&self, key: &str) -> Option<String> {
+        let prev = {
+            let mut t = lock(&self.inner.table);
+            let service = t.entries.get(key)?.service.clone();
+            let prev = t.live.insert(service, key.to_owned());
+            if let Some(p) = &prev
+                && p != key
+                && let Some(e) = t.entries.get_mut(p)
+            {
+                e.status.role = "previous".into();
+            }
+            if let Some(e) = t.entries.get_mut(key) {
+                e.status.role = "live".into();
+            }
+            prev
+        };
+        self.inner.bump();
+        prev.filter(|p| p != key)
+    }
+
+    /// Set an instance's role label (`candidate`, `canary`, `warm`...).
+    pub fn set_role(&self, key: &str, role: &str) {
+        self.inner.update(key, |s| s.role = role.to_owned());
+    }
+
+    /// Loopback addresses of an instance's replicas that are healthy and ready.
+    pub fn ready_addrs(&self, key: &str) -> Vec<std::net::SocketAddr> {
+        lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| {
+                e.status
+                    .replicas
+                    .iter()
+                    .filter(|r| r.healthy && r.ready && r.phase == Phase::Healthy)
+                    .filter_map(|r| r.port)
+                    .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Wait until an instance is up (every replica healthy and ready) or has
+    /// failed to come up.
+    pub async fn instance_settled(&self, key: &str) -> status::Settled {
+        let mut rx = self.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let Some(s) = self.instance(key) else {
+                return status::Settled::Failed(vec![key.to_owned()]);
+            };
+            let st = status::settled(std::slice::from_ref(&s));
+            let all_ready = !s.replicas.is_empty() && s.replicas.iter().all(|r| r.healthy && r.ready);
+            match st {
+                status::Settled::Up if all_ready || s.phase == Phase::Completed => return st,
+                status::Settled::Failed(_) => return st,
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return status::Settled::Failed(vec![key.to_owned()]);
+            }
+        }
+    }
+
+    /// Stop one instance and forget it.
+    pub async fn remove_instance(&self, key: &str) {
+        self.stop_instance(key).await;
+        let mut t = lock(&self.inner.table);
+        let is_live = t.live.values().any(|k| k == key);
+        if !is_live {
+            t.entries.remove(key);
+        }
+        drop(t);
+        self.inner.bump();
+    }
+
+    async fn stop_instance(&self, key: &str) {
+        let task = {
+            let mut t = lock(&self.inner.table);
+            let Some(e) = t.entries.get_mut(key) else {
+                return;
+            };
+            if let Some(stop) = &e.stop {
+                let _ = stop.send(true);
+            }
+            e.task.take()
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.inner.update(key, |s| {
+            if s.replicas.is_empty() || s.replicas.iter().all(|r| r.phase == Phase::Waiting) {
+                s.phase = Phase::Stopped;
+                s.reason = "stopped before it started".into();
+                s.replicas.clear();
+            }
+        });
     }
 
     /// The platform summary.
@@ -315,66 +511,66 @@ impl Runtime {
         }
     }
 
-    /// Stop one service (its dependents keep running).
-    pub async fn stop_service(&self, name: &str) -> Result<(), ControlError> {
-        let task = {
-            let mut t = lock(&self.inner.table);
-            let e = t
-                .get_mut(name)
-                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
-            if let Some(stop) = &e.stop {
-                let _ = stop.send(true);
-            }
-            e.task.take()
-        };
-        if let Some(task) = task {
-            let _ = task.await;
+    fn keys_of(&self, service: &str) -> Result<Vec<String>, ControlError> {
+        let t = lock(&self.inner.table);
+        if !t.live.contains_key(service) {
+            return Err(ControlError::UnknownService(service.to_owned()));
         }
-        self.inner.update(name, |s| {
-            if s.replicas.is_empty() || s.replicas.iter().all(|r| r.phase == Phase::Waiting) {
-                s.phase = Phase::Stopped;
-                s.reason = "stopped before it started".into();
-                s.replicas.clear();
+        Ok(t.entries
+            .iter()
+            .filter(|(_, e)| e.service == service)
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    /// Stop one service, every revision of it (its dependents keep running).
+    pub async fn stop_service(&self, name: &str) -> Result<(), ControlError> {
+        let keys = self.keys_of(name)?;
+        let live = self.live_key(name);
+        for k in keys {
+            if Some(&k) == live.as_ref() {
+                self.stop_instance(&k).await;
+            } else {
+                self.remove_instance(&k).await;
             }
-        });
+        }
         Ok(())
     }
 
     /// Start a stopped (or never started) service.
     pub fn start_service(&self, name: &str) -> Result<bool, ControlError> {
-        let running = {
-            let t = lock(&self.inner.table);
-            let e = t
-                .get(name)
-                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
-            e.task.as_ref().is_some_and(|t| !t.is_finished())
-        };
+        let key = self
+            .live_key(name)
+            .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
+        let running = lock(&self.inner.table)
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.task.as_ref().is_some_and(|t| !t.is_finished()));
         if running {
             return Ok(false);
         }
-        self.inner.update(name, |s| {
+        self.inner.update(&key, |s| {
             s.replicas.clear();
             s.report = None;
             s.phase = Phase::Waiting;
             s.reason = String::new();
         });
-        self.spawn_driver(name);
+        self.spawn_driver(&key, true);
         Ok(true)
     }
 
-    /// Restart a service: each running replica is stopped and started again
-    /// at once; a stopped service is started.
+    /// Restart a service: each running replica of its live revision is
+    /// stopped and started again at once; a stopped service is started.
     pub async fn restart_service(&self, name: &str) -> Result<(), ControlError> {
+        let key = self
+            .live_key(name)
+            .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
         let senders = {
             let t = lock(&self.inner.table);
-            let e = t
-                .get(name)
-                .ok_or_else(|| ControlError::UnknownService(name.to_owned()))?;
-            if e.task.as_ref().is_some_and(|t| !t.is_finished()) && !e.status.replicas.is_empty() {
-                Some(e.restart.clone())
-            } else {
-                None
-            }
+            t.entries.get(&key).and_then(|e| {
+                (e.task.as_ref().is_some_and(|t| !t.is_finished()) && !e.status.replicas.is_empty())
+                    .then(|| e.restart.clone())
+            })
         };
         match senders {
             Some(s) => {
@@ -418,13 +614,7 @@ pub fn stop_waves(plan: &StartPlan) -> Vec<Vec<String>> {
             .collect();
         if wave.is_empty() {
             // Only reachable with a cycle, which validation rejects: stop the rest together.
-            waves.push(
-                plan.order
-                    .iter()
-                    .filter(|s| !done.contains(*s))
-                    .cloned()
-                    .collect(),
-            );
+            waves.push(plan.order.iter().filter(|s| !done.contains(*s)).cloned().collect());
             break;
         }
         done.extend(wave.iter().cloned());
@@ -438,10 +628,10 @@ impl Inner {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
+    fn update(&self, key: &str, f: impl FnOnce(&mut ServiceStatus)) {
         {
             let mut t = lock(&self.table);
-            if let Some(e) = t.get_mut(name) {
+            if let Some(e) = t.entries.get_mut(key) {
                 f(&mut e.status);
                 e.status.refresh();
             }
@@ -449,26 +639,21 @@ impl Inner {
         self.bump();
     }
 
-    fn update_replica(&self, name: &str, idx: u32, f: impl FnOnce(&mut ReplicaStatus)) {
-        self.update(name, |s| {
+    fn update_replica(&self, key: &str, idx: u32, f: impl FnOnce(&mut ReplicaStatus)) {
+        self.update(key, |s| {
             if let Some(r) = s.replicas.get_mut(idx as usize) {
                 f(r);
             }
         });
     }
 
-    fn emit(
-        &self,
-        service: &str,
-        replica: Option<u32>,
-        kind: EventKind,
-        reason: impl Into<String>,
-    ) {
-        self.emit_process(service, replica, kind, reason, None);
+    fn emit(&self, instance: &str, service: &str, replica: Option<u32>, kind: EventKind, reason: impl Into<String>) {
+        self.emit_process(instance, service, replica, kind, reason, None);
     }
 
     fn emit_process(
         &self,
+        instance: &str,
         service: &str,
         replica: Option<u32>,
         kind: EventKind,
@@ -489,6 +674,7 @@ impl Inner {
         });
         let _ = self.events.send(Event {
             at_ms: now_ms(),
+            instance: instance.to_owned(),
             service: service.to_owned(),
             replica,
             kind,
@@ -524,14 +710,18 @@ impl Inner {
 
 async fn drive(
     inner: Arc<Inner>,
-    name: String,
+    key: String,
+    svc: Arc<Service>,
+    gated: bool,
     mut stop: watch::Receiver<bool>,
     restarts: Vec<mpsc::UnboundedReceiver<()>>,
 ) {
-    let Some(svc) = inner.cfg.manifest.service(&name).cloned() else {
-        return;
+    let name = svc.name.clone();
+    let edges = if gated {
+        inner.cfg.plan.deps.get(&name).cloned().unwrap_or_default()
+    } else {
+        Vec::new()
     };
-    let edges = inner.cfg.plan.deps.get(&name).cloned().unwrap_or_default();
     let mut changed = inner.changed.subscribe();
     let mut announced = false;
     loop {
@@ -542,7 +732,7 @@ async fn drive(
         let (gate, waiting) = {
             let t = lock(&inner.table);
             let (g, w) = gate_all(&edges, |dep| {
-                let obs = t.get(dep).map(|e| e.status.observed()).unwrap_or_default();
+                let obs = t.live_entry(dep).map(|e| e.status.observed()).unwrap_or_default();
                 (obs, inner.restart_policy(dep))
             });
             (g, w.into_iter().map(str::to_owned).collect::<Vec<_>>())
@@ -560,13 +750,13 @@ async fn drive(
                     probes: Vec::new(),
                     logs: Vec::new(),
                 };
-                inner.update(&name, |s| {
+                inner.update(&key, |s| {
                     s.phase = Phase::Blocked;
                     s.reason = reason.clone();
                     s.waiting_on.clear();
                     s.report = Some(report);
                 });
-                inner.emit(&name, None, EventKind::Blocked, reason);
+                inner.emit(&key, &name, None, EventKind::Blocked, reason);
                 return;
             }
             Gate::Waiting => {
@@ -576,13 +766,13 @@ async fn drive(
                     .map(|e| format!("{} ({})", e.service, condition_word(e.condition)))
                     .collect();
                 let reason = format!("waiting for {}", what.join(", "));
-                inner.update(&name, |s| {
+                inner.update(&key, |s| {
                     s.phase = Phase::Waiting;
                     s.reason = reason.clone();
                     s.waiting_on = waiting.clone();
                 });
                 if !announced {
-                    inner.emit(&name, None, EventKind::Waiting, reason);
+                    inner.emit(&key, &name, None, EventKind::Waiting, reason);
                     announced = true;
                 }
                 tokio::select! {
@@ -592,20 +782,20 @@ async fn drive(
             }
         }
     }
-    inner.update(&name, |s| {
+    inner.update(&key, |s| {
         s.waiting_on.clear();
         s.replicas = (0..svc.replicas).map(ReplicaStatus::new).collect();
         for r in &mut s.replicas {
             r.phase = Phase::Starting;
         }
     });
-    let svc = Arc::new(svc);
     let tasks: Vec<JoinHandle<()>> = restarts
         .into_iter()
         .enumerate()
         .map(|(i, rx)| {
             tokio::spawn(replica(
                 inner.clone(),
+                key.clone(),
                 svc.clone(),
                 i as u32,
                 stop.clone(),
@@ -694,6 +884,7 @@ struct Running {
 #[allow(clippy::too_many_lines)]
 async fn replica(
     inner: Arc<Inner>,
+    key: String,
     svc: Arc<Service>,
     idx: u32,
     mut stop: watch::Receiver<bool>,
@@ -705,6 +896,7 @@ async fn replica(
         Err(e) => {
             fail(
                 &inner,
+                &key,
                 &svc,
                 idx,
                 format!("no port could be assigned: {e}"),
@@ -727,6 +919,7 @@ async fn replica(
             _ => {
                 fail(
                     &inner,
+                    &key,
                     &svc,
                     idx,
                     "container services (`image`/`build`) are not supported by this version's runtime yet".into(),
@@ -754,6 +947,7 @@ async fn replica(
             };
             fail(
                 &inner,
+                &key,
                 &svc,
                 idx,
                 format!("cannot run `{program}`"),
@@ -773,6 +967,7 @@ async fn replica(
                 };
                 fail(
                     &inner,
+                    &key,
                     &svc,
                     idx,
                     format!("cannot start `{program}`"),
@@ -791,7 +986,7 @@ async fn replica(
             port,
         };
         let has_probe = svc.healthcheck.is_some();
-        inner.update_replica(&name, idx, |r| {
+        inner.update_replica(&key, idx, |r| {
             r.pid = Some(pid);
             r.port = Some(port);
             r.started_at_ms = Some(now_ms());
@@ -810,15 +1005,13 @@ async fn replica(
             };
         });
         match &last_end {
-            None => inner.emit_process(
-                &name,
+            None => inner.emit_process(&key, &name,
                 Some(idx),
                 EventKind::Started,
                 format!("pid {pid}, port {port}"),
                 Some(info),
             ),
-            Some(why) => inner.emit_process(
-                &name,
+            Some(why) => inner.emit_process(&key, &name,
                 Some(idx),
                 EventKind::Restarted,
                 format!("restart {total_restarts}, pid {pid}, port {port}, after: {why}"),
@@ -826,8 +1019,7 @@ async fn replica(
             ),
         }
         if !has_probe {
-            inner.emit(
-                &name,
+            inner.emit(&key, &name,
                 Some(idx),
                 EventKind::Healthy,
                 "running (no healthcheck)",
@@ -842,7 +1034,7 @@ async fn replica(
         let mut stop_requested = false;
         let mut restart_requested = false;
         {
-            let health = watch_health(&inner, &svc, idx, port, started, &ctx);
+            let health = watch_health(&inner, &key, &svc, idx, port, started, &ctx);
             tokio::pin!(health);
             loop {
                 tokio::select! {
@@ -852,8 +1044,8 @@ async fn replica(
                         break;
                     }
                     reason = &mut health => {
-                                let report = build_report(&inner, &svc, idx, port, started, &running, reason.clone(), None).await;
-                                inner.update(&name, |s| {
+                                let report = build_report(&inner, &key, &svc, idx, port, started, &running, reason.clone(), None).await;
+                                inner.update(&key, |s| {
                                     if let Some(r) = s.replicas.get_mut(idx as usize) {
                                         r.phase = Phase::Unhealthy;
                                         r.healthy = false;
@@ -862,16 +1054,16 @@ async fn replica(
                                     }
                                     s.report = Some(report);
                                 });
-                                inner.emit(&name, Some(idx), EventKind::Unhealthy, reason);
+                                inner.emit(&key, &name, Some(idx), EventKind::Unhealthy, reason);
                                 let exit = terminate(&mut running, &svc).await;
-                                inner.emit(&name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
+                                inner.emit(&key, &name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
                                 ended = Ended::Unhealthy;
                                 break;
                     }
                     r = stop.changed() => {
                         if r.is_err() || *stop.borrow() {
                             stop_requested = true;
-                            inner.update_replica(&name, idx, |r| { r.phase = Phase::Stopping; r.reason = "stopping".into(); });
+                            inner.update_replica(&key, idx, |r| { r.phase = Phase::Stopping; r.reason = "stopping".into(); });
                             let exit = terminate(&mut running, &svc).await;
                             ended = Ended::Exited(exit);
                             break;
@@ -895,23 +1087,22 @@ async fn replica(
         if let Some(e) = exit
             && !matches!(ended, Ended::Unhealthy)
         {
-            inner.emit(&name, Some(idx), EventKind::Exited, e.to_string());
+            inner.emit(&key, &name, Some(idx), EventKind::Exited, e.to_string());
         }
-        inner.update_replica(&name, idx, |r| {
+        inner.update_replica(&key, idx, |r| {
             r.pid = None;
             if let Some(e) = exit {
                 r.last_exit = Some(e);
             }
         });
         if stop_requested {
-            inner.update_replica(&name, idx, |r| {
+            inner.update_replica(&key, idx, |r| {
                 r.phase = Phase::Stopped;
                 r.healthy = false;
                 r.ready = false;
                 r.reason = "stopped".into();
             });
-            inner.emit(
-                &name,
+            inner.emit(&key, &name,
                 Some(idx),
                 EventKind::Stopped,
                 exit.map(|e| e.to_string()).unwrap_or_default(),
@@ -925,7 +1116,8 @@ async fn replica(
             continue;
         }
         let was_healthy = lock(&inner.table)
-            .get(&name)
+            .entries
+            .get(&key)
             .and_then(|e| e.status.replicas.get(idx as usize).map(|r| r.healthy))
             .unwrap_or(false);
         let lived = started.elapsed();
@@ -940,8 +1132,8 @@ async fn replica(
             && let Some(e) = exit
             && !e.success()
         {
-            let report = report_after_exit(&inner, &svc, idx, port, started, e).await;
-            inner.update(&name, |s| s.report = Some(report));
+            let report = report_after_exit(&inner, &key, &svc, idx, port, started, e).await;
+            inner.update(&key, |s| s.report = Some(report));
         }
         let why = match ended {
             Ended::Exited(e) => e.to_string(),
@@ -949,17 +1141,17 @@ async fn replica(
         };
         match backoff::next(&svc.restart, ended, streak, rand::random::<f64>()) {
             Next::Completed => {
-                inner.update_replica(&name, idx, |r| {
+                inner.update_replica(&key, idx, |r| {
                     r.phase = Phase::Completed;
                     r.healthy = false;
                     r.ready = false;
                     r.reason = "completed (exit 0)".into();
                 });
-                inner.emit(&name, Some(idx), EventKind::Completed, "exit 0");
+                inner.emit(&key, &name, Some(idx), EventKind::Completed, "exit 0");
                 break;
             }
             Next::Stay(reason) => {
-                inner.update_replica(&name, idx, |r| {
+                inner.update_replica(&key, idx, |r| {
                     r.phase = Phase::Exited;
                     r.healthy = false;
                     r.ready = false;
@@ -968,13 +1160,13 @@ async fn replica(
                 break;
             }
             Next::GiveUp(reason) => {
-                inner.update_replica(&name, idx, |r| {
+                inner.update_replica(&key, idx, |r| {
                     r.phase = Phase::Failed;
                     r.healthy = false;
                     r.ready = false;
                     r.reason = reason.clone();
                 });
-                inner.emit(&name, Some(idx), EventKind::Failed, reason);
+                inner.emit(&key, &name, Some(idx), EventKind::Failed, reason);
                 break;
             }
             Next::Restart(delay) => {
@@ -986,7 +1178,7 @@ async fn replica(
                     "{why}; restarting in {} (restart {total_restarts})",
                     diagnose::human(delay)
                 );
-                inner.update_replica(&name, idx, |r| {
+                inner.update_replica(&key, idx, |r| {
                     r.phase = if looping {
                         Phase::CrashLooping
                     } else {
@@ -1003,8 +1195,7 @@ async fn replica(
                 });
                 if looping && !crash_loop_announced {
                     crash_loop_announced = true;
-                    inner.emit(
-                        &name,
+                    inner.emit(&key, &name,
                         Some(idx),
                         EventKind::CrashLooping,
                         format!("{streak} failed starts in a row; last: {why}"),
@@ -1016,12 +1207,11 @@ async fn replica(
                     _ = stop.changed() => {}
                 }
                 if *stop.borrow() {
-                    inner.update_replica(&name, idx, |r| {
+                    inner.update_replica(&key, idx, |r| {
                         r.phase = Phase::Stopped;
                         r.reason = "stopped".into();
                     });
-                    inner.emit(
-                        &name,
+                    inner.emit(&key, &name,
                         Some(idx),
                         EventKind::Stopped,
                         "while waiting to restart",
@@ -1145,6 +1335,7 @@ async fn terminate(running: &mut Running, svc: &Service) -> Exit {
 /// replica must be restarted: with the reason.
 async fn watch_health(
     inner: &Inner,
+    key: &str,
     svc: &Service,
     idx: u32,
     port: u16,
@@ -1154,7 +1345,7 @@ async fn watch_health(
     let name = &svc.name;
     let readiness = async {
         match &svc.readiness {
-            Some(p) => readiness_loop(inner, name, idx, p, port, ctx).await,
+            Some(p) => readiness_loop(inner, key, idx, p, port, ctx).await,
             None => std::future::pending::<()>().await,
         }
     };
@@ -1162,16 +1353,15 @@ async fn watch_health(
         let Some(p) = &svc.healthcheck else {
             return std::future::pending::<String>().await;
         };
-        let fast = fast_cadence(p);
-        let mut failures_after_grace = 0u32;
+                let mut failures_after_grace = 0u32;
         loop {
             let r = probe::run(&p.check, port, p.timeout, ctx).await;
             let ok = r.ok();
             let summary = r.summary();
-            inner.update_replica(name, idx, |rs| rs.record_probe(r));
+            inner.update_replica(key, idx, |rs| rs.record_probe(r));
             if ok {
                 let took = started.elapsed();
-                inner.update(name, |s| {
+                inner.update(key, |s| {
                     if let Some(r) = s.replicas.get_mut(idx as usize) {
                         r.healthy = true;
                         if svc.readiness.is_none() {
@@ -1182,8 +1372,7 @@ async fn watch_health(
                     }
                     s.report = None;
                 });
-                inner.emit(
-                    name,
+                inner.emit(key, name,
                     Some(idx),
                     EventKind::Healthy,
                     format!("after {}", diagnose::human(took)),
@@ -1202,7 +1391,7 @@ async fn watch_health(
                 tokio::time::sleep(p.interval).await;
             } else {
                 let left = p.start_period.saturating_sub(started.elapsed());
-                tokio::time::sleep(fast.min(left.max(Duration::from_millis(1)))).await;
+                tokio::time::sleep(fast_cadence(p, started.elapsed()).min(left.max(Duration::from_millis(1)))).await;
             }
         }
         // Liveness.
@@ -1212,10 +1401,10 @@ async fn watch_health(
             let r = probe::run(&p.check, port, p.timeout, ctx).await;
             let ok = r.ok();
             let summary = r.summary();
-            inner.update_replica(name, idx, |rs| rs.record_probe(r));
+            inner.update_replica(key, idx, |rs| rs.record_probe(r));
             if ok {
                 if consecutive > 0 {
-                    inner.update_replica(name, idx, |rs| {
+                    inner.update_replica(key, idx, |rs| {
                         rs.healthy = true;
                         rs.phase = Phase::Healthy;
                         rs.reason = "healthy again".into();
@@ -1236,10 +1425,11 @@ async fn watch_health(
     }
 }
 
-fn fast_cadence(p: &Probe) -> Duration {
+fn fast_cadence(p: &Probe, since_start: Duration) -> Duration {
     let fast = match p.check {
         Check::Exec { .. } => FAST_EXEC_PROBE,
-        _ => FAST_PROBE,
+        _ if since_start < FAST_PROBE_FOR => FAST_PROBE,
+        _ => SLOW_START_PROBE,
     };
     fast.min(p.interval)
 }
@@ -1260,11 +1450,11 @@ async fn readiness_loop(
             was_ready = ok;
             inner.update_replica(name, idx, |rs| rs.ready = ok);
         }
-        tokio::time::sleep(if ok { p.interval } else { fast_cadence(p) }).await;
+        tokio::time::sleep(if ok { p.interval } else { fast_cadence(p, Duration::ZERO) }).await;
     }
 }
 
-async fn fail(inner: &Inner, svc: &Service, idx: u32, summary: String, evidence: Option<Evidence>) {
+async fn fail(inner: &Inner, key: &str, svc: &Service, idx: u32, summary: String, evidence: Option<Evidence>) {
     let cause = evidence.as_ref().and_then(diagnose::likely_cause);
     let report = FailureReport {
         service: svc.name.clone(),
@@ -1276,14 +1466,14 @@ async fn fail(inner: &Inner, svc: &Service, idx: u32, summary: String, evidence:
         probes: Vec::new(),
         logs: Vec::new(),
     };
-    inner.update(&svc.name, |s| {
+    inner.update(key, |s| {
         if let Some(r) = s.replicas.get_mut(idx as usize) {
             r.phase = Phase::Failed;
             r.reason = summary.clone();
         }
         s.report = Some(report);
     });
-    inner.emit(&svc.name, Some(idx), EventKind::Failed, summary);
+    inner.emit(key, &svc.name, Some(idx), EventKind::Failed, summary);
 }
 
 fn recent_logs(inner: &Inner, name: &str, idx: u32) -> Vec<String> {
@@ -1301,6 +1491,7 @@ fn recent_logs(inner: &Inner, name: &str, idx: u32) -> Vec<String> {
 #[allow(clippy::too_many_arguments)]
 async fn build_report(
     inner: &Inner,
+    key: &str,
     svc: &Service,
     idx: u32,
     port: u16,
@@ -1310,7 +1501,8 @@ async fn build_report(
     exit: Option<Exit>,
 ) -> FailureReport {
     let probes: Vec<ProbeResult> = lock(&inner.table)
-        .get(&svc.name)
+        .entries
+        .get(key)
         .and_then(|e| {
             e.status
                 .replicas
@@ -1362,6 +1554,7 @@ async fn build_report(
 
 async fn report_after_exit(
     inner: &Inner,
+    key: &str,
     svc: &Service,
     idx: u32,
     port: u16,
@@ -1369,7 +1562,8 @@ async fn report_after_exit(
     exit: Exit,
 ) -> FailureReport {
     let probes: Vec<ProbeResult> = lock(&inner.table)
-        .get(&svc.name)
+        .entries
+        .get(key)
         .and_then(|e| {
             e.status
                 .replicas
@@ -1393,7 +1587,11 @@ async fn report_after_exit(
         service: svc.name.clone(),
         replica: idx,
         at_ms: now_ms(),
-        summary: format!("{exit} before becoming healthy"),
+        summary: if svc.healthcheck.is_some() {
+            format!("{exit} before becoming healthy")
+        } else {
+            format!("{exit} right after starting")
+        },
         cause: diagnose::likely_cause(&evidence),
         exit: Some(exit),
         probes: probes.iter().map(ProbeResult::summary).collect(),

@@ -15,11 +15,15 @@ use crate::daemon::Shared;
 
 /// Serve the admin endpoints until the task is aborted.
 pub async fn serve(listener: TcpListener, shared: Shared) {
+    let mut stopped = shared.stopped.clone();
     let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(shared);
-    if let Err(e) = axum::serve(listener, app).await {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|v| *v).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!("admin API stopped: {e}");
     }
 }

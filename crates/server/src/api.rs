@@ -29,8 +29,12 @@ use crate::daemon::Shared;
 
 /// Serve the control API until the task is aborted.
 pub async fn serve(listener: UnixListener, shared: Shared) {
+    let mut stopped = shared.stopped.clone();
     let app = router(shared);
-    if let Err(e) = axum::serve(listener, app).await {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|v| *v).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!("control API stopped: {e}");
     }
 }

@@ -16,7 +16,7 @@ use orchestra_runtime::{Event, EventKind, Runtime, RuntimeConfig, procfs};
 use orchestra_state::{StateError, StateStore};
 use serde::Serialize;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::paths::Paths;
 
@@ -126,6 +126,8 @@ pub struct Daemon {
     paths: Paths,
     admin_addr: Option<SocketAddr>,
     events: broadcast::Sender<Event>,
+    first_rx: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
     stopped_tx: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
     _recorder: tokio::task::JoinHandle<()>,
@@ -201,15 +203,28 @@ impl Daemon {
             log_dir: paths.logs.clone(),
             shim: opts.shim.clone(),
         });
-        let (events, _) = broadcast::channel(1024);
+        // The first receiver exists before any event is forwarded, so whoever
+        // takes it (the foreground progress display) misses nothing.
+        let (events, first_rx) = broadcast::channel(4096);
+        let (flush, mut flush_rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
         let recorder = {
             let state = state.clone();
             let events = events.clone();
             tokio::spawn(async move {
                 let mut rows: HashMap<(String, u32), i64> = HashMap::new();
-                while let Some(ev) = rx.recv().await {
-                    record(&state, run_id, &ev, &mut rows);
-                    let _ = events.send(ev);
+                loop {
+                    tokio::select! {
+                        // Events first: a flush is answered only once none are queued.
+                        biased;
+                        ev = rx.recv() => match ev {
+                            Some(ev) => {
+                                record(&state, run_id, &ev, &mut rows);
+                                let _ = events.send(ev);
+                            }
+                            None => break,
+                        },
+                        Some(ack) = flush_rx.recv() => { let _ = ack.send(()); }
+                    }
                 }
             })
         };
@@ -239,6 +254,8 @@ impl Daemon {
             paths,
             admin_addr,
             events,
+            first_rx: std::sync::Mutex::new(Some(first_rx)),
+            flush,
             stopped_tx,
             servers,
             _recorder: recorder,
@@ -255,9 +272,14 @@ impl Daemon {
         self.admin_addr
     }
 
-    /// Runtime events as they happen.
+    /// Runtime events as they happen; the first caller gets every event
+    /// since the start.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        let first = match self.first_rx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        first.unwrap_or_else(|| self.events.subscribe())
     }
 
     /// The project's runtime paths.
@@ -283,22 +305,28 @@ impl Daemon {
         }
         self.shared.runtime.stop_all().await;
         let _ = self.stopped_tx.send(true);
-        // Let the `down` request that asked for this receive its answer.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for s in &self.servers {
-            s.abort();
+        // The control API shuts down gracefully on `stopped`: the `down`
+        // request that asked for this gets its answer. Bounded, in case a
+        // client keeps a connection open.
+        for s in self.servers {
+            let abort = s.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), s).await.is_err() {
+                abort.abort();
+            }
         }
         let _ = std::fs::remove_file(&self.paths.socket);
-        // Events are queued before stop_all returns; give the recorder a moment
-        // to write the last `stopped` ones before the run is closed.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Write the last events (`stopped`) before the run is closed.
+        let (ack, done) = oneshot::channel();
+        if self.flush.send(ack).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
+        }
         self.shared.state.end_run(self.shared.info.run_id)?;
         Ok(())
     }
 }
 
 fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(String, u32), i64>) {
-    let key = (ev.service.clone(), ev.replica.unwrap_or(0));
+    let key = (ev.instance.clone(), ev.replica.unwrap_or(0));
     if let (EventKind::Started | EventKind::Restarted, Some(p)) = (ev.kind, &ev.process)
         && let Ok(id) = state.record_process(
             run_id,
@@ -317,7 +345,8 @@ fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(Strin
     {
         let _ = state.end_process(id, &ev.reason);
     }
-    if let Err(e) = state.record_event(
+    if let Err(e) = state.record_event_at(
+        ev.at_ms,
         Some(run_id),
         Some(&ev.service),
         ev.replica,

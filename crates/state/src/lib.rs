@@ -82,6 +82,29 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL DEFAULT ''
      );
      CREATE INDEX events_service ON events(service, id);",
+    // 2: releases and the routing they leave, for deploys and crash recovery.
+    "CREATE TABLE releases (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        from_revision TEXT,
+        to_revision TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        figures TEXT NOT NULL DEFAULT '{}',
+        manifest TEXT NOT NULL DEFAULT '',
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER
+     );
+     CREATE INDEX releases_service ON releases(service, id);
+     CREATE TABLE routing (
+        service TEXT PRIMARY KEY,
+        stable_revision TEXT NOT NULL,
+        canary_revision TEXT,
+        canary_weight INTEGER NOT NULL DEFAULT 0,
+        release_id INTEGER,
+        updated_at_ms INTEGER NOT NULL
+     );",
 ];
 
 /// Milliseconds since the Unix epoch.
@@ -126,6 +149,46 @@ pub struct ProcessRecord {
     pub pgid: i32,
     /// Start time in clock ticks since boot (field 22 of /proc/PID/stat), to tell PID reuse apart.
     pub proc_start_ticks: u64,
+}
+
+/// One release: a service moved from one revision to another.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReleaseRecord {
+    /// Release id.
+    pub id: i64,
+    /// Service.
+    pub service: String,
+    /// `canary`, `blue-green`, `recreate`, `rollback`.
+    pub strategy: String,
+    /// Revision it replaced.
+    pub from_revision: Option<String>,
+    /// Revision it shipped.
+    pub to_revision: String,
+    /// `in-progress`, `succeeded`, `failed`, `aborted`, `rolled-back`.
+    pub status: String,
+    /// Why it ended as it did.
+    pub reason: String,
+    /// The verifier's figures (JSON).
+    pub figures: serde_json::Value,
+    /// When it started and ended (ms since the epoch).
+    pub started_at_ms: i64,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+}
+
+/// How a service's traffic is split, as last persisted.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RoutingRecord {
+    /// Service.
+    pub service: String,
+    /// Revision that takes the rest of the traffic.
+    pub stable_revision: String,
+    /// Revision under test, if any.
+    pub canary_revision: Option<String>,
+    /// Its share in percent.
+    pub canary_weight: u32,
+    /// The release that set it.
+    pub release_id: Option<i64>,
 }
 
 /// The state database. Cheap to share behind an `Arc`.
@@ -349,7 +412,19 @@ impl StateStore {
         kind: &str,
         reason: &str,
     ) -> Result<EventRecord, StateError> {
-        let at_ms = now_ms();
+        self.record_event_at(now_ms(), run_id, service, replica, kind, reason)
+    }
+
+    /// Append an event that happened at `at_ms` (the writer may lag behind).
+    pub fn record_event_at(
+        &self,
+        at_ms: i64,
+        run_id: Option<i64>,
+        service: Option<&str>,
+        replica: Option<u32>,
+        kind: &str,
+        reason: &str,
+    ) -> Result<EventRecord, StateError> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO events (run_id, at_ms, service, replica, kind, reason)
@@ -397,6 +472,119 @@ impl StateStore {
                 .collect::<rusqlite::Result<_>>()?;
             rows.reverse();
             Ok(rows)
+        })
+    }
+
+    /// Start a release; returns its id.
+    pub fn begin_release(
+        &self,
+        service: &str,
+        strategy: &str,
+        from: Option<&str>,
+        to: &str,
+        manifest: &str,
+    ) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO releases (service, strategy, from_revision, to_revision, status, manifest, started_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'in-progress', ?5, ?6)",
+                params![service, strategy, from, to, manifest, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Record a release's figures while it runs.
+    pub fn release_figures(&self, id: i64, figures: &serde_json::Value) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE releases SET figures = ?2 WHERE id = ?1",
+                params![id, figures.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// End a release with its final status and reason.
+    pub fn end_release(&self, id: i64, status: &str, reason: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE releases SET status = ?2, reason = ?3, ended_at_ms = ?4 WHERE id = ?1",
+                params![id, status, reason, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Releases, newest first, optionally one service's.
+    pub fn releases(&self, service: Option<&str>, limit: usize) -> Result<Vec<ReleaseRecord>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, service, strategy, from_revision, to_revision, status, reason, figures,
+                        started_at_ms, ended_at_ms
+                 FROM releases WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC LIMIT ?2",
+            )?;
+            st.query_map(params![service, limit as i64], |r| {
+                let figures: String = r.get(7)?;
+                Ok(ReleaseRecord {
+                    id: r.get(0)?,
+                    service: r.get(1)?,
+                    strategy: r.get(2)?,
+                    from_revision: r.get(3)?,
+                    to_revision: r.get(4)?,
+                    status: r.get(5)?,
+                    reason: r.get(6)?,
+                    figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
+                    started_at_ms: r.get(8)?,
+                    ended_at_ms: r.get(9)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Persist how a service's traffic is split (one row per service).
+    pub fn set_routing(&self, r: &RoutingRecord) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO routing (service, stable_revision, canary_revision, canary_weight, release_id, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(service) DO UPDATE SET stable_revision = ?2, canary_revision = ?3,
+                   canary_weight = ?4, release_id = ?5, updated_at_ms = ?6",
+                params![r.service, r.stable_revision, r.canary_revision, r.canary_weight, r.release_id, now_ms()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The persisted split of every service.
+    pub fn routing(&self) -> Result<Vec<RoutingRecord>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT service, stable_revision, canary_revision, canary_weight, release_id FROM routing ORDER BY service",
+            )?;
+            st.query_map([], |r| {
+                Ok(RoutingRecord {
+                    service: r.get(0)?,
+                    stable_revision: r.get(1)?,
+                    canary_revision: r.get(2)?,
+                    canary_weight: r.get(3)?,
+                    release_id: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// A revision's recorded definition (JSON), if known.
+    pub fn revision_definition(&self, service: &str, revision: &str) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT definition FROM revisions WHERE service = ?1 AND revision = ?2",
+                params![service, revision],
+                |r| r.get(0),
+            )
+            .optional()
         })
     }
 
@@ -481,6 +669,30 @@ mod tests {
         );
         let after = s.events(all[2].id, None, 100).unwrap();
         assert_eq!(after.len(), 2);
+    }
+
+    #[test]
+    fn releases_and_routing_round_trip() {
+        let s = StateStore::open_in_memory().unwrap();
+        let id = s.begin_release("api", "canary", Some("r1"), "r2", "{}").unwrap();
+        s.release_figures(id, &serde_json::json!({"canary": {"requests": 10}})).unwrap();
+        s.end_release(id, "failed", "error rate 30%").unwrap();
+        let r = &s.releases(Some("api"), 10).unwrap()[0];
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("failed", "error rate 30%"));
+        assert_eq!(r.figures["canary"]["requests"], 10);
+        assert!(r.ended_at_ms.is_some());
+        let mut rt = RoutingRecord {
+            service: "api".into(),
+            stable_revision: "r1".into(),
+            canary_revision: Some("r2".into()),
+            canary_weight: 50,
+            release_id: Some(id),
+        };
+        s.set_routing(&rt).unwrap();
+        rt.canary_weight = 0;
+        rt.canary_revision = None;
+        s.set_routing(&rt).unwrap();
+        assert_eq!(s.routing().unwrap(), vec![rt]);
     }
 
     #[test]
