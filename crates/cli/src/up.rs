@@ -134,7 +134,12 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
     let rt = daemon.runtime().clone();
     let mut events = daemon.subscribe();
     let printer = tokio::spawn(async move {
-        let width = rt.services().iter().map(|s| s.name.len()).max().unwrap_or(4);
+        let width = rt
+            .services()
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(4);
         let t0 = Instant::now();
         let mut changed = rt.subscribe();
         let mut settled = false;

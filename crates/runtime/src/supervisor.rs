@@ -271,7 +271,11 @@ impl Runtime {
     }
 
     fn spawn_driver(&self, key: &str, gated: bool) {
-        let Some(def) = lock(&self.inner.table).entries.get(key).map(|e| e.def.clone()) else {
+        let Some(def) = lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.def.clone())
+        else {
             return;
         };
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -327,7 +331,9 @@ impl Runtime {
 
     /// The live revision's status of one service.
     pub fn service(&self, name: &str) -> Option<ServiceStatus> {
-        lock(&self.inner.table).live_entry(name).map(|e| e.status.clone())
+        lock(&self.inner.table)
+            .live_entry(name)
+            .map(|e| e.status.clone())
     }
 
     /// Every running revision of one service (live first).
@@ -346,12 +352,18 @@ impl Runtime {
 
     /// The status of one instance.
     pub fn instance(&self, key: &str) -> Option<ServiceStatus> {
-        lock(&self.inner.table).entries.get(key).map(|e| e.status.clone())
+        lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.status.clone())
     }
 
     /// The definition an instance runs.
     pub fn instance_def(&self, key: &str) -> Option<Arc<Service>> {
-        lock(&self.inner.table).entries.get(key).map(|e| e.def.clone())
+        lock(&self.inner.table)
+            .entries
+            .get(key)
+            .map(|e| e.def.clone())
     }
 
     /// The live instance key of a service.
@@ -443,7 +455,8 @@ impl Runtime {
                 return status::Settled::Failed(vec![key.to_owned()]);
             };
             let st = status::settled(std::slice::from_ref(&s));
-            let all_ready = !s.replicas.is_empty() && s.replicas.iter().all(|r| r.healthy && r.ready);
+            let all_ready =
+                !s.replicas.is_empty() && s.replicas.iter().all(|r| r.healthy && r.ready);
             match st {
                 status::Settled::Up if all_ready || s.phase == Phase::Completed => return st,
                 status::Settled::Failed(_) => return st,
@@ -614,7 +627,13 @@ pub fn stop_waves(plan: &StartPlan) -> Vec<Vec<String>> {
             .collect();
         if wave.is_empty() {
             // Only reachable with a cycle, which validation rejects: stop the rest together.
-            waves.push(plan.order.iter().filter(|s| !done.contains(*s)).cloned().collect());
+            waves.push(
+                plan.order
+                    .iter()
+                    .filter(|s| !done.contains(*s))
+                    .cloned()
+                    .collect(),
+            );
             break;
         }
         done.extend(wave.iter().cloned());
@@ -647,7 +666,14 @@ impl Inner {
         });
     }
 
-    fn emit(&self, instance: &str, service: &str, replica: Option<u32>, kind: EventKind, reason: impl Into<String>) {
+    fn emit(
+        &self,
+        instance: &str,
+        service: &str,
+        replica: Option<u32>,
+        kind: EventKind,
+        reason: impl Into<String>,
+    ) {
         self.emit_process(instance, service, replica, kind, reason, None);
     }
 
@@ -732,7 +758,10 @@ async fn drive(
         let (gate, waiting) = {
             let t = lock(&inner.table);
             let (g, w) = gate_all(&edges, |dep| {
-                let obs = t.live_entry(dep).map(|e| e.status.observed()).unwrap_or_default();
+                let obs = t
+                    .live_entry(dep)
+                    .map(|e| e.status.observed())
+                    .unwrap_or_default();
                 (obs, inner.restart_policy(dep))
             });
             (g, w.into_iter().map(str::to_owned).collect::<Vec<_>>())
@@ -1005,13 +1034,17 @@ async fn replica(
             };
         });
         match &last_end {
-            None => inner.emit_process(&key, &name,
+            None => inner.emit_process(
+                &key,
+                &name,
                 Some(idx),
                 EventKind::Started,
                 format!("pid {pid}, port {port}"),
                 Some(info),
             ),
-            Some(why) => inner.emit_process(&key, &name,
+            Some(why) => inner.emit_process(
+                &key,
+                &name,
                 Some(idx),
                 EventKind::Restarted,
                 format!("restart {total_restarts}, pid {pid}, port {port}, after: {why}"),
@@ -1019,7 +1052,9 @@ async fn replica(
             ),
         }
         if !has_probe {
-            inner.emit(&key, &name,
+            inner.emit(
+                &key,
+                &name,
                 Some(idx),
                 EventKind::Healthy,
                 "running (no healthcheck)",
@@ -1102,7 +1137,9 @@ async fn replica(
                 r.ready = false;
                 r.reason = "stopped".into();
             });
-            inner.emit(&key, &name,
+            inner.emit(
+                &key,
+                &name,
                 Some(idx),
                 EventKind::Stopped,
                 exit.map(|e| e.to_string()).unwrap_or_default(),
@@ -1195,7 +1232,9 @@ async fn replica(
                 });
                 if looping && !crash_loop_announced {
                     crash_loop_announced = true;
-                    inner.emit(&key, &name,
+                    inner.emit(
+                        &key,
+                        &name,
                         Some(idx),
                         EventKind::CrashLooping,
                         format!("{streak} failed starts in a row; last: {why}"),
@@ -1211,7 +1250,9 @@ async fn replica(
                         r.phase = Phase::Stopped;
                         r.reason = "stopped".into();
                     });
-                    inner.emit(&key, &name,
+                    inner.emit(
+                        &key,
+                        &name,
                         Some(idx),
                         EventKind::Stopped,
                         "while waiting to restart",
@@ -1353,7 +1394,7 @@ async fn watch_health(
         let Some(p) = &svc.healthcheck else {
             return std::future::pending::<String>().await;
         };
-                let mut failures_after_grace = 0u32;
+        let mut failures_after_grace = 0u32;
         loop {
             let r = probe::run(&p.check, port, p.timeout, ctx).await;
             let ok = r.ok();
@@ -1372,7 +1413,9 @@ async fn watch_health(
                     }
                     s.report = None;
                 });
-                inner.emit(key, name,
+                inner.emit(
+                    key,
+                    name,
                     Some(idx),
                     EventKind::Healthy,
                     format!("after {}", diagnose::human(took)),
@@ -1391,7 +1434,10 @@ async fn watch_health(
                 tokio::time::sleep(p.interval).await;
             } else {
                 let left = p.start_period.saturating_sub(started.elapsed());
-                tokio::time::sleep(fast_cadence(p, started.elapsed()).min(left.max(Duration::from_millis(1)))).await;
+                tokio::time::sleep(
+                    fast_cadence(p, started.elapsed()).min(left.max(Duration::from_millis(1))),
+                )
+                .await;
             }
         }
         // Liveness.
@@ -1450,11 +1496,23 @@ async fn readiness_loop(
             was_ready = ok;
             inner.update_replica(name, idx, |rs| rs.ready = ok);
         }
-        tokio::time::sleep(if ok { p.interval } else { fast_cadence(p, Duration::ZERO) }).await;
+        tokio::time::sleep(if ok {
+            p.interval
+        } else {
+            fast_cadence(p, Duration::ZERO)
+        })
+        .await;
     }
 }
 
-async fn fail(inner: &Inner, key: &str, svc: &Service, idx: u32, summary: String, evidence: Option<Evidence>) {
+async fn fail(
+    inner: &Inner,
+    key: &str,
+    svc: &Service,
+    idx: u32,
+    summary: String,
+    evidence: Option<Evidence>,
+) {
     let cause = evidence.as_ref().and_then(diagnose::likely_cause);
     let report = FailureReport {
         service: svc.name.clone(),

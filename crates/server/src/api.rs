@@ -34,7 +34,10 @@ pub async fn serve(listener: UnixListener, shared: Shared) {
     let shutdown = async move {
         let _ = stopped.wait_for(|v| *v).await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!("control API stopped: {e}");
     }
 }

@@ -310,7 +310,10 @@ impl Daemon {
         // client keeps a connection open.
         for s in self.servers {
             let abort = s.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), s).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), s)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

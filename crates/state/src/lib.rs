@@ -517,7 +517,11 @@ impl StateStore {
     }
 
     /// Releases, newest first, optionally one service's.
-    pub fn releases(&self, service: Option<&str>, limit: usize) -> Result<Vec<ReleaseRecord>, StateError> {
+    pub fn releases(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReleaseRecord>, StateError> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, service, strategy, from_revision, to_revision, status, reason, figures,
@@ -577,7 +581,11 @@ impl StateStore {
     }
 
     /// A revision's recorded definition (JSON), if known.
-    pub fn revision_definition(&self, service: &str, revision: &str) -> Result<Option<String>, StateError> {
+    pub fn revision_definition(
+        &self,
+        service: &str,
+        revision: &str,
+    ) -> Result<Option<String>, StateError> {
         self.with(|c| {
             c.query_row(
                 "SELECT definition FROM revisions WHERE service = ?1 AND revision = ?2",
@@ -674,11 +682,17 @@ mod tests {
     #[test]
     fn releases_and_routing_round_trip() {
         let s = StateStore::open_in_memory().unwrap();
-        let id = s.begin_release("api", "canary", Some("r1"), "r2", "{}").unwrap();
-        s.release_figures(id, &serde_json::json!({"canary": {"requests": 10}})).unwrap();
+        let id = s
+            .begin_release("api", "canary", Some("r1"), "r2", "{}")
+            .unwrap();
+        s.release_figures(id, &serde_json::json!({"canary": {"requests": 10}}))
+            .unwrap();
         s.end_release(id, "failed", "error rate 30%").unwrap();
         let r = &s.releases(Some("api"), 10).unwrap()[0];
-        assert_eq!((r.status.as_str(), r.reason.as_str()), ("failed", "error rate 30%"));
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("failed", "error rate 30%")
+        );
         assert_eq!(r.figures["canary"]["requests"], 10);
         assert!(r.ended_at_ms.is_some());
         let mut rt = RoutingRecord {
