@@ -628,7 +628,9 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .and_then(|n| ctx.string_list(n, &f.path("profiles")))
         .unwrap_or_default();
 
-    let route = f.get("route").and_then(|n| deploy::route(ctx, n, &f.path("route")));
+    let route = f
+        .get("route")
+        .and_then(|n| deploy::route(ctx, n, &f.path("route")));
     let routed = f.get("route").is_some();
     let deploy = f
         .get("deploy")

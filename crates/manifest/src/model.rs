@@ -337,7 +337,11 @@ impl DeploySpec {
     /// Defaults: blue-green when routed, recreate otherwise.
     pub fn default_for(routed: bool) -> Self {
         Self {
-            strategy: if routed { Strategy::BlueGreen } else { Strategy::Recreate },
+            strategy: if routed {
+                Strategy::BlueGreen
+            } else {
+                Strategy::Recreate
+            },
             steps: vec![10, 50, 100],
             step_interval: Duration::from_secs(10),
             verify: VerifySpec {

@@ -42,7 +42,9 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteS
         }
     }
     if let Some(n) = f.get("host") {
-        spec.host = ctx.nonempty_string(n, &f.path("host")).map(|h| h.to_ascii_lowercase());
+        spec.host = ctx
+            .nonempty_string(n, &f.path("host"))
+            .map(|h| h.to_ascii_lowercase());
         ok &= spec.host.is_some();
     }
     if let Some(n) = f.get("strip_prefix") {
@@ -55,11 +57,23 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteS
         let sp = f.path("sticky");
         if let Some(sf) = ctx.fields(n, &sp, STICKY_FIELDS, &[]) {
             match (sf.get("cookie"), sf.get("header")) {
-                (Some(c), None) => spec.sticky = ctx.nonempty_string(c, &sf.path("cookie")).map(Sticky::Cookie),
-                (None, Some(h)) => spec.sticky = ctx.nonempty_string(h, &sf.path("header")).map(Sticky::Header),
+                (Some(c), None) => {
+                    spec.sticky = ctx
+                        .nonempty_string(c, &sf.path("cookie"))
+                        .map(Sticky::Cookie)
+                }
+                (None, Some(h)) => {
+                    spec.sticky = ctx
+                        .nonempty_string(h, &sf.path("header"))
+                        .map(Sticky::Header)
+                }
                 _ => {
                     let d = ctx
-                        .diag(n.loc, &sp, "sticky needs exactly one of `cookie` or `header`")
+                        .diag(
+                            n.loc,
+                            &sp,
+                            "sticky needs exactly one of `cookie` or `header`",
+                        )
                         .expected("{ cookie: NAME } or { header: NAME }");
                     ctx.push(d);
                     ok = false;
@@ -112,7 +126,12 @@ fn boolean(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<bool> {
 }
 
 /// `deploy: { strategy, steps, step_interval, verify, keep_warm, drain_timeout, hooks }`.
-pub(super) fn deploy(ctx: &mut Ctx<'_>, node: &Node, path: &str, routed: bool) -> Option<DeploySpec> {
+pub(super) fn deploy(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    routed: bool,
+) -> Option<DeploySpec> {
     let mut spec = DeploySpec::default_for(routed);
     let f = ctx.fields(node, path, DEPLOY_FIELDS, &[])?;
     let mut ok = true;
@@ -152,7 +171,11 @@ pub(super) fn deploy(ctx: &mut Ctx<'_>, node: &Node, path: &str, routed: bool) -
                         _ => None,
                     };
                     match v {
-                        Some(v) if (1..=100).contains(&v) && steps.last().is_none_or(|l| *l < v) => steps.push(v),
+                        Some(v)
+                            if (1..=100).contains(&v) && steps.last().is_none_or(|l| *l < v) =>
+                        {
+                            steps.push(v)
+                        }
                         _ => {
                             let d = ctx
                                 .diag(item.loc, &ip, "invalid canary step")
@@ -199,7 +222,13 @@ pub(super) fn deploy(ctx: &mut Ctx<'_>, node: &Node, path: &str, routed: bool) -
                     }
                 }
                 if let Some(r) = vf.get("min_requests") {
-                    match ctx.uint(r, &vf.path("min_requests"), 0, u64::from(u32::MAX), "a whole number") {
+                    match ctx.uint(
+                        r,
+                        &vf.path("min_requests"),
+                        0,
+                        u64::from(u32::MAX),
+                        "a whole number",
+                    ) {
                         Some(v) => spec.verify.min_requests = v,
                         None => ok = false,
                     }
@@ -213,7 +242,11 @@ pub(super) fn deploy(ctx: &mut Ctx<'_>, node: &Node, path: &str, routed: bool) -
         match ctx.fields(n, &hp, HOOK_FIELDS, &[]) {
             Some(hf) => {
                 let mut hooks = Hooks::default();
-                for (key, into) in [("pre", &mut hooks.pre), ("smoke", &mut hooks.smoke), ("post", &mut hooks.post)] {
+                for (key, into) in [
+                    ("pre", &mut hooks.pre),
+                    ("smoke", &mut hooks.smoke),
+                    ("post", &mut hooks.post),
+                ] {
                     let Some(list) = hf.get(key) else { continue };
                     let lp = hf.path(key);
                     match &list.kind {
@@ -226,7 +259,11 @@ pub(super) fn deploy(ctx: &mut Ctx<'_>, node: &Node, path: &str, routed: bool) -
                             }
                         }
                         _ => {
-                            ctx.type_error(list, &lp, "a list of commands, each a list such as [migrate, --up]");
+                            ctx.type_error(
+                                list,
+                                &lp,
+                                "a list of commands, each a list such as [migrate, --up]",
+                            );
                             ok = false;
                         }
                     }
