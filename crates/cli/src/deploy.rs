@@ -118,13 +118,36 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
                     println!("✓ {svc}: release {id} {st}: {reason}");
                 } else {
                     eprintln!("✗ {svc}: release {id} {st}: {reason}");
-                    if let Some(report) = r["figures"].get("report").filter(|v| !v.is_null()) {
-                        if let Ok(rep) = serde_json::from_value::<
+                    let figures = &r["figures"];
+                    if figures.get("canary").is_some() {
+                        eprintln!(
+                            "  canary: {}\n  stable: {}",
+                            fig_window(&figures["canary"]),
+                            fig_window(&figures["stable"])
+                        );
+                    }
+                    for p in figures["probes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .rev()
+                        .take(3)
+                    {
+                        eprintln!("  probe: {}", p.as_str().unwrap_or_default());
+                    }
+                    let logs = figures["logs"].as_array().cloned().unwrap_or_default();
+                    if !logs.is_empty() {
+                        eprintln!("  last log lines:");
+                        for l in logs.iter().rev().take(10).rev() {
+                            eprintln!("    {}", l.as_str().unwrap_or_default());
+                        }
+                    }
+                    if let Some(report) = r["figures"].get("report").filter(|v| !v.is_null())
+                        && let Ok(rep) = serde_json::from_value::<
                             orchestra_runtime::status::FailureReport,
                         >(report.clone())
-                        {
-                            eprint!("{}", rep.render());
-                        }
+                    {
+                        eprint!("{}", rep.render());
                     }
                 }
             }
@@ -135,6 +158,19 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn fig_window(v: &Value) -> String {
+    let req = v["requests"].as_u64().unwrap_or(0);
+    let err = v["errors"].as_u64().unwrap_or(0);
+    let rate = if req == 0 {
+        0.0
+    } else {
+        err as f64 * 100.0 / req as f64
+    };
+    let p99 = v["p99"]["secs"].as_f64().unwrap_or(0.0) * 1000.0
+        + v["p99"]["nanos"].as_f64().unwrap_or(0.0) / 1e6;
+    format!("{req} requests, {err} failed ({rate:.1}%), p99 {p99:.1}ms")
 }
 
 fn fig(v: &Value) -> String {

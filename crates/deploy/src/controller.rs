@@ -429,6 +429,25 @@ impl Deployer {
                         let figures = json!({"step": weight, "canary": canary, "stable": stable, "verdict": verdict});
                         let _ = self.inner.state.release_figures(release, &figures);
                         if let Verdict::Fail(reasons) = verdict {
+                            // Keep the evidence before the canary is stopped.
+                            let mut figures = figures;
+                            figures["probes"] = json!(
+                                rt.instance(&key)
+                                    .map(|s| s
+                                        .replicas
+                                        .iter()
+                                        .flat_map(|r| r.probes.iter().map(|p| p.summary()))
+                                        .collect::<Vec<_>>())
+                                    .unwrap_or_default()
+                            );
+                            figures["logs"] = json!(
+                                rt.logs()
+                                    .tail(Some(&service), 20)
+                                    .iter()
+                                    .map(|l| l.render())
+                                    .collect::<Vec<_>>()
+                            );
+                            let _ = self.inner.state.release_figures(release, &figures);
                             self.abort_canary(&service, &old_rev, &old_key, &key, release)
                                 .await;
                             return Err(Ended::failed(format!(
