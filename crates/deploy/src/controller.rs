@@ -387,8 +387,11 @@ impl Deployer {
                 self.set_stable(&service, &new_rev, &key, Some(release));
             }
             Strategy::BlueGreen => {
+                let t = Instant::now();
                 self.switch(&service, &new_rev, &key, Some(release));
-                self.event(&service, "switched", &format!("100% to {new_rev}"));
+                let switch_ms = t.elapsed().as_secs_f64() * 1000.0;
+                let _ = self.inner.state.release_figures(release, &json!({ "switch_ms": switch_ms }));
+                self.event(&service, "switched", &format!("100% to {new_rev} in {switch_ms:.2}ms"));
                 self.drain_and_keep_warm(
                     &service,
                     &old_rev,
