@@ -45,6 +45,22 @@ pub enum Command {
     Events(EventsArgs),
     /// Stop every service in reverse dependency order and the daemon.
     Down,
+    /// Ship the services whose definition changed (or the ones named) as new revisions.
+    Deploy(DeployArgs),
+    /// Skip a canary's remaining steps: all traffic to the new revision now.
+    Promote(ServiceArg),
+    /// Stop a deploy in progress: the canary gets no more traffic and is stopped.
+    Abort(ServiceArg),
+    /// Go back to the previous revision (instant when it is still warm).
+    Rollback(RollbackArgs),
+    /// Releases and revisions with status, timings and reasons.
+    History(HistoryArgs),
+    /// Hold a service's requests at the proxy (up to a bound) instead of failing them.
+    Pause(ServiceArg),
+    /// Release held requests.
+    Resume(ServiceArg),
+    /// Answer a service's requests with a maintenance page (503), or stop doing so.
+    Maintenance(MaintenanceArgs),
     /// Audit the repository's container, CI and infrastructure files.
     Audit(orchestra_audit::cli::AuditArgs),
     /// Safe, automatic fixes to the repository.
@@ -106,6 +122,9 @@ pub struct UpArgs {
     /// Admin HTTP address for /health and /ready (`off` to disable).
     #[arg(long, value_name = "ADDR|off")]
     pub admin: Option<String>,
+    /// Proxy address for services with a `route:` (`off` to disable) [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR|off")]
+    pub proxy: Option<String>,
     /// With -d: how long to wait for everything to become healthy.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub timeout: String,
@@ -129,6 +148,56 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+}
+
+/// `orchestra deploy`
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Services to deploy (default: every service whose definition changed).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Override the manifest's strategy.
+    #[arg(long, value_parser = ["canary", "blue-green", "recreate"])]
+    pub strategy: Option<String>,
+    /// Wait for the releases to finish, showing progress; exit 1 if one fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// Apply the overlay `env.<ENV>` (as `up` did).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: Option<String>,
+}
+
+/// `orchestra rollback`
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The service.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// The revision to go back to (default: the one the last release replaced).
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+}
+
+/// `orchestra history`
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this service.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `orchestra maintenance SERVICE on|off`
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// The service.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// on or off.
+    #[arg(value_parser = ["on", "off"])]
+    pub state: String,
 }
 
 /// A service name.

@@ -2,6 +2,7 @@
 //! printed and which exit code they give.
 
 mod args;
+mod deploy;
 mod inspect;
 mod project;
 mod up;
@@ -76,6 +77,16 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Stop(a) => inspect::control(file, &a.service, "stop").await,
         Command::Restart(a) => inspect::control(file, &a.service, "restart").await,
         Command::Down => inspect::down(file).await,
+        Command::Deploy(a) => deploy::deploy(file, &a).await,
+        Command::Promote(a) => inspect::control(file, &a.service, "promote").await,
+        Command::Abort(a) => inspect::control(file, &a.service, "abort").await,
+        Command::Rollback(a) => deploy::rollback(file, &a).await,
+        Command::History(a) => deploy::history(file, &a).await,
+        Command::Pause(a) => inspect::control(file, &a.service, "pause").await,
+        Command::Resume(a) => inspect::control(file, &a.service, "resume").await,
+        Command::Maintenance(a) => {
+            inspect::control(file, &a.service, &format!("maintenance-{}", a.state)).await
+        }
         Command::Validate(_) | Command::Audit(_) | Command::Fix(_) | Command::Shim(_) => {
             Ok(ExitCode::SUCCESS)
         }

@@ -31,8 +31,19 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
         Some(addr) => AdminListen::Addr(addr.to_owned()),
         None => AdminListen::Addr(DEFAULT_ADMIN.to_owned()),
     };
+    let routed = plan
+        .order
+        .iter()
+        .any(|n| m.service(n).is_some_and(|s| s.route.is_some()));
+    let proxy = match a.proxy.as_deref().or(m.proxy_listen.as_deref()) {
+        Some("off") => None,
+        _ if !routed => None,
+        Some(addr) => Some(addr.to_owned()),
+        None => Some(orchestra_server::daemon::DEFAULT_PROXY.to_owned()),
+    };
     let exe = std::env::current_exe().context("cannot find the orchestra executable")?;
     Ok(Some(DaemonOptions {
+        proxy,
         manifest: Arc::new(m),
         plan,
         profiles: a.profiles.clone(),
@@ -241,6 +252,9 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     if let Some(ad) = &a.admin {
         cmd.arg("--admin").arg(ad);
     }
+    if let Some(p) = &a.proxy {
+        cmd.arg("--proxy").arg(p);
+    }
     cmd.args(&a.services);
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -286,6 +300,12 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
                     .and_then(|v| v.as_str())
                     .map(|a| format!("; admin http://{a}/health"))
                     .unwrap_or_default();
+                let proxy = info
+                    .get("proxy")
+                    .and_then(|v| v.as_str())
+                    .map(|a| format!("; proxy http://{a}"))
+                    .unwrap_or_default();
+                let admin = format!("{admin}{proxy}");
                 println!(
                     "✓ {}: {}/{} services healthy in {:.2}s{admin}",
                     st.project,

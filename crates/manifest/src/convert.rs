@@ -20,7 +20,11 @@ use crate::units::{
     DURATION_EXPECTED, MEMORY_EXPECTED, normalize_signal, parse_duration, parse_memory, shell_split,
 };
 
-const TOP_FIELDS: &[&str] = &["name", "services", "volumes", "profiles", "health", "admin"];
+mod deploy;
+
+const TOP_FIELDS: &[&str] = &[
+    "name", "services", "volumes", "profiles", "health", "admin", "proxy",
+];
 const SERVICE_FIELDS: &[&str] = &[
     "command",
     "image",
@@ -44,9 +48,11 @@ const SERVICE_FIELDS: &[&str] = &[
     "secrets",
     "user",
     "labels",
+    "route",
+    "deploy",
 ];
 /// Recognized Compose-ish keys this version cannot honour yet.
-const SERVICE_UNSUPPORTED: &[&str] = &["route", "deploy"];
+const SERVICE_UNSUPPORTED: &[&str] = &[];
 const PORT_LONG_FIELDS: &[&str] = &["target", "published", "host_ip", "protocol"];
 const VOLUME_LONG_FIELDS: &[&str] = &["type", "source", "target", "read_only"];
 const ENV_FILE_FIELDS: &[&str] = &["path", "required"];
@@ -409,6 +415,7 @@ pub(crate) fn convert(
         health: HealthPolicy::default(),
         volumes: Vec::new(),
         admin_listen: None,
+        proxy_listen: None,
         environment: None,
     };
     let mut meta = Meta::default();
@@ -484,6 +491,9 @@ pub(crate) fn convert(
                 .expected("an IP address and port such as 127.0.0.1:7070");
             ctx.push(d);
         }
+    }
+    if let Some(n) = f.get("proxy") {
+        manifest.proxy_listen = deploy::proxy(ctx, n);
     }
     (manifest, meta)
 }
@@ -739,6 +749,15 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         );
     }
 
+    let route = f
+        .get("route")
+        .and_then(|n| deploy::route(ctx, n, &f.path("route")));
+    let routed = f.get("route").is_some();
+    let deploy = f
+        .get("deploy")
+        .and_then(|n| deploy::deploy(ctx, n, &f.path("deploy"), routed))
+        .unwrap_or_else(|| orchestra_deploy_default(routed));
+
     let service = Service {
         name,
         location: entry.key_loc,
@@ -761,8 +780,14 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         secrets,
         user,
         labels,
+        route,
+        deploy,
     };
     Some((service, meta))
+}
+
+fn orchestra_deploy_default(routed: bool) -> crate::model::DeploySpec {
+    crate::model::DeploySpec::default_for(routed)
 }
 
 /// `command` / `image` / `build` (+ `entrypoint`): exactly one of them defines the workload.

@@ -9,7 +9,9 @@ use crate::model::Location;
 use crate::node::{Kind, Node, join};
 
 /// The placeholder the runtime fills per replica; never substituted at load time.
-pub(crate) const PORT_PLACEHOLDER: &str = "${PORT}";
+/// Variables Orchestra fills at run time: `PORT` per replica, `URL` (a new
+/// revision's own address) in deploy hooks. They are kept as written.
+pub(crate) const RUNTIME_VARS: &[&str] = &["PORT", "URL"];
 
 /// Interpolates every scalar value (not keys) of the tree in place.
 ///
@@ -115,8 +117,8 @@ pub(crate) fn interpolate(
                     j += 1;
                 }
                 let name = &s[i + 1..j];
-                if name == "PORT" {
-                    out.push_str(PORT_PLACEHOLDER);
+                if RUNTIME_VARS.contains(&name) {
+                    out.push_str(&format!("${{{name}}}"));
                 } else {
                     out.push_str(&lookup(name).unwrap_or_default());
                 }
@@ -175,10 +177,10 @@ fn braced(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
     if op.is_empty() && !rest.is_empty() {
         return Err(format!("invalid variable reference `${{{inner}}}`"));
     }
-    if name == "PORT" {
+    if RUNTIME_VARS.contains(&name) {
         return match op {
             "+" | ":+" => interpolate(word, lookup),
-            _ => Ok(PORT_PLACEHOLDER.to_owned()),
+            _ => Ok(format!("${{{name}}}")),
         };
     }
     let value = lookup(name);

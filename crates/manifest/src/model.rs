@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A position in a manifest file (1-based line and column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Location {
     /// 1-based line.
     pub line: usize,
@@ -20,7 +20,7 @@ pub struct Location {
 }
 
 /// A whole platform, as one manifest describes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     /// Project name (`name:`), defaults to the manifest directory's name.
     pub name: String,
@@ -35,12 +35,14 @@ pub struct Manifest {
     /// Aggregate health policy.
     pub health: HealthPolicy,
     /// Top-level `volumes:`: the named volumes services may mount, in declaration order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
     /// Admin HTTP listener (`admin: { listen: "127.0.0.1:7070" }`); `None` keeps the default.
     pub admin_listen: Option<String>,
     /// The `--env` overlay that was applied, if any.
     pub environment: Option<String>,
+    /// Proxy listener (`proxy: { listen: "127.0.0.1:8080" }`); `None` keeps the default.
+    pub proxy_listen: Option<String>,
 }
 
 impl Manifest {
@@ -51,7 +53,7 @@ impl Manifest {
 }
 
 /// When the platform counts as healthy.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct HealthPolicy {
     /// Fraction of selected services (0.0..=1.0) that must be healthy. Default 1.0.
     pub threshold: f64,
@@ -64,7 +66,7 @@ impl Default for HealthPolicy {
 }
 
 /// One service: a process (`command`) or a container (`image` / `build`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Service {
     /// Service name (the key under `services:`).
     pub name: String,
@@ -99,25 +101,29 @@ pub struct Service {
     /// Service-level profiles (Compose style): the service runs only when one is active.
     pub profiles: Vec<String>,
     /// Container ports published on the host (containers only; processes use `port`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
     /// Mounts (containers only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     /// Names of secrets from Orchestra's secret store given to the service (references
     /// only; the values never appear in the manifest).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     /// The user (`name`, `uid` or `uid:gid`) the container runs as (containers only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Labels (metadata; set on the service's containers).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// How the proxy routes to it, if it does.
+    pub route: Option<RouteSpec>,
+    /// How a new revision of it is deployed.
+    pub deploy: DeploySpec,
 }
 
 /// One published port: `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortMapping {
     /// Host address to bind (an IP literal); `None` binds all addresses.
     pub host_ip: Option<String>,
@@ -130,7 +136,7 @@ pub struct PortMapping {
 }
 
 /// One mount of a container service.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Volume {
     /// What is mounted.
     pub kind: VolumeKind,
@@ -146,7 +152,7 @@ pub struct Volume {
 }
 
 /// The kind of a [`Volume`].
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeKind {
     /// A named (or anonymous) volume managed by the container engine.
@@ -158,7 +164,7 @@ pub enum VolumeKind {
 }
 
 /// What a service runs.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Workload {
     /// A local process: argv, `${PORT}` still unexpanded.
@@ -187,7 +193,7 @@ pub enum Workload {
 }
 
 /// `build:` parameters.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Build {
     /// Build context, resolved against the manifest directory.
     pub context: PathBuf,
@@ -200,7 +206,7 @@ pub struct Build {
 }
 
 /// One `depends_on` entry.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Dependency {
     /// The service depended on.
     pub service: String,
@@ -211,7 +217,7 @@ pub struct Dependency {
 }
 
 /// A `depends_on` condition.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// The dependency's process has been started.
@@ -223,7 +229,7 @@ pub enum Condition {
 }
 
 /// A probe: what to check and how often.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Probe {
     /// What to check.
     pub check: Check,
@@ -239,7 +245,7 @@ pub struct Probe {
 }
 
 /// What a probe checks.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Check {
     /// HTTP GET of `path`; 2xx and 3xx are healthy. Port defaults to the replica's PORT.
@@ -262,7 +268,7 @@ pub enum Check {
 }
 
 /// `restart:` policy.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RestartPolicy {
     /// When to restart.
     pub policy: Restart,
@@ -275,7 +281,7 @@ pub struct RestartPolicy {
 }
 
 /// When a service is restarted.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
     /// Never.
@@ -287,7 +293,7 @@ pub enum Restart {
 }
 
 /// `resources:`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Resources {
     /// CPU limit in cores.
     pub cpus: Option<f64>,
@@ -303,4 +309,115 @@ impl Resources {
     /// The `gpus` value that `gpus: all` stands for: every GPU of the machine (Docker's
     /// device-request count -1).
     pub const ALL_GPUS: u32 = u32::MAX;
+}
+
+/// `route:`: where the proxy sends requests for this service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouteSpec {
+    /// Path prefix (`/` matches everything).
+    pub path: String,
+    /// Host header to match, if any.
+    pub host: Option<String>,
+    /// Remove the prefix before forwarding.
+    pub strip_prefix: bool,
+    /// Keep one client on one revision during a canary.
+    pub sticky: Option<Sticky>,
+    /// How replicas share requests.
+    pub balance: Balance,
+}
+
+/// What identifies a client for sticky routing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Sticky {
+    /// A cookie (set by the proxy when absent).
+    Cookie(String),
+    /// A request header.
+    Header(String),
+}
+
+/// Load balancing across replicas.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// To the replica with the fewest requests in flight.
+    LeastOutstanding,
+}
+
+/// `deploy:`: how a new revision ships.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeploySpec {
+    /// canary, blue-green or recreate.
+    pub strategy: Strategy,
+    /// Canary weights in percent, increasing; 100 is implied at the end.
+    pub steps: Vec<u32>,
+    /// Time at each canary step.
+    pub step_interval: Duration,
+    /// What the new revision must meet on live traffic.
+    pub verify: VerifySpec,
+    /// How long the old revision keeps running after the switch, for instant rollback.
+    pub keep_warm: Duration,
+    /// How long in-flight requests and streams of the old revision may take to finish.
+    pub drain_timeout: Duration,
+    /// Commands around the deploy.
+    pub hooks: Hooks,
+}
+
+/// Deploy strategies.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Shift traffic in steps, verifying each.
+    Canary,
+    /// Start beside, switch all at once, keep the old one warm.
+    BlueGreen,
+    /// Stop the old, start the new: downtime, for singletons such as databases.
+    Recreate,
+}
+
+/// `deploy.verify`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct VerifySpec {
+    /// Highest acceptable failed fraction (0..=1).
+    pub max_error_rate: f64,
+    /// Highest acceptable p99 latency.
+    pub max_p99: Duration,
+    /// Fewer requests than this in a window decide nothing.
+    pub min_requests: u64,
+}
+
+/// `deploy.hooks`: argv lists; `${URL}` is the new revision's own address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Hooks {
+    /// Before any traffic moves (migrations); failure aborts with nothing changed.
+    pub pre: Vec<Vec<String>>,
+    /// Against the new revision before it gets traffic.
+    pub smoke: Vec<Vec<String>>,
+    /// After the switch succeeded.
+    pub post: Vec<Vec<String>>,
+}
+
+impl DeploySpec {
+    /// Defaults: blue-green when routed, recreate otherwise.
+    pub fn default_for(routed: bool) -> Self {
+        Self {
+            strategy: if routed {
+                Strategy::BlueGreen
+            } else {
+                Strategy::Recreate
+            },
+            steps: vec![10, 50, 100],
+            step_interval: Duration::from_secs(10),
+            verify: VerifySpec {
+                max_error_rate: 0.01,
+                max_p99: Duration::from_millis(500),
+                min_requests: 20,
+            },
+            keep_warm: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(30),
+            hooks: Hooks::default(),
+        }
+    }
 }

@@ -18,5 +18,5 @@ pub mod status;
 pub mod supervisor;
 
 pub use supervisor::{
-    ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, reap_group,
+    ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, instance_key, reap_group,
 };

@@ -10,6 +10,10 @@
 //! | GET | /v1/logs?service=&tail=&follow= | log lines as NDJSON (streamed with follow) |
 //! | GET | /v1/events?service=&after=&limit= | the event log |
 //! | POST | /v1/down | stop everything and exit |
+//! | POST | /v1/deploy | `{services: [definitions], strategy}`: start releases |
+//! | POST | /v1/services/{name}/{promote,abort,rollback,pause,resume,maintenance-on,maintenance-off} | deploy control |
+//! | GET | /v1/releases?service=&limit= | release history |
+//! | GET | /v1/routes | how traffic is split, with per-revision figures |
 
 use std::convert::Infallible;
 
@@ -52,6 +56,9 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/logs", get(logs))
         .route("/v1/events", get(events))
         .route("/v1/down", post(down))
+        .route("/v1/deploy", post(deploy))
+        .route("/v1/releases", get(releases))
+        .route("/v1/routes", get(routes))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
 }
@@ -78,10 +85,28 @@ async fn service(State(s): State<Shared>, Path(name): Path<String>) -> Response 
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct ControlQuery {
+    to: Option<String>,
+}
+
 async fn control(
     State(s): State<Shared>,
     Path((name, action)): Path<(String, String)>,
+    Query(q): Query<ControlQuery>,
 ) -> Response {
+    if matches!(
+        action.as_str(),
+        "promote"
+            | "abort"
+            | "rollback"
+            | "pause"
+            | "resume"
+            | "maintenance-on"
+            | "maintenance-off"
+    ) {
+        return deploy_control(&s, &name, &action, q.to.as_deref()).await;
+    }
     let rt = &s.runtime;
     let result = match action.as_str() {
         "stop" => rt.stop_service(&name).await.map(|_| "stopped"),
@@ -96,7 +121,9 @@ async fn control(
         other => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("unknown action `{other}`; expected stop, start or restart"),
+                format!(
+                    "unknown action `{other}`; expected stop, start, restart, promote, abort, rollback, pause, resume, maintenance-on or maintenance-off"
+                ),
             );
         }
     };
@@ -203,4 +230,92 @@ async fn down(State(s): State<Shared>) -> Response {
     let _ = stopped.wait_for(|v| *v).await;
     let st = s.runtime.status();
     Json(json!({ "stopped": st.services.len() })).into_response()
+}
+
+fn no_proxy() -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "no service of this platform has a `route:`, so there is no proxy to deploy behind",
+    )
+}
+
+async fn deploy_control(s: &Shared, name: &str, action: &str, to: Option<&str>) -> Response {
+    let Some(d) = &s.deployer else {
+        return no_proxy();
+    };
+    let res: Result<String, orchestra_deploy::DeployError> = match action {
+        "promote" => d.promote(name).map(|r| format!("promoting release {r}")),
+        "abort" => d.abort(name).map(|r| format!("aborting release {r}")),
+        "rollback" => d.rollback(name, to).await,
+        "pause" => d
+            .set_paused(name, true)
+            .map(|_| "paused: requests are held".to_owned()),
+        "resume" => d.set_paused(name, false).map(|_| "resumed".to_owned()),
+        "maintenance-on" => d
+            .set_maintenance(name, Some(format!("{name} is down for maintenance")))
+            .map(|_| "maintenance page on".to_owned()),
+        _ => d
+            .set_maintenance(name, None)
+            .map(|_| "maintenance page off".to_owned()),
+    };
+    match res {
+        Ok(r) => Json(json!({ "service": name, "result": r })).into_response(),
+        Err(e) => {
+            let code = match e {
+                orchestra_deploy::DeployError::InProgress { .. } => StatusCode::CONFLICT,
+                orchestra_deploy::DeployError::UnknownService(_)
+                | orchestra_deploy::DeployError::UnknownRevision { .. } => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            error(code, e.to_string())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DeployBody {
+    services: Vec<orchestra_manifest::Service>,
+    strategy: Option<orchestra_manifest::Strategy>,
+}
+
+async fn deploy(
+    State(s): State<Shared>,
+    body: Result<Json<DeployBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad deploy request: {e}")),
+    };
+    let Some(d) = &s.deployer else {
+        return no_proxy();
+    };
+    for svc in &body.services {
+        if let Ok(def) = serde_json::to_string(svc) {
+            let _ = s.state.record_revision(&svc.name, &svc.revision(), &def);
+        }
+    }
+    Json(d.deploy(body.services, body.strategy)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ReleaseQuery {
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn releases(State(s): State<Shared>, Query(q): Query<ReleaseQuery>) -> Response {
+    match s
+        .state
+        .releases(q.service.as_deref(), q.limit.unwrap_or(50))
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn routes(State(s): State<Shared>) -> Response {
+    match &s.deployer {
+        Some(d) => Json(json!({ "proxy": s.info.proxy, "routes": d.splits() })).into_response(),
+        None => Json(json!({ "proxy": null, "routes": [] })).into_response(),
+    }
 }

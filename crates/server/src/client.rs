@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -39,7 +39,7 @@ pub struct Client {
     socket: PathBuf,
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 impl Client {
     /// A client for the daemon listening on `socket`.
@@ -70,12 +70,22 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.send_body(method, path, Bytes::new()).await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let mut sender = self.connect().await?;
         let req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "orchestra")
-            .body(Empty::<Bytes>::new())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         sender
             .send_request(req)
@@ -98,8 +108,23 @@ impl Client {
         self.call(Method::POST, path).await
     }
 
+    /// POST a JSON body; JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call_body(Method::POST, path, Bytes::from(body.to_string()))
+            .await
+    }
+
     async fn call(&self, method: Method, path: &str) -> Result<Value, ClientError> {
-        let resp = self.send(method, path).await?;
+        self.call_body(method, path, Bytes::new()).await
+    }
+
+    async fn call_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Value, ClientError> {
+        let resp = self.send_body(method, path, body).await?;
         let status = resp.status();
         let body = resp
             .into_body()

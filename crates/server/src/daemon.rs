@@ -45,6 +45,11 @@ pub enum DaemonError {
         "control socket path {0} is too long for a unix socket (max 107 bytes); move the project to a shorter path"
     )]
     SocketPathTooLong(PathBuf),
+    /// The proxy could not start.
+    #[error(
+        "cannot start the proxy: {0}; choose another address with --proxy ADDR or `proxy.listen`"
+    )]
+    Proxy(#[from] orchestra_proxy::ProxyError),
     /// The admin listener could not bind.
     #[error(
         "cannot listen on admin address {addr}: {source}; choose another with --admin ADDR (or `--admin off`)"
@@ -86,7 +91,12 @@ pub struct DaemonOptions {
     pub admin: AdminListen,
     /// The shim command that wraps every process.
     pub shim: Vec<String>,
+    /// Proxy listener; `None` when no selected service has a `route:`.
+    pub proxy: Option<String>,
 }
+
+/// Default proxy address.
+pub const DEFAULT_PROXY: &str = "127.0.0.1:8080";
 
 /// What `GET /v1/daemon` says about the daemon itself.
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +111,8 @@ pub struct DaemonInfo {
     pub environment: Option<String>,
     /// The admin address actually bound.
     pub admin: Option<String>,
+    /// The proxy address actually bound.
+    pub proxy: Option<String>,
     /// When it started (ms since the epoch).
     pub started_at_ms: i64,
 }
@@ -110,6 +122,8 @@ pub struct DaemonInfo {
 pub struct Shared {
     /// The runtime.
     pub runtime: Runtime,
+    /// Deploys and the proxy, when any service is routed.
+    pub deployer: Option<orchestra_deploy::Deployer>,
     /// The state database.
     pub state: Arc<StateStore>,
     /// Daemon facts.
@@ -177,10 +191,23 @@ impl Daemon {
             }
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let proxy = match &opts.proxy {
+            Some(listen) => Some(
+                orchestra_proxy::Proxy::start(orchestra_proxy::ProxyConfig {
+                    listen: listen.clone(),
+                    ..Default::default()
+                })
+                .await?,
+            ),
+            None => None,
+        };
         let control = UnixListener::bind(&paths.socket).map_err(io(&paths.socket))?;
 
         let state = Arc::new(StateStore::open(&paths.db)?);
         let reaped = reap_leftovers(&state)?;
+        let (manifest, recovered) = recover(&state, &opts.manifest)?;
+        let mut opts = opts;
+        opts.manifest = Arc::new(manifest);
         let run_id = state.begin_run(
             &opts.manifest.file,
             opts.manifest.environment.as_deref(),
@@ -189,6 +216,9 @@ impl Daemon {
         )?;
         for r in &reaped {
             state.record_event(Some(run_id), Some(&r.0), None, "reaped", &r.1)?;
+        }
+        for (svc, what) in &recovered {
+            state.record_event(Some(run_id), Some(svc), None, "recovered", what)?;
         }
         for name in &opts.plan.order {
             if let Some(svc) = opts.manifest.service(name) {
@@ -236,9 +266,13 @@ impl Daemon {
             manifest: opts.manifest.file.clone(),
             environment: opts.manifest.environment.clone(),
             admin: admin_addr.map(|a| a.to_string()),
+            proxy: proxy.as_ref().map(|p| p.local_addr().to_string()),
             started_at_ms: orchestra_state::now_ms(),
         });
+        let deployer =
+            proxy.map(|p| orchestra_deploy::Deployer::start(runtime.clone(), p, state.clone()));
         let shared = Shared {
+            deployer,
             runtime,
             state,
             info,
@@ -358,6 +392,65 @@ fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(Strin
     ) {
         tracing::warn!("cannot record event: {e}");
     }
+}
+
+/// Make the manifest agree with what the state says is live: a service whose
+/// last release moved it to another revision runs that revision again; a
+/// release a killed daemon left in progress is closed as rolled back, its
+/// traffic on the stable revision. Returns (service, what was done).
+pub fn recover(
+    state: &StateStore,
+    manifest: &Manifest,
+) -> Result<(Manifest, Vec<(String, String)>), StateError> {
+    let mut m = manifest.clone();
+    let mut done = Vec::new();
+    for r in state.releases(None, 10_000)? {
+        if r.status == "in-progress" {
+            let reason = format!(
+                "the daemon stopped during this release; traffic stays on {}",
+                r.from_revision.as_deref().unwrap_or("the stable revision")
+            );
+            state.end_release(r.id, "rolled-back", &reason)?;
+            done.push((
+                r.service.clone(),
+                format!("release {} rolled back: {reason}", r.id),
+            ));
+        } else if r.status == "live" {
+            // It was live and watched; the watch ended with the daemon.
+            state.end_release(
+                r.id,
+                "succeeded",
+                "live; the daemon stopped while the old revision was warm",
+            )?;
+        }
+    }
+    for mut rt in state.routing()? {
+        if rt.canary_revision.is_some() {
+            rt.canary_revision = None;
+            rt.canary_weight = 0;
+            state.set_routing(&rt)?;
+        }
+        let Some(idx) = m.services.iter().position(|s| s.name == rt.service) else {
+            continue;
+        };
+        if m.services[idx].revision() == rt.stable_revision {
+            continue;
+        }
+        if let Some(def) = state
+            .revision_definition(&rt.service, &rt.stable_revision)?
+            .and_then(|j| serde_json::from_str::<orchestra_manifest::Service>(&j).ok())
+        {
+            done.push((
+                rt.service.clone(),
+                format!(
+                    "running revision {} as its last release left it",
+                    rt.stable_revision
+                ),
+            ));
+            m.services[idx] = def;
+        }
+    }
+    Ok((m, done))
 }
 
 /// Kill the process groups a previous daemon recorded as running and never

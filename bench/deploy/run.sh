@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Deploy benchmark: 100 consecutive deploys and rollbacks of a routed service
+# under steady load through Orchestra's proxy, then bad canaries.
+# Prints: failed requests (target 0), switch time, warm rollback time
+# (target <= 1 s, aim 100 ms), time to catch a bad canary (target <= 10 s).
+#
+#   bash bench/deploy/run.sh            # CYCLES=50 (x2 = 100 operations), RATE=200 req/s
+#   SKIP_BUILD=1 BIN_DIR=target/release bash bench/deploy/run.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+CYCLES=${CYCLES:-50}
+RATE=${RATE:-200}
+BAD=${BAD:-5}
+BIN_DIR=${BIN_DIR:-$root/target/release}
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -q -p orchestra -p demo-service
+fi
+command -v hey >/dev/null || { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey; }; }
+export PATH="$BIN_DIR:$PATH"
+
+work=$(mktemp -d)
+cleanup() { (cd "$work" && orchestra down >/dev/null 2>&1) || true; [ -n "${hey_pid:-}" ] && kill "$hey_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cat >"$work/orchestra.yaml" <<'YAML'
+name: deploy-bench
+services:
+  api:
+    command: [demo-service, --port, "${PORT}", --name, api, --version, "${DEMO_VERSION:-v1}", --fail-rate, "${DEMO_FAIL_RATE:-0}"]
+    route: { path: /api, strip_prefix: true }
+    healthcheck: { http: /health, interval: 1s, start_period: 10s }
+    readiness: { http: /ready, interval: 1s }
+    deploy:
+      strategy: blue-green
+      keep_warm: 10m
+      drain_timeout: 5s
+      steps: [50]
+      step_interval: 10s
+      verify: { max_error_rate: 2%, min_requests: 20 }
+YAML
+cd "$work"
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+out=$(orchestra up -d --admin off --proxy 127.0.0.1:0)
+proxy=$(echo "$out" | sed -n 's/.*proxy http:\/\/\([0-9.:]*\).*/\1/p')
+echo "platform up; proxy $proxy; load ${RATE} req/s (hey, 8 connections)"
+
+duration=$(( CYCLES * 3 + 60 ))
+hey -z "${duration}s" -c 8 -q $(( RATE / 8 )) "http://$proxy/api/" >"$work/hey.txt" 2>&1 &
+hey_pid=$!
+sleep 1
+
+version() { curl -s "http://$proxy/api/" | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
+declare -a deploy_ms rollback_ms visible_ms switch_ms
+for i in $(seq 1 "$CYCLES"); do
+  t=$(date +%s%N)
+  DEMO_VERSION=v2 orchestra deploy api --wait >/dev/null
+  deploy_ms+=("$(ms "$t")")
+  sw=$(orchestra history api --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(next((x["figures"].get("switch_ms",0) for x in r if x["strategy"]=="blue-green"),0))')
+  switch_ms+=("$sw")
+  t=$(date +%s%N)
+  orchestra rollback api >/dev/null
+  rollback_ms+=("$(ms "$t")")
+  while [ "$(version)" != v1 ]; do :; done
+  visible_ms+=("$(ms "$t")")
+done
+echo "cycles done"
+kill -INT "$hey_pid" 2>/dev/null || true
+wait "$hey_pid" 2>/dev/null || true
+hey_pid=
+
+catch_ms=()
+for i in $(seq 1 "$BAD"); do
+  t=$(date +%s%N)
+  DEMO_VERSION="bad$i" DEMO_FAIL_RATE=0.3 orchestra deploy api --strategy canary --wait >/dev/null 2>&1 &
+  dpid=$!
+  # Traffic for the verifier: 100 requests/s while the canary runs.
+  hey -n 2000 -c 4 -q 25 "http://$proxy/api/" >/dev/null 2>&1 &
+  lpid=$!
+  wait "$dpid" || true
+  catch_ms+=("$(ms "$t")")
+  kill "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
+done
+
+stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "median %s, min %s, max %s (n=%d)", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
+read -r total non200 errs < <(python3 - "$work/hey.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
+errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
+by_code = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes)}
+errs = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
+print(sum(by_code.values()) + errs, sum(n for c, n in by_code.items() if c != 200), errs)
+PY
+)
+echo
+echo "| metric | measured | target |"
+echo "|---|---|---|"
+echo "| requests during $((CYCLES*2)) deploys+rollbacks | $total | - |"
+echo "| failed requests (non-200 + transport errors) | $((non200 + errs)) | 0 |"
+echo "| blue-green deploy, wall (start new, gate, switch, drain) ms | $(stats "${deploy_ms[@]}") | - |"
+echo "| switch (route swap + persist) ms | $(stats "${switch_ms[@]}") | <= 1 health interval + 1 ms |"
+echo "| warm rollback, command wall ms | $(stats "${rollback_ms[@]}") | <= 1000 (aim 100) |"
+echo "| warm rollback, until the old version answers ms | $(stats "${visible_ms[@]}") | <= 1000 (aim 100) |"
+echo "| bad canary (30% errors) caught, deploy start to failed ms | $(stats "${catch_ms[@]}") | <= 10000 |"

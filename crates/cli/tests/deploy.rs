@@ -1,0 +1,516 @@
+//! Deploys end to end: the real daemon, its real proxy, real demo-service
+//! revisions, and a load generator that counts every failed request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A manifest with one routed `api` whose version comes from DEMO_VERSION.
+fn manifest(deploy: &str) -> String {
+    format!(
+        "services:\n  api:\n    command: [demo-service, --port, \"${{PORT}}\", --name, api, --version, \"${{DEMO_VERSION:-v1}}\", --fail-rate, \"${{DEMO_FAIL_RATE:-0}}\", --health-path, \"${{HEALTH_PATH:-/health}}\"]\n    route: {{ path: /api, strip_prefix: true, sticky: {{ cookie: orch }} }}\n    healthcheck: {{ http: /health, interval: 200ms, start_period: 5s, retries: 2 }}\n    readiness: {{ http: /ready, interval: 200ms }}\n    deploy: {deploy}\n"
+    )
+}
+
+/// Steady GET load through the proxy from a background thread; counts
+/// failures (anything but 200, or a transport error) and versions seen.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    versions: Arc<std::sync::Mutex<Vec<String>>>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: &str, path: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, o, f, v, e) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            versions.clone(),
+            errors.clone(),
+        );
+        let url: hyper::Uri = format!("http://{addr}{path}").parse().unwrap();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use http_body_util::BodyExt;
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+                let mut tasks = Vec::new();
+                // Four concurrent keep-alive clients.
+                for _ in 0..4 {
+                    let (client, url, s, o, f, v, e) = (
+                        client.clone(),
+                        url.clone(),
+                        s.clone(),
+                        o.clone(),
+                        f.clone(),
+                        v.clone(),
+                        e.clone(),
+                    );
+                    tasks.push(tokio::spawn(async move {
+                        while !s.load(Ordering::Relaxed) {
+                            let res = tokio::time::timeout(Duration::from_secs(10), async {
+                                let r = client.get(url.clone()).await?;
+                                let status = r.status().as_u16();
+                                let body = r.into_body().collect().await?.to_bytes();
+                                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+                            })
+                            .await;
+                            match res {
+                                Ok(Ok((200, body))) => {
+                                    o.fetch_add(1, Ordering::Relaxed);
+                                    let j: Value =
+                                        serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                    if let Some(ver) = j["version"].as_str() {
+                                        let mut vs = v.lock().unwrap();
+                                        if vs.last().map(String::as_str) != Some(ver) {
+                                            vs.push(ver.to_owned());
+                                        }
+                                    }
+                                }
+                                other => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(format!("{other:?}"));
+                                }
+                            }
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        });
+        let l = Load {
+            stop,
+            ok,
+            failed,
+            versions,
+            errors,
+            handle: Some(handle),
+        };
+        wait_for(10, "the load generator's first answers", || {
+            (l.ok.load(Ordering::Relaxed) > 10).then_some(())
+        });
+        l
+    }
+
+    /// Stop and return (ok, failed, versions in the order first seen).
+    fn finish(mut self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        assert!(errors.is_empty() || self.failed.load(Ordering::Relaxed) > 0);
+        if !errors.is_empty() {
+            eprintln!("load errors: {:#?}", &errors[..errors.len().min(5)]);
+        }
+        let versions = self.versions.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            versions,
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Start the platform with a proxy on a free port; returns the proxy address.
+fn up(p: &mut Project) -> String {
+    let out = p.up_ok(&["--proxy", "127.0.0.1:0"]);
+    out.split("proxy http://").nth(1).unwrap().trim().to_owned()
+}
+
+fn deploy(p: &Project, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = p.command(&[&["deploy"], args].concat());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn releases(p: &Project) -> Vec<Value> {
+    let out = p.run(&["history", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn get_version(addr: &str) -> String {
+    let (code, body) = http_get(addr, "/api/").unwrap();
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn blue_green_under_load_has_no_failed_request_and_warm_rollback_is_instant() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: blue-green, keep_warm: 5m, drain_timeout: 5s }",
+    ));
+    let addr = up(&mut p);
+    assert_eq!(get_version(&addr), "v1");
+    let load = Load::start(&addr, "/api/");
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["api", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(10, "v2 to serve", || {
+        (get_version(&addr) == "v2").then_some(())
+    });
+    // The old revision is warm: rollback only moves traffic.
+    let t0 = Instant::now();
+    let out = p.run(&["rollback", "api"]);
+    let took = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rolled back to warm revision"), "{text}");
+    assert!(took < Duration::from_secs(1), "warm rollback took {took:?}");
+    assert_eq!(get_version(&addr), "v1");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed, versions) = load.finish();
+    assert_eq!(failed, 0, "{ok} ok");
+    // Four clients interleave around each switch, so only the ends are fixed.
+    assert_eq!(versions.first().unwrap(), "v1");
+    assert!(versions.contains(&"v2".to_owned()), "{versions:?}");
+    assert_eq!(versions.last().unwrap(), "v1");
+    let rel = releases(&p);
+    assert_eq!(rel[0]["strategy"], "rollback");
+    assert_eq!(rel[0]["status"], "succeeded");
+}
+
+#[test]
+fn canary_steps_through_weights_under_load_and_promote_skips_the_rest() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [20, 50], step_interval: 1s, keep_warm: 0s, verify: { min_requests: 5 } }",
+    ));
+    let addr = up(&mut p);
+    let load = Load::start(&addr, "/api/");
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("at 20%") && stdout.contains("at 50%"),
+        "{stdout}"
+    );
+    let (_, failed, versions) = load.finish();
+    assert_eq!(failed, 0);
+    assert_eq!(versions.last().unwrap(), "v2");
+    assert_eq!(get_version(&addr), "v2");
+
+    // A long canary, promoted by hand.
+    let out = deploy(&p, &[("DEMO_VERSION", "v3")], &["--strategy", "canary"]);
+    assert!(out.status.success());
+    let load = Load::start(&addr, "/api/");
+    wait_for(20, "the canary to take traffic", || {
+        let r: Value = serde_json::from_slice(&p.run(&["history", "--json"]).stdout).ok()?;
+        (r[0]["status"] == "in-progress" && r[0]["figures"]["step"].as_u64().is_some())
+            .then_some(())
+    });
+    assert!(p.run(&["promote", "api"]).status.success());
+    wait_for(10, "v3 to serve everything", || {
+        (get_version(&addr) == "v3").then_some(())
+    });
+    let (_, failed, _) = load.finish();
+    assert_eq!(failed, 0);
+}
+
+#[test]
+fn abort_returns_all_traffic_to_stable_and_a_second_deploy_is_refused() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [50], step_interval: 60s, keep_warm: 0s }",
+    ));
+    let addr = up(&mut p);
+    let load = Load::start(&addr, "/api/");
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &[]);
+    assert!(out.status.success());
+    wait_for(20, "the canary to take traffic", || {
+        let r: Value = serde_json::from_slice(&p.run(&["history", "--json"]).stdout).ok()?;
+        r[0]["figures"]["step"].as_u64().map(|_| ())
+    });
+    let out = deploy(&p, &[("DEMO_VERSION", "v3")], &["api"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in progress"));
+    assert!(p.run(&["abort", "api"]).status.success());
+    wait_for(10, "the release to end", || {
+        (releases(&p)[0]["status"] == "aborted").then_some(())
+    });
+    let (_, failed, versions) = load.finish();
+    assert_eq!(failed, 0);
+    assert_eq!(versions.last().unwrap(), "v1");
+    assert_eq!(p.service("api")["revision"], p.service("api")["revision"]);
+    let instances = p.services();
+    assert_eq!(instances.len(), 1);
+}
+
+#[test]
+fn a_revision_failing_its_healthcheck_never_gets_traffic() {
+    let mut p = Project::new(&manifest("{ strategy: blue-green }"));
+    let addr = up(&mut p);
+    let load = Load::start(&addr, "/api/");
+    let out = deploy(
+        &p,
+        &[("DEMO_VERSION", "v2"), ("HEALTH_PATH", "/elsewhere")],
+        &["api", "--wait"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not become healthy") && err.contains("never got traffic"),
+        "{err}"
+    );
+    assert!(
+        err.contains("answers 404"),
+        "the failure report says why: {err}"
+    );
+    let (_, failed, versions) = load.finish();
+    assert_eq!(failed, 0);
+    assert_eq!(versions, ["v1"]);
+}
+
+#[test]
+fn a_canary_failing_thirty_percent_of_requests_is_rolled_back_by_itself() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [50], step_interval: 10s, verify: { max_error_rate: 5%, min_requests: 20 } }",
+    ));
+    let addr = up(&mut p);
+    let load = Load::start(&addr, "/api/");
+    let t0 = Instant::now();
+    let out = deploy(
+        &p,
+        &[("DEMO_VERSION", "v2"), ("DEMO_FAIL_RATE", "0.3")],
+        &["--wait"],
+    );
+    let caught = t0.elapsed();
+    assert!(!out.status.success());
+    assert!(caught < Duration::from_secs(10), "caught in {caught:?}");
+    let (_, failed, versions) = load.finish();
+    assert!(failed > 0, "the canary did fail some requests");
+    assert_eq!(versions.last().unwrap(), "v1");
+    let rel = &releases(&p)[0];
+    assert_eq!(rel["status"], "failed");
+    assert!(
+        rel["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed verification"),
+        "{rel}"
+    );
+    let canary = &rel["figures"]["canary"];
+    assert!(
+        canary["errors"].as_u64().unwrap() > 0,
+        "figures recorded: {rel}"
+    );
+    assert_eq!(get_version(&addr), "v1");
+}
+
+#[test]
+fn sticky_clients_stay_on_one_revision_during_a_canary() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [50], step_interval: 60s, keep_warm: 0s }",
+    ));
+    let addr = up(&mut p);
+    assert!(deploy(&p, &[("DEMO_VERSION", "v2")], &[]).status.success());
+    wait_for(20, "the canary to take traffic", || {
+        let r: Value = serde_json::from_slice(&p.run(&["history", "--json"]).stdout).ok()?;
+        r[0]["figures"]["step"].as_u64().map(|_| ())
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for key in 0..12 {
+        let cookie = format!("orch=client-{key}");
+        let mut versions = std::collections::BTreeSet::new();
+        for _ in 0..8 {
+            versions.insert(get_with_cookie(&addr, &cookie));
+        }
+        assert_eq!(versions.len(), 1, "client {key} saw {versions:?}");
+        seen.extend(versions);
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "at 50% both revisions serve some clients: {seen:?}"
+    );
+    assert!(p.run(&["abort", "api"]).status.success());
+}
+
+fn get_with_cookie(addr: &str, cookie: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /api/ HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let body = buf.split("\r\n\r\n").nth(1).unwrap();
+    let start = body.find('{').unwrap();
+    let end = body.rfind('}').unwrap();
+    serde_json::from_str::<Value>(&body[start..=end]).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: blue-green, keep_warm: 0s, drain_timeout: 10s }",
+    ));
+    let addr = up(&mut p);
+    let a = addr.clone();
+    let stream = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&a).unwrap();
+        write!(
+            s,
+            "GET /api/stream?n=15&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = stream.join().unwrap();
+    let events = body.matches("data: ").count();
+    assert_eq!(events, 15, "{body}");
+    assert!(!body.contains("\"v2\""), "the stream stayed on v1: {body}");
+    assert_eq!(get_version(&addr), "v2");
+}
+
+#[test]
+fn sigkill_mid_canary_leaves_routing_and_state_in_agreement_after_restart() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [50], step_interval: 60s }",
+    ));
+    let addr = up(&mut p);
+    assert!(deploy(&p, &[("DEMO_VERSION", "v2")], &[]).status.success());
+    wait_for(20, "the canary at 50%", || {
+        let r: Value = serde_json::from_slice(&p.run(&["history", "--json"]).stdout).ok()?;
+        (r[0]["figures"]["step"].as_u64() == Some(50)).then_some(())
+    });
+    let daemon = p.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(10, "the daemon's socket to be dead", || {
+        (!p.run(&["ps"]).status.success()).then_some(())
+    });
+    let _ = addr;
+    let addr = up(&mut p);
+    let rel = &releases(&p)[0];
+    assert_eq!(rel["status"], "rolled-back", "{rel}");
+    // Routing agrees: everything on the stable revision, which is what runs.
+    let routes: Value = {
+        let store =
+            orchestra_state::StateStore::open(&p.path().join(".orchestra/state.db")).unwrap();
+        serde_json::to_value(store.routing().unwrap()).unwrap()
+    };
+    assert!(routes[0]["canary_revision"].is_null(), "{routes}");
+    assert_eq!(routes[0]["stable_revision"], p.service("api")["revision"]);
+    for _ in 0..20 {
+        assert_eq!(get_version(&addr), "v1");
+    }
+}
+
+#[test]
+fn cold_rollback_starts_the_old_revision_first_and_pause_holds_requests() {
+    let mut p = Project::new(&manifest("{ strategy: blue-green, keep_warm: 0s }"));
+    let addr = up(&mut p);
+    assert!(
+        deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"])
+            .status
+            .success()
+    );
+    wait_for(10, "v1 to be stopped", || {
+        (p.services().len() == 1 && get_version(&addr) == "v2").then_some(())
+    });
+    let load = Load::start(&addr, "/api/");
+    let out = p.run(&["rollback", "api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cold revision"));
+    let (_, failed, versions) = load.finish();
+    assert_eq!(failed, 0);
+    assert_eq!(versions.last().unwrap(), "v1");
+
+    // Paused: a request waits instead of failing, and completes on resume.
+    assert!(p.run(&["pause", "api"]).status.success());
+    let a = addr.clone();
+    let held = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let v = get_version(&a);
+        (v, t0.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!held.is_finished(), "the request is held while paused");
+    assert!(p.run(&["resume", "api"]).status.success());
+    let (v, waited) = held.join().unwrap();
+    assert_eq!(v, "v1");
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(p.run(&["maintenance", "api", "on"]).status.success());
+    let (code, body) = http_get(&addr, "/api/").unwrap();
+    assert_eq!(code, 503);
+    assert!(body.contains("maintenance"), "{body}");
+    assert!(p.run(&["maintenance", "api", "off"]).status.success());
+    assert_eq!(get_version(&addr), "v1");
+}

@@ -1,0 +1,320 @@
+//! `route:` and `deploy:` of a service, and the top-level `proxy:`.
+
+use std::time::Duration;
+
+use super::{Ctx, Fields, join};
+use crate::model::{Balance, DeploySpec, Hooks, RouteSpec, Sticky, Strategy};
+use crate::node::{Kind, Node};
+
+const ROUTE_FIELDS: &[&str] = &["path", "host", "strip_prefix", "sticky", "balance"];
+const STICKY_FIELDS: &[&str] = &["cookie", "header"];
+const DEPLOY_FIELDS: &[&str] = &[
+    "strategy",
+    "steps",
+    "step_interval",
+    "verify",
+    "keep_warm",
+    "drain_timeout",
+    "hooks",
+];
+const VERIFY_FIELDS: &[&str] = &["max_error_rate", "max_p99", "min_requests"];
+const HOOK_FIELDS: &[&str] = &["pre", "smoke", "post"];
+
+/// `route: /api` or `route: { path, host, strip_prefix, sticky, balance }`.
+pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteSpec> {
+    let mut spec = RouteSpec {
+        path: "/".into(),
+        host: None,
+        strip_prefix: false,
+        sticky: None,
+        balance: Balance::RoundRobin,
+    };
+    if let Kind::Scalar(_) = node.kind {
+        spec.path = route_path(ctx, node, path)?;
+        return Some(spec);
+    }
+    let f = ctx.fields(node, path, ROUTE_FIELDS, &[])?;
+    let mut ok = true;
+    if let Some(n) = f.get("path") {
+        match route_path(ctx, n, &f.path("path")) {
+            Some(p) => spec.path = p,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("host") {
+        spec.host = ctx
+            .nonempty_string(n, &f.path("host"))
+            .map(|h| h.to_ascii_lowercase());
+        ok &= spec.host.is_some();
+    }
+    if let Some(n) = f.get("strip_prefix") {
+        match boolean(ctx, n, &f.path("strip_prefix")) {
+            Some(b) => spec.strip_prefix = b,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("sticky") {
+        let sp = f.path("sticky");
+        if let Some(sf) = ctx.fields(n, &sp, STICKY_FIELDS, &[]) {
+            match (sf.get("cookie"), sf.get("header")) {
+                (Some(c), None) => {
+                    spec.sticky = ctx
+                        .nonempty_string(c, &sf.path("cookie"))
+                        .map(Sticky::Cookie)
+                }
+                (None, Some(h)) => {
+                    spec.sticky = ctx
+                        .nonempty_string(h, &sf.path("header"))
+                        .map(Sticky::Header)
+                }
+                _ => {
+                    let d = ctx
+                        .diag(
+                            n.loc,
+                            &sp,
+                            "sticky needs exactly one of `cookie` or `header`",
+                        )
+                        .expected("{ cookie: NAME } or { header: NAME }");
+                    ctx.push(d);
+                    ok = false;
+                }
+            }
+        }
+    }
+    if let Some(n) = f.get("balance") {
+        let p = f.path("balance");
+        match ctx.string(n, &p).as_deref() {
+            Some("round-robin") => spec.balance = Balance::RoundRobin,
+            Some("least-outstanding") => spec.balance = Balance::LeastOutstanding,
+            Some(_) => {
+                let d = ctx
+                    .diag(n.loc, &p, "unknown balancing")
+                    .found(n.describe())
+                    .expected("round-robin or least-outstanding");
+                ctx.push(d);
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(spec)
+}
+
+fn route_path(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let p = ctx.string(node, path)?;
+    if p.starts_with('/') {
+        Some(p)
+    } else {
+        let d = ctx
+            .diag(node.loc, path, "invalid route path")
+            .found(node.describe())
+            .expected("a path prefix starting with `/`");
+        ctx.push(d);
+        None
+    }
+}
+
+fn boolean(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<bool> {
+    match &node.kind {
+        Kind::Scalar(s) if s == "true" => Some(true),
+        Kind::Scalar(s) if s == "false" => Some(false),
+        _ => {
+            ctx.type_error(node, path, "true or false");
+            None
+        }
+    }
+}
+
+/// `deploy: { strategy, steps, step_interval, verify, keep_warm, drain_timeout, hooks }`.
+pub(super) fn deploy(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    routed: bool,
+) -> Option<DeploySpec> {
+    let mut spec = DeploySpec::default_for(routed);
+    let f = ctx.fields(node, path, DEPLOY_FIELDS, &[])?;
+    let mut ok = true;
+    if let Some(n) = f.get("strategy") {
+        let p = f.path("strategy");
+        match ctx.string(n, &p).as_deref() {
+            Some("canary") => spec.strategy = Strategy::Canary,
+            Some("blue-green") => spec.strategy = Strategy::BlueGreen,
+            Some("recreate") => spec.strategy = Strategy::Recreate,
+            Some(_) => {
+                let d = ctx
+                    .diag(n.loc, &p, "unknown strategy")
+                    .found(n.describe())
+                    .expected("canary, blue-green or recreate");
+                ctx.push(d);
+                ok = false;
+            }
+            None => ok = false,
+        }
+        if spec.strategy != Strategy::Recreate && !routed {
+            let d = ctx
+                .diag(n.loc, &p, "canary and blue-green shift traffic through the proxy, so the service needs a `route:`")
+                .hint(Some("add `route: /PATH`, or use `strategy: recreate`".to_owned()));
+            ctx.push(d);
+            ok = false;
+        }
+    }
+    if let Some(n) = f.get("steps") {
+        let p = f.path("steps");
+        match &n.kind {
+            Kind::Seq(items) => {
+                let mut steps = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let ip = format!("{p}[{i}]");
+                    let v = match &item.kind {
+                        Kind::Scalar(s) => s.trim().trim_end_matches('%').parse::<u32>().ok(),
+                        _ => None,
+                    };
+                    match v {
+                        Some(v)
+                            if (1..=100).contains(&v) && steps.last().is_none_or(|l| *l < v) =>
+                        {
+                            steps.push(v)
+                        }
+                        _ => {
+                            let d = ctx
+                                .diag(item.loc, &ip, "invalid canary step")
+                                .found(item.describe())
+                                .expected("increasing percentages between 1 and 100, such as [10, 50, 100]");
+                            ctx.push(d);
+                            ok = false;
+                        }
+                    }
+                }
+                spec.steps = steps;
+            }
+            _ => {
+                ctx.type_error(n, &p, "a list of percentages such as [10, 50, 100]");
+                ok = false;
+            }
+        }
+    }
+    let dur = |ctx: &mut Ctx<'_>, f: &Fields<'_>, key: &str, into: &mut Duration, ok: &mut bool| {
+        if let Some(n) = f.get(key) {
+            match ctx.duration(n, &f.path(key), key == "step_interval") {
+                Some(d) => *into = d,
+                None => *ok = false,
+            }
+        }
+    };
+    dur(ctx, &f, "step_interval", &mut spec.step_interval, &mut ok);
+    dur(ctx, &f, "keep_warm", &mut spec.keep_warm, &mut ok);
+    dur(ctx, &f, "drain_timeout", &mut spec.drain_timeout, &mut ok);
+    if let Some(n) = f.get("verify") {
+        let vp = f.path("verify");
+        match ctx.fields(n, &vp, VERIFY_FIELDS, &[]) {
+            Some(vf) => {
+                if let Some(r) = vf.get("max_error_rate") {
+                    match rate(ctx, r, &vf.path("max_error_rate")) {
+                        Some(v) => spec.verify.max_error_rate = v,
+                        None => ok = false,
+                    }
+                }
+                if let Some(r) = vf.get("max_p99") {
+                    match ctx.duration(r, &vf.path("max_p99"), true) {
+                        Some(d) => spec.verify.max_p99 = d,
+                        None => ok = false,
+                    }
+                }
+                if let Some(r) = vf.get("min_requests") {
+                    match ctx.uint(
+                        r,
+                        &vf.path("min_requests"),
+                        0,
+                        u64::from(u32::MAX),
+                        "a whole number",
+                    ) {
+                        Some(v) => spec.verify.min_requests = v,
+                        None => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("hooks") {
+        let hp = f.path("hooks");
+        match ctx.fields(n, &hp, HOOK_FIELDS, &[]) {
+            Some(hf) => {
+                let mut hooks = Hooks::default();
+                for (key, into) in [
+                    ("pre", &mut hooks.pre),
+                    ("smoke", &mut hooks.smoke),
+                    ("post", &mut hooks.post),
+                ] {
+                    let Some(list) = hf.get(key) else { continue };
+                    let lp = hf.path(key);
+                    match &list.kind {
+                        Kind::Seq(items) => {
+                            for (i, item) in items.iter().enumerate() {
+                                match ctx.argv(item, &format!("{lp}[{i}]")) {
+                                    Some(a) => into.push(a),
+                                    None => ok = false,
+                                }
+                            }
+                        }
+                        _ => {
+                            ctx.type_error(
+                                list,
+                                &lp,
+                                "a list of commands, each a list such as [migrate, --up]",
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                spec.hooks = hooks;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(spec)
+}
+
+/// `1%`, `0.5%` or a fraction `0.01`.
+fn rate(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<f64> {
+    let v = match &node.kind {
+        Kind::Scalar(s) => {
+            let s = s.trim();
+            match s.strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().ok().map(|v| v / 100.0),
+                None => s.parse::<f64>().ok(),
+            }
+        }
+        _ => None,
+    };
+    match v {
+        Some(v) if (0.0..=1.0).contains(&v) => Some(v),
+        _ => {
+            let d = ctx
+                .diag(node.loc, path, "invalid error rate")
+                .found(node.describe())
+                .expected("a percentage such as 1% or 0.5%, or a fraction such as 0.01");
+            ctx.push(d);
+            None
+        }
+    }
+}
+
+/// Top-level `proxy: { listen }`.
+pub(super) fn proxy(ctx: &mut Ctx<'_>, node: &Node) -> Option<String> {
+    let f = ctx.fields(node, "proxy", &["listen"], &[])?;
+    let l = f.get("listen")?;
+    let p = join("proxy", "listen");
+    let listen = ctx.string(l, &p)?;
+    if listen.trim().parse::<std::net::SocketAddr>().is_ok() {
+        Some(listen.trim().to_owned())
+    } else {
+        let d = ctx
+            .diag(l.loc, &p, "invalid listen address")
+            .found(l.describe())
+            .expected("an IP address and port such as 127.0.0.1:8080");
+        ctx.push(d);
+        None
+    }
+}
