@@ -406,6 +406,7 @@ fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
     ));
     let addr = up(&mut p);
     let a = addr.clone();
+    let (opened, first_event) = std::sync::mpsc::channel();
     let stream = std::thread::spawn(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&a).unwrap();
@@ -414,11 +415,24 @@ fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
             "GET /api/stream?n=15&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).unwrap();
-        buf
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut signalled = false;
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if !signalled && String::from_utf8_lossy(&buf).contains("data: ") {
+                signalled = true;
+                let _ = opened.send(());
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // The stream is open and flowing from v1 before the deploy starts.
+    first_event.recv_timeout(Duration::from_secs(10)).unwrap();
     let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
     assert!(
         out.status.success(),

@@ -117,6 +117,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How often the verifier looks at a canary within a step, and at a new
 /// revision while the old one is kept warm.
 const VERIFY_EVERY: Duration = Duration::from_millis(500);
+/// Time after a route swap before the old revision's in-flight count is trusted.
+const SWAP_SETTLE: Duration = Duration::from_millis(100);
 
 impl Deployer {
     /// Take over routing for every service with a `route:`; the table follows
@@ -390,8 +392,15 @@ impl Deployer {
                 let t = Instant::now();
                 self.switch(&service, &new_rev, &key, Some(release));
                 let switch_ms = t.elapsed().as_secs_f64() * 1000.0;
-                let _ = self.inner.state.release_figures(release, &json!({ "switch_ms": switch_ms }));
-                self.event(&service, "switched", &format!("100% to {new_rev} in {switch_ms:.2}ms"));
+                let _ = self
+                    .inner
+                    .state
+                    .release_figures(release, &json!({ "switch_ms": switch_ms }));
+                self.event(
+                    &service,
+                    "switched",
+                    &format!("100% to {new_rev} in {switch_ms:.2}ms"),
+                );
                 self.drain_and_keep_warm(
                     &service,
                     &old_rev,
@@ -629,6 +638,9 @@ impl Deployer {
         drain: Duration,
         keep_warm: Duration,
     ) {
+        // A request that picked the old table just before the swap registers
+        // as in flight a moment later: let those land before counting.
+        tokio::time::sleep(SWAP_SETTLE).await;
         let deadline = Instant::now() + drain;
         while self.inner.proxy.in_flight(old_rev) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
