@@ -61,6 +61,8 @@ pub enum Command {
     Resume(ServiceArg),
     /// Answer a service's requests with a maintenance page (503), or stop doing so.
     Maintenance(MaintenanceArgs),
+    /// Turn a docker-compose.yml into an orchestra.yaml, reporting everything not carried over.
+    Import(ImportArgs),
     /// Audit the repository's container, CI and infrastructure files.
     Audit(orchestra_audit::cli::AuditArgs),
     /// Safe, automatic fixes to the repository.
@@ -165,6 +167,20 @@ pub struct DeployArgs {
     /// Apply the overlay `env.<ENV>` (as `up` did).
     #[arg(long = "env", value_name = "ENV")]
     pub environment: Option<String>,
+}
+
+/// `orchestra import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The Compose file.
+    #[arg(value_name = "COMPOSE_FILE", default_value = "docker-compose.yml")]
+    pub compose: PathBuf,
+    /// Where to write the manifest (`-` for stdout) [default: orchestra.yaml beside the Compose file].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `orchestra rollback`

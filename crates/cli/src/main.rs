@@ -40,6 +40,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
+        Command::Import(a) => project::import(&a),
         Command::Audit(a) => {
             let mut out = std::io::stdout().lock();
             let code = orchestra_audit::cli::run_audit(&a, &mut out)?;
@@ -87,8 +88,10 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Maintenance(a) => {
             inspect::control(file, &a.service, &format!("maintenance-{}", a.state)).await
         }
-        Command::Validate(_) | Command::Audit(_) | Command::Fix(_) | Command::Shim(_) => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate(_)
+        | Command::Import(_)
+        | Command::Audit(_)
+        | Command::Fix(_)
+        | Command::Shim(_) => Ok(ExitCode::SUCCESS),
     }
 }

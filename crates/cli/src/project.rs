@@ -8,7 +8,7 @@ use anyhow::Context;
 use orchestra_manifest::{Diagnostic, LoadError, LoadOptions, Manifest};
 use orchestra_server::Paths;
 
-use crate::args::ValidateArgs;
+use crate::args::{ImportArgs, ValidateArgs};
 
 /// The manifest file: `-f` as given, else the nearest `orchestra.yaml`.
 pub fn manifest_path(file: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -132,6 +132,56 @@ pub fn validate(file: Option<&Path>, a: &ValidateArgs) -> anyhow::Result<ExitCod
             } else {
                 eprint!("{}", render_diagnostics(&diags));
             }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `orchestra import`: the manifest goes to the output, the report to stderr.
+pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let imported = orchestra_manifest::compose::import_file(&a.compose)?;
+    let report = |to: &str| {
+        for n in &imported.notes {
+            eprintln!("{}:{n}", a.compose.display());
+        }
+        eprintln!(
+            "imported {} into {to}: {}",
+            a.compose.display(),
+            imported.summary()
+        );
+    };
+    let out = a.output.clone().unwrap_or_else(|| {
+        a.compose
+            .parent()
+            .map(|d| d.join("orchestra.yaml"))
+            .unwrap_or_else(|| PathBuf::from("orchestra.yaml"))
+    });
+    if out.as_os_str() == "-" {
+        print!("{}", imported.yaml);
+        report("stdout");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if out.exists() && !a.force {
+        anyhow::bail!(
+            "{} exists; pass --force to overwrite it, or -o to write elsewhere",
+            out.display()
+        );
+    }
+    // Write beside, then rename: a failed write never leaves half a manifest.
+    let tmp = out.with_extension("yaml.tmp");
+    std::fs::write(&tmp, &imported.yaml)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    report(&out.display().to_string());
+    // The output must validate; say so now rather than at `up`.
+    match orchestra_manifest::load(&out, &load_options(None)) {
+        Ok(m) => {
+            eprintln!("{}: valid, {} services", out.display(), m.services.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(LoadError::Invalid(diags)) => {
+            eprint!("{}", render_diagnostics(&diags));
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

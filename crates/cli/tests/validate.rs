@@ -227,3 +227,39 @@ fn no_manifest_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no orchestra.yaml found"));
 }
+
+#[test]
+fn import_writes_a_valid_manifest_and_reports_what_it_changed() {
+    let p = Project::new("services: {}\n");
+    p.write(
+        "docker-compose.yml",
+        "x-common: &common\n  restart: unless-stopped\nservices:\n  redis:\n    <<: *common\n    image: redis:7\n    healthcheck:\n      test: [\"CMD\", \"redis-cli\", \"ping\"]\n      interval: 5s\n    networks: [backend]\n  api:\n    <<: *common\n    image: acme/api:${API_TAG:-1.0}\n    depends_on:\n      redis: { condition: service_healthy }\n    privileged: true\nnetworks:\n  backend: {}\n",
+    );
+    let out = p.run(&["import", "docker-compose.yml", "-o", "imported.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("docker-compose.yml:") && err.contains("services.api.privileged"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unsupported") && err.contains("mapped"),
+        "{err}"
+    );
+    assert!(err.contains("imported.yaml: valid, 2 services"), "{err}");
+    let yaml = std::fs::read_to_string(p.path().join("imported.yaml")).unwrap();
+    assert!(yaml.contains("${API_TAG:-1.0}"), "kept as written: {yaml}");
+    assert!(yaml.contains("redis-cli"), "{yaml}");
+    // Refuses to overwrite, and reports a broken compose file with its location.
+    let out = p.run(&["import", "docker-compose.yml", "-o", "imported.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    p.write("bad.yml", "services:\n  api: [oops\n");
+    let out = p.run(&["import", "bad.yml", "-o", "-"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.yml:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
