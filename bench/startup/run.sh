@@ -301,7 +301,9 @@ def breakdown(run):
         chain.append(n)
         n = max(deps[n], key=lambda d: healthy[d], default=None)
     chain.reverse()
-    listening = run["marks"]["listening"]
+    # A service's "listening" line can be missing from the log tail; then its
+    # whole start counts as spawn.
+    listening = {n: run["marks"]["listening"].get(n, healthy[n]) for n in healthy}
     parts = {"CLI start -> daemon started_at": daemon0 - t0,
              "gates (dep healthy -> dependent started)": 0.0,
              "spawn (started -> 'listening' - delay)": 0.0,
@@ -319,7 +321,7 @@ def breakdown(run):
         prev = healthy[n]
     parts["sum of delays on that chain"] = sum(plan["delays"][n] for n in chain)
     lags = [(healthy[n] - started[n] - plan["delays"][n], listening[n] - started[n] - plan["delays"][n],
-             healthy[n] - listening[n]) for n in healthy]
+             healthy[n] - listening[n]) for n in healthy if n in started]
     return parts, hops, lags
 
 crit = plan["critical_ms"]
@@ -334,13 +336,22 @@ print(f"  time to all-healthy, 'in X.XXs'      {fmt(cli)}")
 print(f"  overhead = wall - critical path      {fmt(over)}")
 print(f"  overhead = 'in' - critical path      {fmt(over_cli)}")
 med = sorted(rs, key=lambda r: r["wall_ms"])[len(rs) // 2]
-parts, hops, _ = breakdown(med)
+try:
+    parts, hops, _ = breakdown(med)
+except KeyError:
+    parts, hops = {}, []
 print(f"  where the median run's {med['wall_ms']:.0f} ms went (daemon log timestamps, ms resolution):")
 for k, v in parts.items():
     print(f"    {k:44} {v:6.0f} ms")
 print("    per hop, service(gate/delay/spawn/detect ms): "
       + ", ".join(f"{n}({g:.0f}/{d}/{sp:.0f}/{dt:.0f})" for n, g, d, sp, dt in hops))
-trip = [t for r in rs for t in breakdown(r)[2]]
+def lags_of(r):
+    # A run whose log tail lost a service's lines has no breakdown; skip it.
+    try:
+        return breakdown(r)[2]
+    except KeyError:
+        return []
+trip = [t for r in rs for t in lags_of(r)]
 for i, what in enumerate(["started->healthy - delay", "  of which spawn (started->'listening' - delay)",
                           "  of which probe detection ('listening'->healthy)"]):
     xs = [t[i] for t in trip]

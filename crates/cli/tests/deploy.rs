@@ -157,17 +157,7 @@ fn deploy(p: &Project, env: &[(&str, &str)], args: &[&str]) -> std::process::Out
 }
 
 fn releases(p: &Project) -> Vec<Value> {
-    let out = p.run(&["history", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    p.json_list(&["history", "--json"])
 }
 
 fn get_version(addr: &str) -> String {

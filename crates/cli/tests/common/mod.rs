@@ -137,12 +137,12 @@ impl Project {
         self.daemon_pid = Some(pid);
     }
 
-    /// `ps --json`.
-    pub fn services(&self) -> Vec<Value> {
-        let out = self.run(&["ps", "--json"]);
+    /// Run a command that prints a JSON array, and parse it.
+    pub fn json_list(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run(args);
         assert!(
             out.status.success(),
-            "ps failed: {}",
+            "{args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice::<Value>(&out.stdout)
@@ -150,6 +150,11 @@ impl Project {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// `ps --json`.
+    pub fn services(&self) -> Vec<Value> {
+        self.json_list(&["ps", "--json"])
     }
 
     /// One service's status.
@@ -162,17 +167,7 @@ impl Project {
 
     /// Events, oldest first.
     pub fn events(&self) -> Vec<Value> {
-        let out = self.run(&["events", "--json", "-n", "5000"]);
-        assert!(
-            out.status.success(),
-            "events failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        self.json_list(&["events", "--json", "-n", "5000"])
     }
 
     /// Events read straight from the state database (works after `down`).
