@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use orchestra_runtime::logs::{LogLine, Stream, format_ts};
-use orchestra_runtime::status::PlatformStatus;
+use orchestra_runtime::status::{PlatformStatus, ServiceStatus};
 use orchestra_server::client::{Client, ClientError};
 use serde_json::Value;
 
@@ -42,10 +42,15 @@ fn uptime(started_ms: Option<i64>) -> String {
     }
 }
 
-/// `orchestra ps`
+/// `orchestra ps`: every service's live revision, plus any other revision
+/// running beside it (a canary, a warm previous one).
 pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     let c = client(file)?;
     let st = status(&c).await?;
+    let all: Vec<ServiceStatus> = match c.get("/v1/instances").await {
+        Ok(v) => serde_json::from_value(v).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&st.services)?);
         return Ok(ExitCode::SUCCESS);
@@ -62,35 +67,45 @@ pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         "SERVICE", "STATE", "REPLICAS", "PID", "PORT", "RESTARTS", "UPTIME", "REVISION"
     );
     for s in &st.services {
-        let good = s.replicas.iter().filter(|r| r.phase.is_good()).count();
-        let first = s.replicas.first();
-        let pid = first
-            .and_then(|r| r.pid)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into());
-        let port = first
-            .filter(|r| r.pid.is_some())
-            .and_then(|r| r.port)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into());
-        let restarts: u32 = s.replicas.iter().map(|r| r.restarts).sum();
-        let up = first
-            .filter(|r| r.pid.is_some())
-            .and_then(|r| r.started_at_ms);
-        println!(
-            "{:w$}  {:14} {:8} {:>8} {:>6} {:>8} {:>8}  {:12}  {}",
-            s.name,
-            phase_name(s.phase),
-            format!("{good}/{}", s.replicas.len().max(1)),
-            pid,
-            port,
-            restarts,
-            uptime(up),
-            s.revision,
-            s.reason
-        );
+        print_row(s, &s.name, w);
+        for other in all
+            .iter()
+            .filter(|o| o.name == s.name && o.instance != s.instance)
+        {
+            print_row(other, &format!(" └ {}", other.role), w);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_row(s: &ServiceStatus, label: &str, w: usize) {
+    let good = s.replicas.iter().filter(|r| r.phase.is_good()).count();
+    let first = s.replicas.first();
+    let pid = first
+        .and_then(|r| r.pid)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "-".into());
+    let port = first
+        .filter(|r| r.pid.is_some())
+        .and_then(|r| r.port)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "-".into());
+    let restarts: u32 = s.replicas.iter().map(|r| r.restarts).sum();
+    let up = first
+        .filter(|r| r.pid.is_some())
+        .and_then(|r| r.started_at_ms);
+    println!(
+        "{:w$}  {:14} {:8} {:>8} {:>6} {:>8} {:>8}  {:12}  {}",
+        label,
+        phase_name(s.phase),
+        format!("{good}/{}", s.replicas.len().max(1)),
+        pid,
+        port,
+        restarts,
+        uptime(up),
+        s.revision,
+        s.reason
+    );
 }
 
 /// `orchestra health`

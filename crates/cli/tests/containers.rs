@@ -150,6 +150,16 @@ impl Drop for Platform {
             let _ = docker(&["rm", "-f", "-v", &id]);
         }
         let _ = docker(&["network", "rm", &format!("orchestra_{}", self.name)]);
+        let o = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=orchestra.project={}", self.name),
+        ]);
+        for v in String::from_utf8_lossy(&o.stdout).lines() {
+            let _ = docker(&["volume", "rm", v]);
+        }
     }
 }
 
@@ -166,13 +176,14 @@ fn a_container_comes_up_healthy_with_its_limits_and_down_leaves_no_container_or_
         "life",
         &httpd(
             "web",
-            "    resources: { cpus: 0.5, memory: 64Mi, pids: 64 }\n    labels: { team: search }\n",
+            "    resources: { cpus: 0.5, memory: 64Mi, pids: 64 }\n    labels: { team: search }\n    volumes: [\"data:/data\", \"./conf:/conf:ro\", /scratch]\nvolumes:\n  data: {}\n",
         ),
     );
+    std::fs::create_dir_all(c.p.path().join("conf")).unwrap();
     c.p.up_ok(&[]);
     let id = c.container_of("web");
     assert_eq!(c.p.service("web")["phase"], "healthy");
-    assert_eq!(containers(&c.name), [id.clone()]);
+    assert_eq!(containers(&c.name), std::slice::from_ref(&id));
     assert!(network_exists(&c.name));
     // Reachable on the published loopback port the status reports.
     let (code, body) = http_get(&format!("127.0.0.1:{}", c.port_of("web")), "/").unwrap();
@@ -193,10 +204,32 @@ fn a_container_comes_up_healthy_with_its_limits_and_down_leaves_no_container_or_
         ),
         "web search"
     );
+    // A named volume of the project, a read-only bind mount, an anonymous volume.
+    let volume = format!("{}_data", c.name);
+    let conf = c.p.path().join("conf");
+    let mounts = inspect(
+        &id,
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}};{{end}}",
+    );
+    assert!(
+        mounts.contains(&format!("volume {volume} /data true;")),
+        "{mounts}"
+    );
+    assert!(mounts.contains(" /scratch true;"), "{mounts}");
+    assert!(
+        inspect(
+            &id,
+            "{{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}};{{end}}"
+        )
+        .contains(&format!("{}:/conf:false;", conf.display())),
+        "{mounts}"
+    );
     let out = c.p.down();
     assert!(out.status.success(), "{}", text(&out));
     assert!(containers(&c.name).is_empty(), "containers left after down");
     assert!(!network_exists(&c.name), "network left after down");
+    // Data outlives `down`.
+    assert!(docker(&["volume", "inspect", &volume]).status.success());
 }
 
 #[test]
@@ -346,6 +379,7 @@ fn a_build_service_is_built_from_its_dockerfile_and_a_failing_step_is_named() {
     );
     assert!(t.contains("returned a non-zero code: 3"), "{t}");
     assert!(containers(&bad.name).is_empty(), "nothing half-created");
+    assert!(!network_exists(&bad.name));
 }
 
 #[test]

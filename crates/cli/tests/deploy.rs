@@ -367,6 +367,11 @@ fn sticky_clients_stay_on_one_revision_during_a_canary() {
         2,
         "at 50% both revisions serve some clients: {seen:?}"
     );
+    let ps = String::from_utf8_lossy(&p.run(&["ps"]).stdout).into_owned();
+    assert!(
+        ps.contains("└ canary 50%"),
+        "ps shows the canary beside the live revision:\n{ps}"
+    );
     assert!(p.run(&["abort", "api"]).status.success());
 }
 

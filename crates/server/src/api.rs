@@ -14,6 +14,7 @@
 //! | POST | /v1/services/{name}/{promote,abort,rollback,pause,resume,maintenance-on,maintenance-off} | deploy control |
 //! | GET | /v1/releases?service=&limit= | release history |
 //! | GET | /v1/routes | how traffic is split, with per-revision figures |
+//! | GET | /v1/instances | every running revision of every service (live, canary, warm...) |
 
 use std::convert::Infallible;
 
@@ -59,6 +60,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/deploy", post(deploy))
         .route("/v1/releases", get(releases))
         .route("/v1/routes", get(routes))
+        .route("/v1/instances", get(instances))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
 }
@@ -318,4 +320,15 @@ async fn routes(State(s): State<Shared>) -> Response {
         Some(d) => Json(json!({ "proxy": s.info.proxy, "routes": d.splits() })).into_response(),
         None => Json(json!({ "proxy": null, "routes": [] })).into_response(),
     }
+}
+
+async fn instances(State(s): State<Shared>) -> Response {
+    let all: Vec<_> = s
+        .runtime
+        .plan()
+        .order
+        .iter()
+        .flat_map(|name| s.runtime.instances(name))
+        .collect();
+    Json(all).into_response()
 }
