@@ -5,6 +5,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# The container tests need a Docker Engine: start one (installed from Debian
+# if needed, with the local/busybox:1 base image) unless DOCKER_HOST already
+# names one. Without an Engine those tests fail, saying so.
+if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; then
+  DOCKER_HOST="unix://$(bash scripts/docker.sh)"
+  export DOCKER_HOST
+fi
+
 # The end-to-end tests need the workspace's binaries (orchestra, demo-service).
 cargo build --workspace --all-targets
 cargo fmt --all -- --check

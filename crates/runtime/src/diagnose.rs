@@ -19,6 +19,8 @@ pub enum SpawnError {
     PermissionDenied(String),
     /// Some other OS error.
     Other(String),
+    /// The container engine refused; the message says what to do.
+    Container(String),
 }
 
 /// What was known about a replica when it was declared failed.
@@ -61,6 +63,7 @@ pub fn likely_cause(e: &Evidence) -> Option<String> {
                 "permission denied: `{p}` is not executable (check its mode, e.g. chmod +x)"
             ));
         }
+        Some(SpawnError::Container(m)) => return Some(m.clone()),
         Some(SpawnError::Other(m)) => {
             return Some(format!("the command could not be started: {m}"));
         }

@@ -5,11 +5,13 @@
 //!
 //! Decisions (restart or not, the aggregate phase, the likely cause of a
 //! failure) are pure functions in `backoff`, `status` and `diagnose`;
-//! processes, sockets and files live in `supervisor`, `probe`, `procfs`,
-//! `logs` and `shim`.
+//! processes, sockets and files live in `supervisor`, `driver`, `probe`,
+//! `procfs`, `logs` and `shim`. A driver starts, stops and watches one
+//! replica; the process driver is here, the container driver plugs in.
 
 pub mod backoff;
 pub mod diagnose;
+pub mod driver;
 pub mod logs;
 pub mod probe;
 pub mod procfs;
@@ -17,6 +19,7 @@ pub mod shim;
 pub mod status;
 pub mod supervisor;
 
+pub use driver::{BoxFuture, Driver, Replica, ReplicaSpec, StartError};
 pub use supervisor::{
     ControlError, Event, EventKind, ProcessInfo, Runtime, RuntimeConfig, instance_key, reap_group,
 };

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,6 +80,21 @@ pub struct ExecContext {
     pub env: BTreeMap<String, String>,
     /// Working directory.
     pub dir: Option<PathBuf>,
+    /// Runs the command inside the replica (a container) instead of on the
+    /// host; `env` and `dir` are then the container's own.
+    pub inside: Option<Arc<dyn ExecInside>>,
+}
+
+/// What an exec probe inside a replica gives back: the exit code and the
+/// output (stdout then stderr), or why it could not run at all.
+pub type ExecOutput = Result<(i64, Vec<u8>), String>;
+
+/// Runs exec probes inside a replica (for containers: the Engine's exec API).
+pub trait ExecInside: Send + Sync + std::fmt::Debug {
+    /// The port `${PORT}` stands for inside the replica.
+    fn port(&self) -> u16;
+    /// Run `argv` inside the replica.
+    fn exec(&self, argv: Vec<String>) -> crate::driver::BoxFuture<'static, ExecOutput>;
 }
 
 const EXCERPT: usize = 200;
@@ -108,14 +124,17 @@ pub async fn run(check: &Check, port: u16, timeout: Duration, ctx: &ExecContext)
             )
         }
         Check::Exec { command } => {
+            let port = ctx.inside.as_ref().map_or(port, |i| i.port());
             let argv: Vec<String> = command
                 .iter()
                 .map(|a| a.replace("${PORT}", &port.to_string()))
                 .collect();
-            (
-                format!("exec {}", argv.join(" ")),
-                tokio::time::timeout(timeout, exec(argv, ctx)).await,
-            )
+            let target = format!("exec {}", argv.join(" "));
+            let res = match &ctx.inside {
+                Some(i) => tokio::time::timeout(timeout, exec_inside(i.as_ref(), argv)).await,
+                None => tokio::time::timeout(timeout, exec(argv, ctx)).await,
+            };
+            (target, res)
         }
     };
     let millis = start.elapsed().as_millis() as u64;
@@ -239,6 +258,18 @@ async fn exec(argv: Vec<String>, ctx: &ExecContext) -> Outcome {
             Failure::Other("probe command killed by a signal".into()),
             None,
             excerpt,
+        )),
+    }
+}
+
+async fn exec_inside(inside: &dyn ExecInside, argv: Vec<String>) -> Outcome {
+    match inside.exec(argv).await {
+        Err(e) => Err((Failure::Other(e), None, String::new())),
+        Ok((0, out)) => Ok((None, excerpt_of(&out))),
+        Ok((code, out)) => Err((
+            Failure::ExitCode(i32::try_from(code).unwrap_or(i32::MAX)),
+            None,
+            excerpt_of(&out),
         )),
     }
 }

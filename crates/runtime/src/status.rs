@@ -55,6 +55,9 @@ pub struct ReplicaStatus {
     pub phase: Phase,
     /// PID of the replica's process group leader.
     pub pid: Option<i32>,
+    /// The container's id (container services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// Its assigned PORT.
     pub port: Option<u16>,
     /// When its current process started (ms since the epoch).
@@ -82,6 +85,7 @@ impl ReplicaStatus {
             index,
             phase: Phase::Waiting,
             pid: None,
+            container: None,
             port: None,
             started_at_ms: None,
             healthy: false,

@@ -7,23 +7,20 @@
 //! never held across an await) and bump a watch counter so waiters re-decide.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use orchestra_manifest::{Check, Manifest, Probe, Restart, Service, Workload};
 use orchestra_plan::{Gate, StartPlan, gate_all};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::backoff::{self, CRASH_LOOP_AFTER, Ended, Exit, Next};
-use crate::diagnose::{self, Evidence, SpawnError};
+use crate::diagnose::{self, Evidence};
+use crate::driver::process::ProcessDriver;
+use crate::driver::{Driver, ReplicaSpec};
 use crate::logs::{LogHub, LogLine, Stream};
 use crate::probe::{self, ExecContext, Failure, ProbeResult};
 use crate::procfs;
@@ -41,6 +38,9 @@ pub struct RuntimeConfig {
     /// The shim command (program and arguments) that wraps every service
     /// process; the service's argv follows after `--`.
     pub shim: Vec<String>,
+    /// Runs `image:` and `build:` services; without one they fail to start
+    /// with a clear reason. The daemon provides it.
+    pub containers: Option<Arc<dyn Driver>>,
 }
 
 /// What happened, for the event log and for progress display.
@@ -157,6 +157,7 @@ impl Table {
 
 struct Inner {
     cfg: RuntimeConfig,
+    processes: Arc<dyn Driver>,
     table: Mutex<Table>,
     changed: watch::Sender<u64>,
     events: mpsc::UnboundedSender<Event>,
@@ -256,6 +257,9 @@ impl Runtime {
         }
         let rt = Runtime {
             inner: Arc::new(Inner {
+                processes: Arc::new(ProcessDriver {
+                    shim: cfg.shim.clone(),
+                }),
                 cfg,
                 table: Mutex::new(table),
                 changed,
@@ -609,6 +613,9 @@ impl Runtime {
             }
             while set.join_next().await.is_some() {}
         }
+        if let Some(d) = &self.inner.cfg.containers {
+            d.release(&self.inner.cfg.manifest.name).await;
+        }
     }
 }
 
@@ -729,6 +736,18 @@ impl Inner {
         Err(std::io::Error::other("no free port found"))
     }
 
+    /// The driver that runs this kind of workload.
+    fn driver_for(&self, w: &Workload) -> Result<Arc<dyn Driver>, String> {
+        match (w, &self.cfg.containers) {
+            (Workload::Process { .. }, _) => Ok(self.processes.clone()),
+            (_, Some(d)) => Ok(d.clone()),
+            (_, None) => Err(
+                "container services (`image`/`build`) are not supported by this version's runtime yet"
+                    .into(),
+            ),
+        }
+    }
+
     fn release_port(&self, port: u16) {
         lock(&self.ports).remove(&port);
     }
@@ -845,70 +864,7 @@ fn condition_word(c: orchestra_manifest::Condition) -> &'static str {
     }
 }
 
-/// The environment a replica's process gets, `${PORT}` filled in.
-fn replica_env(svc: &Service, port: u16, idx: u32) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = svc
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), fill_port(v, port)))
-        .collect();
-    env.insert("PORT".into(), port.to_string());
-    env.insert("ORCHESTRA_SERVICE".into(), svc.name.clone());
-    env.insert("ORCHESTRA_REVISION".into(), svc.revision());
-    env.insert("ORCHESTRA_REPLICA".into(), idx.to_string());
-    env
-}
-
-fn fill_port(s: &str, port: u16) -> String {
-    s.replace("${PORT}", &port.to_string())
-}
-
-/// Find the program a service runs, the way the shell would, so that a
-/// missing or non-executable command is reported before anything starts.
-pub fn resolve_program(
-    program: &str,
-    dir: &Path,
-    path_var: Option<&str>,
-) -> Result<PathBuf, SpawnError> {
-    use std::os::unix::fs::PermissionsExt;
-    let check = |p: &Path| -> Option<Result<PathBuf, SpawnError>> {
-        let meta = std::fs::metadata(p).ok()?;
-        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-            Some(Ok(p.to_owned()))
-        } else {
-            Some(Err(SpawnError::PermissionDenied(program.to_owned())))
-        }
-    };
-    if program.contains('/') {
-        let p = dir.join(program);
-        return check(&p).unwrap_or_else(|| Err(SpawnError::NotFound(program.to_owned())));
-    }
-    let mut denied = None;
-    for d in path_var
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
-        .split(':')
-    {
-        let base = if d.is_empty() {
-            dir.to_owned()
-        } else {
-            dir.join(d)
-        };
-        match check(&base.join(program)) {
-            Some(Ok(p)) => return Ok(p),
-            Some(Err(e)) => denied = Some(e),
-            None => {}
-        }
-    }
-    Err(denied.unwrap_or_else(|| SpawnError::NotFound(program.to_owned())))
-}
-
-struct Running {
-    child: Child,
-    // Held open: when the daemon dies, the shim sees EOF and kills the group.
-    _lifeline: Option<ChildStdin>,
-    pgid: i32,
-    readers: Vec<JoinHandle<()>>,
-}
+pub use crate::driver::process::{reap_group, resolve_program};
 
 #[allow(clippy::too_many_lines)]
 async fn replica(
@@ -920,7 +876,9 @@ async fn replica(
     mut restart_rx: mpsc::UnboundedReceiver<()>,
 ) {
     let name = svc.name.clone();
-    let port = match inner.alloc_port() {
+    // A free port for the replica's life: processes listen on it across
+    // restarts; container drivers say where they publish instead.
+    let reserved = match inner.alloc_port() {
         Ok(p) => p,
         Err(e) => {
             fail(
@@ -943,80 +901,54 @@ async fn replica(
         if *stop.borrow() {
             break;
         }
-        let argv: Vec<String> = match &svc.workload {
-            Workload::Process { command } => command.iter().map(|a| fill_port(a, port)).collect(),
-            _ => {
-                fail(
-                    &inner,
-                    &key,
-                    &svc,
-                    idx,
-                    "container services (`image`/`build`) are not supported by this version's runtime yet".into(),
-                    None,
-                )
-                .await;
+        let driver = match inner.driver_for(&svc.workload) {
+            Ok(d) => d,
+            Err(why) => {
+                fail(&inner, &key, &svc, idx, why, None).await;
                 break;
             }
         };
-        let env = replica_env(&svc, port, idx);
-        let dir = svc
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| inner.cfg.manifest.dir.clone());
-        let path_var = env
-            .get("PATH")
-            .cloned()
-            .or_else(|| std::env::var("PATH").ok());
-        let program = argv.first().cloned().unwrap_or_default();
-        if let Err(e) = resolve_program(&program, &dir, path_var.as_deref()) {
-            let evidence = Evidence {
-                spawn_error: Some(e),
-                port,
-                ..Default::default()
-            };
-            fail(
-                &inner,
-                &key,
-                &svc,
-                idx,
-                format!("cannot run `{program}`"),
-                Some(evidence),
-            )
-            .await;
-            break;
-        }
-        let started = Instant::now();
-        let mut running = match spawn(&inner, &svc, idx, &argv, &env, &dir) {
+        let spec = ReplicaSpec {
+            project: inner.cfg.manifest.name.clone(),
+            service: svc.clone(),
+            revision: svc.revision(),
+            instance: key.clone(),
+            replica: idx,
+            port: reserved,
+            dir: svc
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| inner.cfg.manifest.dir.clone()),
+            logs: inner.logs.clone(),
+        };
+        let mut running = match driver.start(&spec).await {
             Ok(r) => r,
             Err(e) => {
-                let evidence = Evidence {
-                    spawn_error: Some(SpawnError::Other(e.to_string())),
-                    port,
+                let evidence = e.cause.map(|c| Evidence {
+                    spawn_error: Some(c),
+                    port: reserved,
                     ..Default::default()
-                };
-                fail(
-                    &inner,
-                    &key,
-                    &svc,
-                    idx,
-                    format!("cannot start `{program}`"),
-                    Some(evidence),
-                )
-                .await;
+                });
+                fail(&inner, &key, &svc, idx, e.summary, evidence).await;
                 break;
             }
         };
-        let pid = running.pgid;
-        let info = ProcessInfo {
+        let started = Instant::now();
+        let port = running.port();
+        let pid = running.pid();
+        let container = running.container();
+        let what = running.describe();
+        let info = pid.map(|pid| ProcessInfo {
             pid,
             pgid: pid,
             start_ticks: procfs::stat(pid).map(|s| s.start_ticks).unwrap_or(0),
             revision: svc.revision(),
             port,
-        };
+        });
         let has_probe = svc.healthcheck.is_some();
         inner.update_replica(&key, idx, |r| {
-            r.pid = Some(pid);
+            r.pid = pid;
+            r.container = container.clone();
             r.port = Some(port);
             r.started_at_ms = Some(now_ms());
             r.ever_started = true;
@@ -1030,7 +962,7 @@ async fn replica(
             };
             r.reason = match &last_end {
                 Some(why) => format!("restarted after: {why}"),
-                None => format!("started (pid {pid}, port {port})"),
+                None => format!("started ({what}, port {port})"),
             };
         });
         match &last_end {
@@ -1039,16 +971,16 @@ async fn replica(
                 &name,
                 Some(idx),
                 EventKind::Started,
-                format!("pid {pid}, port {port}"),
-                Some(info),
+                format!("{what}, port {port}"),
+                info,
             ),
             Some(why) => inner.emit_process(
                 &key,
                 &name,
                 Some(idx),
                 EventKind::Restarted,
-                format!("restart {total_restarts}, pid {pid}, port {port}, after: {why}"),
-                Some(info),
+                format!("restart {total_restarts}, {what}, port {port}, after: {why}"),
+                info,
             ),
         }
         if !has_probe {
@@ -1061,10 +993,7 @@ async fn replica(
             );
         }
 
-        let ctx = ExecContext {
-            env: env.clone(),
-            dir: Some(dir.clone()),
-        };
+        let ctx = running.exec_context();
         let ended;
         let mut stop_requested = false;
         let mut restart_requested = false;
@@ -1073,13 +1002,13 @@ async fn replica(
             tokio::pin!(health);
             loop {
                 tokio::select! {
-                    st = running.child.wait() => {
-                        let exit = st.map(Exit::from_status).unwrap_or(Exit::Code(-1));
+                    exit = running.wait() => {
                         ended = Ended::Exited(exit);
                         break;
                     }
                     reason = &mut health => {
-                                let report = build_report(&inner, &key, &svc, idx, port, started, &running, reason.clone(), None).await;
+                                let listening = running.listening_ports().await;
+                                let report = build_report(&inner, &key, &svc, idx, port, started, listening, reason.clone(), None).await;
                                 inner.update(&key, |s| {
                                     if let Some(r) = s.replicas.get_mut(idx as usize) {
                                         r.phase = Phase::Unhealthy;
@@ -1090,7 +1019,7 @@ async fn replica(
                                     s.report = Some(report);
                                 });
                                 inner.emit(&key, &name, Some(idx), EventKind::Unhealthy, reason);
-                                let exit = terminate(&mut running, &svc).await;
+                                let exit = running.stop(&svc.stop_signal, svc.stop_grace_period).await;
                                 inner.emit(&key, &name, Some(idx), EventKind::Exited, format!("{exit} (stopped: unhealthy)"));
                                 ended = Ended::Unhealthy;
                                 break;
@@ -1099,22 +1028,21 @@ async fn replica(
                         if r.is_err() || *stop.borrow() {
                             stop_requested = true;
                             inner.update_replica(&key, idx, |r| { r.phase = Phase::Stopping; r.reason = "stopping".into(); });
-                            let exit = terminate(&mut running, &svc).await;
+                            let exit = running.stop(&svc.stop_signal, svc.stop_grace_period).await;
                             ended = Ended::Exited(exit);
                             break;
                         }
                     }
                     Some(()) = restart_rx.recv() => {
                         restart_requested = true;
-                        let exit = terminate(&mut running, &svc).await;
+                        let exit = running.stop(&svc.stop_signal, svc.stop_grace_period).await;
                         ended = Ended::Exited(exit);
                         break;
                     }
                 }
             }
         }
-        finish_readers(&mut running).await;
-        reap_group(running.pgid);
+        running.finish().await;
         let exit = match ended {
             Ended::Exited(e) => Some(e),
             Ended::Unhealthy => None,
@@ -1262,114 +1190,7 @@ async fn replica(
             }
         }
     }
-    inner.release_port(port);
-}
-
-fn spawn(
-    inner: &Inner,
-    svc: &Service,
-    idx: u32,
-    argv: &[String],
-    env: &BTreeMap<String, String>,
-    dir: &Path,
-) -> std::io::Result<Running> {
-    let (shim, shim_args) = inner
-        .cfg
-        .shim
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("no shim configured"))?;
-    let mut cmd = tokio::process::Command::new(shim);
-    cmd.args(shim_args)
-        .arg("--")
-        .args(argv)
-        .envs(env)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn()?;
-    let pgid = child
-        .id()
-        .map(|p| p as i32)
-        .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
-    let mut readers = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        readers.push(pipe_lines(inner, &svc.name, idx, Stream::Stdout, out));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.push(pipe_lines(inner, &svc.name, idx, Stream::Stderr, err));
-    }
-    let lifeline = child.stdin.take();
-    Ok(Running {
-        child,
-        _lifeline: lifeline,
-        pgid,
-        readers,
-    })
-}
-
-fn pipe_lines<R: AsyncRead + Unpin + Send + 'static>(
-    inner: &Inner,
-    service: &str,
-    idx: u32,
-    stream: Stream,
-    reader: R,
-) -> JoinHandle<()> {
-    let hub = inner.logs.clone();
-    let service = service.to_owned();
-    tokio::spawn(async move {
-        let mut r = BufReader::new(reader);
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                        buf.pop();
-                    }
-                    hub.push(LogLine {
-                        at_ms: now_ms(),
-                        service: service.clone(),
-                        replica: idx,
-                        stream,
-                        text: String::from_utf8_lossy(&buf).into_owned(),
-                    });
-                }
-            }
-        }
-    })
-}
-
-async fn finish_readers(running: &mut Running) {
-    // A grandchild may hold the pipes open; do not wait for it forever.
-    for r in running.readers.drain(..) {
-        let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
-    }
-}
-
-/// SIGKILL whatever is left of a process group.
-pub fn reap_group(pgid: i32) {
-    if !procfs::group_members(pgid).is_empty() {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    }
-}
-
-/// Stop a replica's process group: its stop signal, then SIGKILL after the
-/// grace period.
-async fn terminate(running: &mut Running, svc: &Service) -> Exit {
-    let sig: Signal = svc.stop_signal.parse().unwrap_or(Signal::SIGTERM);
-    let _ = killpg(Pid::from_raw(running.pgid), sig);
-    let status = match tokio::time::timeout(svc.stop_grace_period, running.child.wait()).await {
-        Ok(Ok(st)) => Some(st),
-        _ => {
-            let _ = killpg(Pid::from_raw(running.pgid), Signal::SIGKILL);
-            running.child.wait().await.ok()
-        }
-    };
-    reap_group(running.pgid);
-    status.map(Exit::from_status).unwrap_or(Exit::Signal(9))
+    inner.release_port(reserved);
 }
 
 /// Startup, then liveness, with readiness alongside. Only resolves when the
@@ -1554,7 +1375,7 @@ async fn build_report(
     idx: u32,
     port: u16,
     started: Instant,
-    running: &Running,
+    listening: Vec<u16>,
     summary: String,
     exit: Option<Exit>,
 ) -> FailureReport {
@@ -1568,7 +1389,6 @@ async fn build_report(
                 .map(|r| r.probes.iter().cloned().collect())
         })
         .unwrap_or_default();
-    let listening = procfs::listening_ports(&procfs::group_members(running.pgid));
     let alternatives = match (
         &svc.healthcheck,
         probes.last().and_then(|p| p.failure.clone()),

@@ -220,6 +220,20 @@ impl Daemon {
         for (svc, what) in &recovered {
             state.record_event(Some(run_id), Some(svc), None, "recovered", what)?;
         }
+        // Containers outlive a killed daemon: adopt those still wanted, remove the rest.
+        let containers = orchestra_docker::DockerDriver::from_env();
+        let wanted = orchestra_docker::wanted(&opts.manifest, &opts.plan.order);
+        if !wanted.is_empty() {
+            match containers.reconcile(&opts.manifest.name, &wanted).await {
+                Ok(done) => {
+                    for (svc, kind, what) in &done {
+                        state.record_event(Some(run_id), Some(svc), None, kind, what)?;
+                    }
+                }
+                // The replicas report it, with what to do.
+                Err(e) => tracing::warn!("containers: {e}"),
+            }
+        }
         for name in &opts.plan.order {
             if let Some(svc) = opts.manifest.service(name) {
                 let def = serde_json::to_string(svc).unwrap_or_default();
@@ -232,6 +246,7 @@ impl Daemon {
             plan: opts.plan.clone(),
             log_dir: paths.logs.clone(),
             shim: opts.shim.clone(),
+            containers: Some(containers),
         });
         // The first receiver exists before any event is forwarded, so whoever
         // takes it (the foreground progress display) misses nothing.
