@@ -935,10 +935,15 @@ fn bad_probe_shapes() {
 }
 
 #[test]
-fn bad_unsupported_field() {
+fn bad_deploy_field() {
     let d = one("services:\n  api:\n    command: x\n    deploy:\n      replicas: 2\n");
-    at(&d, 4, 5, "services.api.deploy");
-    assert_eq!(d.message, "`deploy` is not supported yet by this version");
+    at(&d, 5, 7, "services.api.deploy.replicas");
+    assert_eq!(d.message, "unknown field `replicas`");
+    let d = one("services:\n  api:\n    command: x\n    deploy: { strategy: canary }\n");
+    at(&d, 4, 25, "services.api.deploy.strategy");
+    assert!(d.message.contains("needs a `route:`"), "{}", d.message);
+    let d = one("services:\n  api:\n    command: x\n    route: /api\n    deploy: { steps: [50, 10] }\n");
+    at(&d, 5, 27, "services.api.deploy.steps[1]");
 }
 
 #[test]
@@ -1025,7 +1030,7 @@ services:
     depends_on:
       api: healthy
   web:
-    deploy: {}
+    deploy: { strategy: canary }
     env: { TOKEN: \"${TOKEN:?missing token}\" }
 profiles:
   dev: [api, wbe]
@@ -1052,7 +1057,7 @@ admin:
             (14, 38, "services.api.resources.cpus"),
             (17, 11, "services.db.port"),
             (20, 3, "services.web"),
-            (21, 5, "services.web.deploy"),
+            (21, 25, "services.web.deploy.strategy"),
             (22, 19, "services.web.env.TOKEN"),
             (24, 14, "profiles.dev[1]"),
             (26, 14, "health.threshold"),
