@@ -44,7 +44,7 @@ pub enum Command {
     /// The event log: started, healthy, unhealthy, restarted, crash-looping, stopped.
     Events(EventsArgs),
     /// Stop every service in reverse dependency order and the daemon.
-    Down,
+    Down(DownArgs),
     /// Ship the services whose definition changed (or the ones named) as new revisions.
     Deploy(DeployArgs),
     /// Skip a canary's remaining steps: all traffic to the new revision now.
@@ -167,6 +167,14 @@ pub struct DeployArgs {
     /// Apply the overlay `env.<ENV>` (as `up` did).
     #[arg(long = "env", value_name = "ENV")]
     pub environment: Option<String>,
+}
+
+/// `orchestra down`
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the containers' named volumes (their data is lost).
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `orchestra import`

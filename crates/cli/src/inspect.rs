@@ -86,7 +86,7 @@ fn print_row(s: &ServiceStatus, label: &str, w: usize) {
         .map(|p| p.to_string())
         .unwrap_or_else(|| "-".into());
     let port = first
-        .filter(|r| r.pid.is_some())
+        .filter(|r| r.pid.is_some() || r.container.is_some())
         .and_then(|r| r.port)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "-".into());
@@ -217,10 +217,15 @@ pub async fn control(file: Option<&Path>, service: &str, action: &str) -> anyhow
 }
 
 /// `orchestra down`
-pub async fn down(file: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub async fn down(file: Option<&Path>, volumes: bool) -> anyhow::Result<ExitCode> {
     let paths = project::project_paths(file)?;
     let c = Client::new(&paths.socket);
-    match c.post("/v1/down").await {
+    let path = if volumes {
+        "/v1/down?volumes=true"
+    } else {
+        "/v1/down"
+    };
+    match c.post(path).await {
         Ok(r) => {
             // The daemon removes its socket last: wait for that so that a
             // following `up` finds the project free.
@@ -230,6 +235,12 @@ pub async fn down(file: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
             let n = r.get("stopped").and_then(Value::as_u64).unwrap_or(0);
             println!("orchestra: stopped {n} services");
+            for v in r["volumes_removed"].as_array().into_iter().flatten() {
+                println!(
+                    "orchestra: removed volume {}",
+                    v.as_str().unwrap_or_default()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ClientError::NotRunning { .. }) => {

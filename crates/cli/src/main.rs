@@ -77,7 +77,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Start(a) => inspect::control(file, &a.service, "start").await,
         Command::Stop(a) => inspect::control(file, &a.service, "stop").await,
         Command::Restart(a) => inspect::control(file, &a.service, "restart").await,
-        Command::Down => inspect::down(file).await,
+        Command::Down(a) => inspect::down(file, a.volumes).await,
         Command::Deploy(a) => deploy::deploy(file, &a).await,
         Command::Promote(a) => inspect::control(file, &a.service, "promote").await,
         Command::Abort(a) => inspect::control(file, &a.service, "abort").await,

@@ -228,8 +228,19 @@ fn a_container_comes_up_healthy_with_its_limits_and_down_leaves_no_container_or_
     assert!(out.status.success(), "{}", text(&out));
     assert!(containers(&c.name).is_empty(), "containers left after down");
     assert!(!network_exists(&c.name), "network left after down");
-    // Data outlives `down`.
+    // Data outlives `down`...
     assert!(docker(&["volume", "inspect", &volume]).status.success());
+    // ...unless asked otherwise.
+    c.p.up_ok(&[]);
+    let out = c.p.run(&["down", "--volumes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("removed volume {volume}")),
+        "{}",
+        text(&out)
+    );
+    assert!(!docker(&["volume", "inspect", &volume]).status.success());
+    assert!(containers(&c.name).is_empty());
 }
 
 #[test]

@@ -435,4 +435,35 @@ impl Driver for DockerDriver {
             }
         })
     }
+
+    fn remove_volumes<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let Ok(d) = self.engine().await else {
+                return Vec::new();
+            };
+            let filters = HashMap::from([(
+                "label".to_owned(),
+                vec![format!("{LABEL_PROJECT}={project}")],
+            )]);
+            let list = d
+                .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                    filters: Some(filters),
+                }))
+                .await;
+            let mut removed = Vec::new();
+            for v in list.ok().and_then(|l| l.volumes).unwrap_or_default() {
+                match d
+                    .remove_volume(
+                        &v.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await
+                {
+                    Ok(()) => removed.push(v.name),
+                    Err(e) => tracing::warn!("cannot remove volume {}: {}", v.name, message_of(&e)),
+                }
+            }
+            removed
+        })
+    }
 }

@@ -111,6 +111,11 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn release<'a>(&'a self, _project: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+
+    /// Remove the project's data volumes (`down --volumes`); returns their names.
+    fn remove_volumes<'a>(&'a self, _project: &'a str) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 #[cfg(test)]

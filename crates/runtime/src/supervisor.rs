@@ -617,6 +617,14 @@ impl Runtime {
             d.release(&self.inner.cfg.manifest.name).await;
         }
     }
+
+    /// Remove the project's container volumes (after `stop_all`); their names.
+    pub async fn remove_volumes(&self) -> Vec<String> {
+        match &self.inner.cfg.containers {
+            Some(d) => d.remove_volumes(&self.inner.cfg.manifest.name).await,
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Group services into waves for stopping: each wave holds the services all

@@ -226,12 +226,27 @@ async fn events(State(s): State<Shared>, Query(q): Query<EventQuery>) -> Respons
     }
 }
 
-async fn down(State(s): State<Shared>) -> Response {
+#[derive(Debug, Deserialize)]
+struct DownQuery {
+    #[serde(default)]
+    volumes: bool,
+}
+
+async fn down(State(s): State<Shared>, Query(q): Query<DownQuery>) -> Response {
+    if q.volumes {
+        s.remove_volumes
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let _ = s.shutdown.send(true);
     let mut stopped = s.stopped.clone();
     let _ = stopped.wait_for(|v| *v).await;
     let st = s.runtime.status();
-    Json(json!({ "stopped": st.services.len() })).into_response()
+    let volumes = s
+        .removed_volumes
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    Json(json!({ "stopped": st.services.len(), "volumes_removed": volumes })).into_response()
 }
 
 fn no_proxy() -> Response {

@@ -132,6 +132,10 @@ pub struct Shared {
     pub shutdown: watch::Sender<bool>,
     /// Becomes true once everything is stopped.
     pub stopped: watch::Receiver<bool>,
+    /// `down --volumes`: also remove the containers' named volumes.
+    pub remove_volumes: Arc<std::sync::atomic::AtomicBool>,
+    /// Volumes removed at shutdown (answered to `down --volumes`).
+    pub removed_volumes: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A started daemon.
@@ -293,6 +297,8 @@ impl Daemon {
             info,
             shutdown,
             stopped,
+            remove_volumes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            removed_volumes: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         let mut servers = vec![tokio::spawn(crate::api::serve(control, shared.clone()))];
         if let Some(l) = admin {
@@ -353,6 +359,16 @@ impl Daemon {
             _ = asked.wait_for(|v| *v) => {}
         }
         self.shared.runtime.stop_all().await;
+        if self
+            .shared
+            .remove_volumes
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let removed = self.shared.runtime.remove_volumes().await;
+            if let Ok(mut v) = self.shared.removed_volumes.lock() {
+                *v = removed;
+            }
+        }
         let _ = self.stopped_tx.send(true);
         // The control API shuts down gracefully on `stopped`: the `down`
         // request that asked for this gets its answer. Bounded, in case a
