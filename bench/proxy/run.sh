@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Reverse proxy benchmark, one run on this machine, side by side:
+#   direct to a trivial upstream | Orchestra's proxy | nginx (1 and 2 workers) | haproxy
+# (1) saturated keep-alive throughput with wrk, its ratio to direct, and CPU per request;
+# (2) latency at a fixed request rate (open loop, examples/loadgen.rs) and what each proxy adds.
+# All targets run side by side and rounds interleave them, so load from other work on a shared
+# machine falls on all of them alike; each figure is the median over the rounds.
+# All traffic stays on 127.0.0.1; every process is started here and stopped by its own PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROUNDS="${ROUNDS:-3}"                 # interleaved rounds; figures are medians
+DURATION="${DURATION:-8}"             # seconds of each saturated wrk run
+WARMUP="${WARMUP:-1}"                 # seconds of wrk before each measured run
+CONNS="${CONNS:-64}"                  # wrk connections
+WRK_THREADS="${WRK_THREADS:-2}"
+RATE="${RATE:-5000}"                  # fixed-rate phase, requests/s
+RATE_DURATION="${RATE_DURATION:-5}"   # seconds per fixed-rate run
+RATE_CONNS="${RATE_CONNS:-50}"
+CORES="$(nproc)"
+PROXY_WORKERS="${PROXY_WORKERS:-$CORES}"
+UPSTREAM_THREADS="${UPSTREAM_THREADS:-$CORES}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/examples"
+
+log() { echo "[bench] $*" >&2; }
+
+# --- tools ------------------------------------------------------------------------------------
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+missing=()
+have wrk || missing+=(wrk)
+have nginx || missing+=(nginx)
+have haproxy || missing+=(haproxy)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} from Debian"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+
+log "building the upstream, proxy and load generator (release)"
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p orchestra-proxy \
+  --example upstream --example proxy --example loadgen)
+
+# --- processes --------------------------------------------------------------------------------
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+USED_PORTS=" "
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+  grep -qi ":$(printf '%04X' "$1") " /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+free_port() {
+  local p
+  for _ in $(seq 1 500); do
+    p=$((20000 + RANDOM % 30000))
+    if [[ "$USED_PORTS" != *" $p "* ]] && ! port_in_use "$p"; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+  log "no free port found"
+  exit 1
+}
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  log "nothing listening on port $1"
+  exit 1
+}
+
+declare -A PORT PIDOF
+ORDER=()
+add_target() { ORDER+=("$1"); PORT[$1]="$2"; PIDOF[$1]="$3"; }
+
+log "$CORES cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+UP_PORT="$(free_port)"
+"$BIN/upstream" --port "$UP_PORT" --threads "$UPSTREAM_THREADS" >"$TMP/upstream.log" 2>&1 &
+PIDS+=("$!")
+add_target direct "$UP_PORT" "$!"
+wait_port "$UP_PORT"
+
+port="$(free_port)"
+"$BIN/proxy" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" --workers "$PROXY_WORKERS" \
+  >"$TMP/orchestra.log" 2>&1 &
+PIDS+=("$!")
+add_target orchestra "$port" "$!"
+wait_port "$port"
+
+nginx_conf() { # workers port dir
+  cat <<CONF
+worker_processes $1;
+daemon off;
+master_process on;
+pid $3/nginx.pid;
+error_log $3/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $3/body;
+  proxy_temp_path $3/proxy;
+  keepalive_requests 1000000;
+  upstream backend {
+    server 127.0.0.1:$UP_PORT;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+}
+for workers in 1 2; do
+  port="$(free_port)"
+  dir="$TMP/nginx-$workers"
+  mkdir -p "$dir"
+  nginx_conf "$workers" "$port" "$dir" >"$dir/nginx.conf"
+  "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
+  PIDS+=("$!")
+  add_target "nginx-${workers}w" "$port" "$!"
+  wait_port "$port"
+done
+
+port="$(free_port)"
+cat >"$TMP/haproxy.cfg" <<CONF
+global
+  maxconn 4000
+  nbthread $CORES
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$port
+  default_backend be
+backend be
+  server s1 127.0.0.1:$UP_PORT
+CONF
+"$HAPROXY" -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
+PIDS+=("$!")
+add_target haproxy "$port" "$!"
+wait_port "$port"
+
+# --- measurements -----------------------------------------------------------------------------
+# CPU ticks (user + system) of a process and its children (nginx's workers).
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+median() { # numbers on stdin, any whitespace; integer median
+  tr -s ' \n' '\n' | grep -v '^$' | sort -n |
+    awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+median1() { # one decimal
+  tr -s ' \n' '\n' | grep -v '^$' | sort -n |
+    awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+declare -A RPS_RUNS CPU_RUNS P50_RUNS P99_RUNS ERRS
+throughput_round() { # label
+  local label="$1" port="${PORT[$1]}" pid="${PIDOF[$1]}" out before after rps bad
+  wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/" >/dev/null
+  before="$(cpu_ticks "$pid")"
+  out="$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/")"
+  after="$(cpu_ticks "$pid")"
+  rps="$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+  bad="$(awk '/Non-2xx/ {s += $NF} /Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} END {print s + 0}' <<<"$out")"
+  RPS_RUNS[$label]+="$rps "
+  CPU_RUNS[$label]+="$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="$DURATION" \
+    'BEGIN {printf "%.1f", t / hz * 1e6 / (r * d)}') "
+  ERRS[$label]=$((${ERRS[$label]:-0} + bad))
+  log "  $label: $rps req/s"
+}
+latency_round() { # label
+  local label="$1" lat
+  lat="$("$BIN/loadgen" --addr "127.0.0.1:${PORT[$label]}" --rate "$RATE" --duration "$RATE_DURATION" \
+    --connections "$RATE_CONNS")"
+  P50_RUNS[$label]+="$(sed -E 's/.*p50_us=([0-9]+).*/\1/' <<<"$lat") "
+  P99_RUNS[$label]+="$(sed -E 's/.*p99_us=([0-9]+).*/\1/' <<<"$lat") "
+  ERRS[$label]=$((${ERRS[$label]:-0} + $(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$lat")))
+  log "  $label: $lat"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  log "throughput round $round/$ROUNDS (wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s each)"
+  for label in "${ORDER[@]}"; do throughput_round "$label"; done
+done
+for round in $(seq 1 "$ROUNDS"); do
+  log "latency round $round/$ROUNDS ($RATE req/s for ${RATE_DURATION}s each)"
+  for label in "${ORDER[@]}"; do latency_round "$label"; done
+done
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- report -----------------------------------------------------------------------------------
+declare -A RPS CPU P50 P99
+for label in "${ORDER[@]}"; do
+  RPS[$label]="$(median <<<"${RPS_RUNS[$label]}")"
+  CPU[$label]="$(median1 <<<"${CPU_RUNS[$label]}")"
+  P50[$label]="$(median <<<"${P50_RUNS[$label]}")"
+  P99[$label]="$(median <<<"${P99_RUNS[$label]}")"
+done
+D="direct"
+echo
+echo "Proxy benchmark: $CORES shared cores, medians of $ROUNDS interleaved rounds"
+echo "  throughput: wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, keep-alive, 12-byte body"
+echo "  latency:    $RATE req/s open loop over $RATE_CONNS connections, ${RATE_DURATION}s per round (examples/loadgen.rs)"
+echo "  upstream: examples/upstream ($UPSTREAM_THREADS threads); orchestra: examples/proxy --workers $PROXY_WORKERS"
+echo "  $("$NGINX" -v 2>&1 | head -1); $("$HAPROXY" -v 2>&1 | head -1 | cut -d' ' -f1-3) (nbthread $CORES)"
+echo "  cpu µs/req: user + system CPU of the proxy's processes per request in the wrk runs (direct: the upstream's)"
+printf '\n%-10s %9s %9s %10s %8s %8s %10s %10s %7s\n' \
+  "target" "req/s" "vs direct" "cpu µs/req" "p50 µs" "p99 µs" "p50 added" "p99 added" "errors"
+for label in "${ORDER[@]}"; do
+  ratio="$(awk -v a="${RPS[$label]}" -v b="${RPS[$D]}" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
+  printf '%-10s %9s %9s %10s %8s %8s %10s %10s %7s\n' "$label" "${RPS[$label]}" "$ratio" "${CPU[$label]}" \
+    "${P50[$label]}" "${P99[$label]}" "$((P50[$label] - P50[$D]))" "$((P99[$label] - P99[$D]))" "${ERRS[$label]}"
+done
+echo
+echo "per round (req/s | p99 µs):"
+for label in "${ORDER[@]}"; do
+  printf '  %-10s %s| %s\n' "$label" "${RPS_RUNS[$label]}" "${P99_RUNS[$label]}"
+done
+
+best_nginx_rps=$((RPS[nginx-1w] > RPS[nginx-2w] ? RPS[nginx-1w] : RPS[nginx-2w]))
+nginx1_p99_added=$((P99[nginx-1w] - P99[$D]))
+nginx2_p99_added=$((P99[nginx-2w] - P99[$D]))
+best_nginx_p99_added=$((nginx1_p99_added < nginx2_p99_added ? nginx1_p99_added : nginx2_p99_added))
+orch_p99_added=$((P99[orchestra] - P99[$D]))
+verdict() { if [ "$1" = 1 ]; then echo "MET   "; else echo "MISSED"; fi; }
+echo
+echo "targets (against the better of nginx 1w/2w):"
+echo "  throughput >= nginx    $(verdict $((RPS[orchestra] >= best_nginx_rps)))  ${RPS[orchestra]} vs $best_nginx_rps req/s"
+echo "  throughput >= haproxy  $(verdict $((RPS[orchestra] >= RPS[haproxy])))  ${RPS[orchestra]} vs ${RPS[haproxy]} req/s"
+echo "  p99 added <= 1 ms      $(verdict $((orch_p99_added <= 1000)))  ${orch_p99_added} µs"
+echo "  p99 added <= nginx's   $(verdict $((orch_p99_added <= best_nginx_p99_added)))  ${orch_p99_added} vs ${best_nginx_p99_added} µs"

@@ -1,0 +1,359 @@
+//! One request through the proxy: route → (wait while paused) → revision → replica → upstream,
+//! with bounded retries on connect failure, a timeout to response headers, and stats.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderValue, SET_COOKIE};
+use hyper::http::uri::{Authority, PathAndQuery, Uri};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::balancer;
+use crate::body::ProxyBody;
+use crate::guard::{ConnState, RequestGuard};
+use crate::headers::{self, X_REQUEST_ID};
+use crate::pool;
+use crate::respond::Reject;
+use crate::select;
+use crate::server::Shared;
+use crate::table::{CompiledRoute, CompiledSticky, CompiledTarget, RouteTable};
+use crate::upgrade;
+use crate::upstream::UpstreamState;
+
+/// Serves one request; never fails (errors become JSON responses).
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let mut guard = RequestGuard::new(conn);
+    let request_id = headers::ensure_request_id(req.headers_mut());
+    let (table, route_idx) = match resolve_route(&shared, &req).await {
+        Ok(found) => found,
+        Err(reject) => return reject.into_response(&request_id, Some(guard)),
+    };
+    let route = &table.routes[route_idx];
+    let Some((target_idx, set_cookie)) = choose_target(route, req.headers()) else {
+        return Reject::NoTarget.into_response(&request_id, Some(guard));
+    };
+    let target = &route.targets[target_idx];
+    guard.set_revision(target.metrics.clone());
+    let started = Instant::now();
+
+    let client_upgrade =
+        headers::is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let Some(path_and_query) = forwarded_path_and_query(route, &parts.uri) else {
+        return Reject::BadPath.into_response(&request_id, Some(guard));
+    };
+    headers::strip_hop_by_hop(&mut parts.headers, client_upgrade.is_some());
+    if client_upgrade.is_some() {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    headers::add_forwarded(
+        &mut parts.headers,
+        &guard.conn().client_ip,
+        parts.uri.authority(),
+    );
+
+    // Only a request we can rebuild may be retried, and only onto another replica.
+    let retries = if client_upgrade.is_none()
+        && is_idempotent(&parts.method)
+        && body.is_end_stream()
+        && target.upstreams.len() > 1
+    {
+        shared.cfg.retries as usize
+    } else {
+        0
+    };
+    let mut body = Some(body);
+    let mut tried: Vec<usize> = Vec::new();
+    loop {
+        let Some(up_idx) = pick_upstream(&shared, route, target, &tried) else {
+            target.metrics.record(started.elapsed(), true);
+            return Reject::NoHealthyUpstream.into_response(&request_id, Some(guard));
+        };
+        let upstream = &target.upstreams[up_idx];
+        guard.set_upstream(upstream.clone());
+
+        let mut out = Request::new(match body.take() {
+            Some(b) if retries == 0 => ProxyBody::streamed(b, None),
+            _ => ProxyBody::empty(),
+        });
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = Uri::from(path_and_query.clone());
+        *out.version_mut() = Version::HTTP_11;
+        *out.headers_mut() = if retries == 0 {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
+        if !out.headers().contains_key(HOST) {
+            out.headers_mut().insert(HOST, upstream.host.clone());
+        }
+
+        match exchange(&shared, upstream, out, started).await {
+            Ok((resp, sender)) => {
+                guard.set_upstream_conn(sender);
+                let failed = resp.status().is_server_error();
+                if failed {
+                    upstream.breaker.on_failure(shared.now_us());
+                } else {
+                    upstream.breaker.on_success();
+                }
+                target.metrics.record(started.elapsed(), failed);
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_upgrade) = client_upgrade
+                {
+                    return upgrade::tunnel(&shared, resp, client_upgrade, guard, &request_id);
+                }
+                return finish_response(resp, guard, &request_id, set_cookie);
+            }
+            Err(failure) => {
+                upstream.breaker.on_failure(shared.now_us());
+                debug!(upstream = %upstream.addr, %failure, "upstream request failed");
+                if matches!(failure, Failure::Connect(_)) && tried.len() < retries {
+                    tried.push(up_idx);
+                    continue;
+                }
+                target.metrics.record(started.elapsed(), true);
+                let reject = match failure {
+                    Failure::Connect(_) => Reject::ConnectFailed,
+                    Failure::Timeout => Reject::UpstreamTimeout,
+                    Failure::Other(_) => Reject::UpstreamFailed,
+                };
+                return reject.into_response(&request_id, Some(guard));
+            }
+        }
+    }
+}
+
+/// Where a request goes, read from the table in force.
+enum Lookup {
+    Found(Arc<RouteTable>, usize),
+    Paused,
+}
+
+fn lookup(shared: &Shared, host: Option<&str>, path: &str) -> Result<Lookup, Reject> {
+    let table = shared.table.load_full();
+    let Some(idx) = table.find(host, path) else {
+        return Err(Reject::NoRoute);
+    };
+    let route = &table.routes[idx];
+    if let Some(page) = &route.maintenance {
+        return Err(Reject::Maintenance(page.clone()));
+    }
+    if route.paused {
+        return Ok(Lookup::Paused);
+    }
+    Ok(Lookup::Found(table, idx))
+}
+
+/// The route for a request. A paused route holds the request until a later table unpauses it
+/// (or takes the route away), up to `pause_timeout`. The waiting lives in its own boxed future
+/// so the common path carries none of its state.
+async fn resolve_route(
+    shared: &Shared,
+    req: &Request<Incoming>,
+) -> Result<(Arc<RouteTable>, usize), Reject> {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(Authority::as_str));
+    let path = req.uri().path();
+    match lookup(shared, host, path)? {
+        Lookup::Found(table, idx) => Ok((table, idx)),
+        Lookup::Paused => Box::pin(wait_unpaused(shared, host, path)).await,
+    }
+}
+
+async fn wait_unpaused(
+    shared: &Shared,
+    host: Option<&str>,
+    path: &str,
+) -> Result<(Arc<RouteTable>, usize), Reject> {
+    // Subscribe, then look again: a swap between the first look and the subscription is seen.
+    let mut changed = shared.routes_changed.subscribe();
+    let deadline = Instant::now() + shared.cfg.pause_timeout;
+    shared.held.fetch_add(1, Ordering::Relaxed);
+    let _held = HeldGuard(shared);
+    loop {
+        if let Lookup::Found(table, idx) = lookup(shared, host, path)? {
+            return Ok((table, idx));
+        }
+        match tokio::time::timeout_at(deadline, changed.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err(Reject::PausedTooLong),
+        }
+    }
+}
+
+/// Counts a request as held for as long as it waits (including when its client goes away).
+struct HeldGuard<'a>(&'a Shared);
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The revision for a request and, when a sticky cookie had to be minted, its `Set-Cookie`.
+fn choose_target(
+    route: &CompiledRoute,
+    headers: &HeaderMap,
+) -> Option<(usize, Option<HeaderValue>)> {
+    let sticky_key = match &route.sticky {
+        None => None,
+        Some(CompiledSticky::Header(name)) => headers.get(name).map(|v| v.as_bytes()),
+        Some(CompiledSticky::Cookie(name)) => match select::cookie_value(headers, name) {
+            Some(key) => Some(key.as_bytes()),
+            None => {
+                let key = select::new_sticky_key();
+                let idx = select::pick_sticky(&route.cum, select::sticky_slot(key.as_bytes()))?;
+                let cookie =
+                    HeaderValue::try_from(format!("{name}={key}; Path=/; HttpOnly; SameSite=Lax"))
+                        .ok();
+                return Some((idx, cookie));
+            }
+        },
+    };
+    let idx = match sticky_key {
+        Some(key) => select::pick_sticky(&route.cum, select::sticky_slot(key)),
+        None => route.pick_weighted(),
+    }?;
+    Some((idx, None))
+}
+
+/// A replica whose breaker lets this request through, not one already tried.
+fn pick_upstream(
+    shared: &Shared,
+    route: &CompiledRoute,
+    target: &CompiledTarget,
+    tried: &[usize],
+) -> Option<usize> {
+    let ups = &target.upstreams;
+    let n = ups.len();
+    // The clock is read only if some breaker is not closed.
+    let now = std::cell::OnceCell::new();
+    let now = || *now.get_or_init(|| shared.now_us());
+    // Losing a half-open probe race makes that breaker look open, so each round excludes one
+    // more replica; n + 1 rounds are enough.
+    for _ in 0..=n {
+        let start = if n > 1 {
+            target.next.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let idx = balancer::pick(
+            route.balance,
+            n,
+            start,
+            tried,
+            |i| ups[i].breaker.is_closed() || ups[i].breaker.is_available(now()),
+            |i| ups[i].outstanding(),
+        )?;
+        if ups[idx].breaker.is_closed() || ups[idx].breaker.try_acquire(now()) {
+            return Some(idx);
+        }
+    }
+    None
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+/// Path and query to send upstream, with the route's prefix stripped when asked.
+fn forwarded_path_and_query(route: &CompiledRoute, uri: &Uri) -> Option<PathAndQuery> {
+    let original = uri.path_and_query()?;
+    if !route.strip_prefix {
+        return Some(original.clone());
+    }
+    let path = route.forwarded_path(original.path());
+    let rewritten = match original.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    PathAndQuery::try_from(rewritten).ok()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// No connection was made: nothing reached the upstream, so a retry is safe.
+    #[error("{0}")]
+    Connect(pool::ConnectError),
+    #[error("no response headers within the request timeout")]
+    Timeout,
+    #[error("{0}")]
+    Other(hyper::Error),
+}
+
+/// Sends `req` on a pooled (or new) connection and waits up to `request_timeout` for the
+/// response headers. A pooled connection that turns out closed before the request left is
+/// replaced by a fresh one, once: the request comes back untouched in that case.
+async fn exchange(
+    shared: &Shared,
+    upstream: &UpstreamState,
+    req: Request<ProxyBody>,
+    started: Instant,
+) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    let connect_timeout = shared.cfg.connect_timeout;
+    let (mut sender, reused) = pool::checkout(upstream, connect_timeout, started)
+        .await
+        .map_err(Failure::Connect)?;
+    let sent = with_timeout(shared, sender.try_send_request(req)).await?;
+    match sent {
+        Ok(resp) => Ok((resp, sender)),
+        Err(mut e) => match e.take_message() {
+            Some(req) if reused => {
+                let mut fresh = Box::pin(pool::connect(upstream, connect_timeout))
+                    .await
+                    .map_err(Failure::Connect)?;
+                let resp = with_timeout(shared, fresh.send_request(req))
+                    .await?
+                    .map_err(Failure::Other)?;
+                Ok((resp, fresh))
+            }
+            _ => Err(Failure::Other(e.into_error())),
+        },
+    }
+}
+
+async fn with_timeout<T>(shared: &Shared, fut: impl Future<Output = T>) -> Result<T, Failure> {
+    let limit = shared.cfg.request_timeout;
+    if limit.is_zero() {
+        Ok(fut.await)
+    } else {
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| Failure::Timeout)
+    }
+}
+
+/// The upstream's response for the client: hop-by-hop headers out, request id and any new
+/// sticky cookie in, body streamed with the guard riding along.
+fn finish_response(
+    resp: Response<Incoming>,
+    guard: RequestGuard,
+    request_id: &HeaderValue,
+    set_cookie: Option<HeaderValue>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
+        parts.headers.insert(X_REQUEST_ID, request_id.clone());
+    }
+    if let Some(cookie) = set_cookie {
+        parts.headers.append(SET_COOKIE, cookie);
+    }
+    Response::from_parts(parts, ProxyBody::streamed(body, Some(guard)))
+}

@@ -1,0 +1,142 @@
+//! In-flight accounting that cannot leak: a guard per request, dropped when the response body
+//! ends, the client goes away, or an upgraded tunnel closes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::header::HeaderValue;
+use tokio::time::Instant;
+
+use crate::pool::Sender;
+use crate::stats::RevisionMetrics;
+use crate::upstream::UpstreamState;
+
+/// One client connection: its address for `X-Forwarded-For` and what its idle timer needs.
+pub(crate) struct ConnState {
+    pub(crate) client_ip: HeaderValue,
+    /// Requests (HTTP/2: streams) open on this connection.
+    active: AtomicU32,
+    /// When `active` last dropped to 0, in µs since `epoch`.
+    idle_since_us: AtomicU64,
+    epoch: Instant,
+}
+
+impl ConnState {
+    pub(crate) fn new(client_ip: HeaderValue, epoch: Instant) -> Self {
+        ConnState {
+            client_ip,
+            active: AtomicU32::new(0),
+            idle_since_us: AtomicU64::new(micros_since(epoch)),
+            epoch,
+        }
+    }
+
+    /// When the connection will have been idle for `idle`, or `None` while requests are open.
+    pub(crate) fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_micros(self.idle_since_us.load(Ordering::Acquire));
+        Some(self.epoch + since + idle)
+    }
+}
+
+fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(Instant::now().duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Held for the life of one proxied request; releases every count it took when dropped, and
+/// gives the upstream connection back to its pool if the exchange ended cleanly.
+pub(crate) struct RequestGuard {
+    conn: Arc<ConnState>,
+    revision: Option<Arc<RevisionMetrics>>,
+    upstream: Option<Arc<UpstreamState>>,
+    upstream_conn: Option<Sender>,
+    reusable: bool,
+}
+
+impl RequestGuard {
+    pub(crate) fn new(conn: Arc<ConnState>) -> Self {
+        conn.active.fetch_add(1, Ordering::AcqRel);
+        RequestGuard {
+            conn,
+            revision: None,
+            upstream: None,
+            upstream_conn: None,
+            reusable: false,
+        }
+    }
+
+    /// The upstream connection carrying the response; pooled again once the body has ended.
+    pub(crate) fn set_upstream_conn(&mut self, sender: Sender) {
+        self.upstream_conn = Some(sender);
+    }
+
+    /// The response body was read to its end: the connection can take another request.
+    pub(crate) fn mark_reusable(&mut self) {
+        self.reusable = true;
+    }
+
+    pub(crate) fn conn(&self) -> &ConnState {
+        &self.conn
+    }
+
+    /// Counts the request in flight on `revision`.
+    pub(crate) fn set_revision(&mut self, revision: Arc<RevisionMetrics>) {
+        revision.enter();
+        if let Some(old) = self.revision.replace(revision) {
+            old.leave();
+        }
+    }
+
+    /// Counts the request outstanding on `upstream` (moving it off a previous, failed one).
+    pub(crate) fn set_upstream(&mut self, upstream: Arc<UpstreamState>) {
+        upstream.enter();
+        if let Some(old) = self.upstream.replace(upstream) {
+            old.leave();
+        }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if let Some(u) = self.upstream.take() {
+            if let Some(sender) = self.upstream_conn.take()
+                && self.reusable
+            {
+                u.pool().put(sender);
+            }
+            u.leave();
+        }
+        if let Some(r) = self.revision.take() {
+            r.leave();
+        }
+        if self.conn.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.conn
+                .idle_since_us
+                .store(micros_since(self.conn.epoch), Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_deadline_follows_the_last_request() {
+        let epoch = Instant::now();
+        let conn = Arc::new(ConnState::new(HeaderValue::from_static("1.2.3.4"), epoch));
+        let idle = Duration::from_secs(5);
+        assert_eq!(conn.idle_deadline(idle), Some(epoch + idle));
+        let guard = RequestGuard::new(conn.clone());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(conn.idle_deadline(idle), None);
+        drop(guard);
+        assert_eq!(
+            conn.idle_deadline(idle),
+            Some(epoch + Duration::from_secs(30) + idle)
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Orchestra's reverse proxy data plane.
+//!
+//! The deploy controller owns a [`Proxy`] and drives it with [`Proxy::set_routes`]: every call
+//! validates the new table, compiles it and swaps it in atomically (`arc-swap`), so the request
+//! path never takes a lock. Requests already in flight keep the table they started with; a
+//! stream opened before a swap finishes on the upstream it was opened on.
+//!
+//! Per request: route by host and longest path prefix ([`table`]), pick a revision by weight or
+//! sticky key ([`select`]), pick a replica ([`balancer`]) whose circuit breaker is closed
+//! ([`breaker`]), forward with streaming bodies both ways ([`forward`]), pass upgrades through
+//! ([`upgrade`]) and record per-revision stats ([`stats`], [`histogram`]) that the verifier reads
+//! as windows ([`RevisionStats::since`]).
+
+mod balancer;
+mod body;
+mod breaker;
+mod config;
+mod error;
+mod forward;
+mod guard;
+mod headers;
+mod histogram;
+mod pool;
+mod respond;
+mod route;
+mod select;
+mod server;
+mod stats;
+mod table;
+mod upgrade;
+mod upstream;
+mod worker;
+
+pub use config::ProxyConfig;
+pub use error::{ProxyError, RouteIssue};
+pub use histogram::Histogram;
+pub use route::{Balance, Route, Sticky, Target};
+pub use server::Proxy;
+pub use stats::RevisionStats;

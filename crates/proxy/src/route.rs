@@ -1,0 +1,221 @@
+//! The routing table as the deploy controller writes it, and its validation.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use hyper::header::HeaderName;
+
+use crate::error::RouteIssue;
+
+/// Where requests for one service go.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Service name, for errors and logs.
+    pub service: String,
+    /// Exact host to match (port ignored, case-insensitive); `None` matches any host.
+    pub host: Option<String>,
+    /// Path prefix matched on segment boundaries: `/api` matches `/api` and `/api/x`, not
+    /// `/apix`. `/` matches everything.
+    pub path_prefix: String,
+    /// Remove the prefix before forwarding (`/api/x` → `/x`).
+    pub strip_prefix: bool,
+    /// Revisions, stable first: the order fixes how sticky clients move (see [`Sticky`]).
+    pub targets: Vec<Target>,
+    /// Keep each client on one revision.
+    pub sticky: Option<Sticky>,
+    /// How a revision's replicas share its requests.
+    pub balance: Balance,
+    /// Hold new requests (up to `pause_timeout`) until a later table unpauses the route.
+    pub paused: bool,
+    /// When set, answer every request with 503 and this body.
+    pub maintenance: Option<String>,
+}
+
+/// One revision of a service and its replicas.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Revision name; stats and in-flight counts are kept under it.
+    pub revision: String,
+    /// Relative share of new traffic; 0 takes no new requests (draining).
+    pub weight: u32,
+    /// Replica addresses.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// The key that keeps a client on one revision. Keys hash into 10,000 slots mapped through the
+/// cumulative weights in target order, so as a later target's weight grows, clients only move
+/// toward it.
+#[derive(Clone, Debug)]
+pub enum Sticky {
+    /// Cookie name; set (HttpOnly, Path=/) with a random key when the client has none.
+    Cookie(String),
+    /// Request header name; requests without it are spread by weight.
+    Header(String),
+}
+
+/// How a revision's replicas share requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// Each replica in turn.
+    #[default]
+    RoundRobin,
+    /// The replica with the fewest requests in progress.
+    LeastOutstanding,
+}
+
+/// The path prefix without its trailing slashes; `""` for the root.
+pub(crate) fn normalize_prefix(prefix: &str) -> &str {
+    prefix.trim_end_matches('/')
+}
+
+fn valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+/// Every problem in `routes`, in order; empty when the table is usable.
+pub(crate) fn validate(routes: &[Route]) -> Vec<RouteIssue> {
+    let mut issues = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in routes.iter().enumerate() {
+        let mut issue = |field: String, message: &str| {
+            issues.push(RouteIssue {
+                route: i,
+                service: r.service.clone(),
+                field,
+                message: message.to_string(),
+            });
+        };
+        if r.service.trim().is_empty() {
+            issue("service".into(), "must not be empty");
+        }
+        if let Some(h) = &r.host
+            && (h.is_empty() || h.contains(['/', ' ']))
+        {
+            issue("host".into(), "must be a host name without scheme or path");
+        }
+        if !r.path_prefix.starts_with('/') {
+            issue("path_prefix".into(), "must start with '/'");
+        } else if r.path_prefix.contains(['?', '#']) {
+            issue("path_prefix".into(), "must not contain '?' or '#'");
+        }
+        let key = (
+            r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            normalize_prefix(&r.path_prefix).to_string(),
+        );
+        if !seen.insert(key) {
+            issue(
+                "path_prefix".into(),
+                "another route already has this host and prefix",
+            );
+        }
+        match &r.sticky {
+            Some(Sticky::Cookie(name)) if !valid_cookie_name(name) => {
+                issue("sticky".into(), "cookie name must be a non-empty token");
+            }
+            Some(Sticky::Header(name)) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
+                issue("sticky".into(), "not a valid header name");
+            }
+            _ => {}
+        }
+        let mut revisions = HashSet::new();
+        for (t, target) in r.targets.iter().enumerate() {
+            if target.revision.is_empty() {
+                issue(format!("targets[{t}].revision"), "must not be empty");
+            } else if !revisions.insert(target.revision.as_str()) {
+                issue(
+                    format!("targets[{t}].revision"),
+                    "listed twice in the same route",
+                );
+            }
+            if target.weight > 0 && target.upstreams.is_empty() {
+                issue(
+                    format!("targets[{t}].upstreams"),
+                    "a target with weight > 0 needs at least one upstream",
+                );
+            }
+        }
+        let total: u64 = r.targets.iter().map(|t| u64::from(t.weight)).sum();
+        if total == 0 && r.maintenance.is_none() && !r.paused {
+            issue(
+                "targets".into(),
+                "no target has weight > 0 (set maintenance or paused to take the route out)",
+            );
+        }
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str) -> Route {
+        Route {
+            service: "api".into(),
+            host: None,
+            path_prefix: prefix.into(),
+            strip_prefix: false,
+            targets: vec![Target {
+                revision: "v1".into(),
+                weight: 1,
+                upstreams: vec!["127.0.0.1:1".parse().unwrap()],
+            }],
+            sticky: None,
+            balance: Balance::RoundRobin,
+            paused: false,
+            maintenance: None,
+        }
+    }
+
+    #[test]
+    fn a_good_table_has_no_issues() {
+        assert!(validate(&[route("/"), route("/api")]).is_empty());
+    }
+
+    #[test]
+    fn collects_every_issue_with_its_field() {
+        let mut bad = route("api");
+        bad.service = String::new();
+        bad.sticky = Some(Sticky::Cookie("a b".into()));
+        bad.targets.push(Target {
+            revision: "v1".into(),
+            weight: 5,
+            upstreams: vec![],
+        });
+        let mut zero = route("/z");
+        zero.targets[0].weight = 0;
+        let dup = route("/api/");
+        let issues = validate(&[bad, zero, route("/api"), dup]);
+        let fields: Vec<_> = issues.iter().map(|i| (i.route, i.field.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                (0, "service"),
+                (0, "path_prefix"),
+                (0, "sticky"),
+                (0, "targets[1].revision"),
+                (0, "targets[1].upstreams"),
+                (1, "targets"),
+                (3, "path_prefix"),
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_weight_is_fine_in_maintenance() {
+        let mut r = route("/");
+        r.targets.clear();
+        r.maintenance = Some("back soon".into());
+        assert!(validate(&[r]).is_empty());
+    }
+
+    #[test]
+    fn prefixes_normalize() {
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix("/api/"), "/api");
+        assert_eq!(normalize_prefix("/api"), "/api");
+    }
+}

@@ -1,0 +1,283 @@
+//! The compiled routing table: what the request path reads after one atomic load.
+//!
+//! Compiling resolves everything a request would otherwise look up: each target's stats counters,
+//! each replica's breaker, cumulative weights, header names. Routes are sorted so the first match
+//! wins: routes for an exact host before host-less ones, longer prefixes before shorter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use hyper::header::HeaderName;
+
+use crate::route::{Balance, Route, Sticky, normalize_prefix};
+use crate::select;
+use crate::stats::{MetricsRegistry, RevisionMetrics};
+use crate::upstream::{UpstreamRegistry, UpstreamState};
+
+pub(crate) enum CompiledSticky {
+    Cookie(String),
+    Header(HeaderName),
+}
+
+pub(crate) struct CompiledTarget {
+    pub(crate) metrics: Arc<RevisionMetrics>,
+    pub(crate) upstreams: Vec<Arc<UpstreamState>>,
+    /// Rotation for round robin and tie-breaking.
+    pub(crate) next: AtomicUsize,
+}
+
+pub(crate) struct CompiledRoute {
+    /// Lowercased.
+    host: Option<String>,
+    /// Normalized: no trailing slash, `""` for the root.
+    prefix: String,
+    pub(crate) strip_prefix: bool,
+    pub(crate) targets: Vec<CompiledTarget>,
+    /// Cumulative weights in target order.
+    pub(crate) cum: Vec<u64>,
+    pub(crate) sticky: Option<CompiledSticky>,
+    pub(crate) balance: Balance,
+    pub(crate) paused: bool,
+    pub(crate) maintenance: Option<Bytes>,
+    /// Counter for the weighted spread of unsticky requests.
+    pub(crate) spread: AtomicU64,
+}
+
+impl CompiledRoute {
+    pub(crate) fn total_weight(&self) -> u64 {
+        self.cum.last().copied().unwrap_or(0)
+    }
+
+    /// The target for an unsticky request.
+    pub(crate) fn pick_weighted(&self) -> Option<usize> {
+        if self.targets.len() == 1 {
+            return (self.total_weight() > 0).then_some(0);
+        }
+        let total = self.total_weight();
+        if total == 0 {
+            return None;
+        }
+        let n = self.spread.fetch_add(1, Ordering::Relaxed);
+        select::pick_by_point(&self.cum, select::spread_point(n, total))
+    }
+
+    /// The path to forward: the prefix removed when the route strips it.
+    pub(crate) fn forwarded_path<'a>(&self, path: &'a str) -> &'a str {
+        if !self.strip_prefix {
+            return path;
+        }
+        match path.get(self.prefix.len()..) {
+            Some("") | None => "/",
+            Some(rest) => rest,
+        }
+    }
+
+    fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        if let Some(want) = &self.host {
+            match host {
+                Some(h) if h.eq_ignore_ascii_case(want) => {}
+                _ => return false,
+            }
+        }
+        path_has_prefix(path, &self.prefix)
+    }
+}
+
+/// `prefix` (normalized) matches `path` on a segment boundary.
+pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+}
+
+/// The host of a `Host` header or URI authority, without port, brackets kept for IPv6.
+pub(crate) fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+pub(crate) struct RouteTable {
+    /// The routes as given, for [`crate::Proxy::routes`].
+    pub(crate) source: Arc<Vec<Route>>,
+    pub(crate) routes: Vec<CompiledRoute>,
+}
+
+impl RouteTable {
+    pub(crate) fn empty() -> Self {
+        RouteTable {
+            source: Arc::new(Vec::new()),
+            routes: Vec::new(),
+        }
+    }
+
+    /// Compiles a validated table.
+    pub(crate) fn compile(
+        routes: Vec<Route>,
+        metrics: &MetricsRegistry,
+        upstreams: &UpstreamRegistry,
+    ) -> Self {
+        let mut compiled: Vec<CompiledRoute> = routes
+            .iter()
+            .map(|r| CompiledRoute {
+                host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                prefix: normalize_prefix(&r.path_prefix).to_string(),
+                strip_prefix: r.strip_prefix,
+                targets: r
+                    .targets
+                    .iter()
+                    .map(|t| CompiledTarget {
+                        metrics: metrics.get_or_create(&t.revision),
+                        upstreams: t
+                            .upstreams
+                            .iter()
+                            .map(|a| upstreams.get_or_create(*a))
+                            .collect(),
+                        next: AtomicUsize::new(0),
+                    })
+                    .collect(),
+                cum: select::cumulative(r.targets.iter().map(|t| t.weight)),
+                sticky: r.sticky.as_ref().and_then(|s| match s {
+                    Sticky::Cookie(name) => Some(CompiledSticky::Cookie(name.clone())),
+                    Sticky::Header(name) => HeaderName::from_bytes(name.as_bytes())
+                        .ok()
+                        .map(CompiledSticky::Header),
+                }),
+                balance: r.balance,
+                paused: r.paused,
+                maintenance: r.maintenance.clone().map(Bytes::from),
+                spread: AtomicU64::new(0),
+            })
+            .collect();
+        // Host-specific first, then longest prefix; stable, so equal keys keep table order.
+        compiled.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
+        RouteTable {
+            source: Arc::new(routes),
+            routes: compiled,
+        }
+    }
+
+    /// Index of the route for a request, `None` for a 404.
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        let host = host.map(host_without_port);
+        self.routes.iter().position(|r| r.matches(host, path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::Target;
+    use std::time::Duration;
+
+    fn route(host: Option<&str>, prefix: &str, strip: bool) -> Route {
+        Route {
+            service: format!("{host:?}{prefix}"),
+            host: host.map(str::to_string),
+            path_prefix: prefix.into(),
+            strip_prefix: strip,
+            targets: vec![Target {
+                revision: "v1".into(),
+                weight: 1,
+                upstreams: vec!["127.0.0.1:1".parse().unwrap()],
+            }],
+            sticky: None,
+            balance: Balance::RoundRobin,
+            paused: false,
+            maintenance: None,
+        }
+    }
+
+    fn table(routes: Vec<Route>) -> RouteTable {
+        RouteTable::compile(
+            routes,
+            &MetricsRegistry::default(),
+            &UpstreamRegistry::new(1, Duration::from_secs(1), 0),
+        )
+    }
+
+    fn found<'a>(t: &'a RouteTable, host: Option<&str>, path: &str) -> Option<&'a str> {
+        t.find(host, path).map(|i| {
+            let prefix = &t.routes[i].prefix;
+            let host = &t.routes[i].host;
+            t.source
+                .iter()
+                .find(|r| {
+                    normalize_prefix(&r.path_prefix) == prefix
+                        && r.host.as_ref().map(|h| h.to_ascii_lowercase()) == *host
+                })
+                .map_or("?", |r| r.service.as_str())
+        })
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let t = table(vec![
+            route(None, "/", false),
+            route(None, "/api", false),
+            route(None, "/api/v2/", false),
+        ]);
+        assert_eq!(found(&t, None, "/"), Some("None/"));
+        assert_eq!(found(&t, None, "/apix"), Some("None/"));
+        assert_eq!(found(&t, None, "/api"), Some("None/api"));
+        assert_eq!(found(&t, None, "/api/"), Some("None/api"));
+        assert_eq!(found(&t, None, "/api/v2"), Some("None/api/v2/"));
+        assert_eq!(found(&t, None, "/api/v2/x"), Some("None/api/v2/"));
+        assert_eq!(found(&t, None, "/api/v20"), Some("None/api"));
+    }
+
+    #[test]
+    fn host_routes_win_then_fall_back() {
+        let t = table(vec![
+            route(None, "/", false),
+            route(Some("Shop.Example"), "/", false),
+            route(None, "/api", false),
+        ]);
+        assert_eq!(
+            found(&t, Some("shop.example:8080"), "/api"),
+            Some("Some(\"Shop.Example\")/")
+        );
+        assert_eq!(found(&t, Some("other"), "/api"), Some("None/api"));
+        assert_eq!(found(&t, None, "/x"), Some("None/"));
+    }
+
+    #[test]
+    fn no_match_is_none() {
+        let t = table(vec![
+            route(Some("a"), "/", false),
+            route(None, "/api", false),
+        ]);
+        assert_eq!(t.find(Some("b"), "/"), None);
+        assert_eq!(table(vec![]).find(None, "/"), None);
+    }
+
+    #[test]
+    fn strip_prefix_keeps_a_rooted_path() {
+        let t = table(vec![route(None, "/api/", true), route(None, "/", true)]);
+        let api = &t.routes[t.find(None, "/api/x").unwrap()];
+        assert_eq!(api.forwarded_path("/api/x/y"), "/x/y");
+        assert_eq!(api.forwarded_path("/api"), "/");
+        assert_eq!(api.forwarded_path("/api/"), "/");
+        let root = &t.routes[t.find(None, "/z").unwrap()];
+        assert_eq!(root.forwarded_path("/z"), "/z");
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(host_without_port("a.b:80"), "a.b");
+        assert_eq!(host_without_port("a.b"), "a.b");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn weighted_pick_skips_zero_weights() {
+        let mut r = route(None, "/", false);
+        r.targets.push(Target {
+            revision: "v2".into(),
+            weight: 0,
+            upstreams: vec![],
+        });
+        let t = table(vec![r]);
+        assert!((0..50).all(|_| t.routes[0].pick_weighted() == Some(0)));
+    }
+}

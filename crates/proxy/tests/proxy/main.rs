@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used)]
+//! Integration tests: the real proxy on 127.0.0.1:0 in front of real upstream servers.
+
+mod deploy;
+mod lifecycle;
+mod resilience;
+mod routing;
+mod streaming;
+mod support;
