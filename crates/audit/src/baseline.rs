@@ -51,7 +51,10 @@ impl Baseline {
         let raw: RawReport = serde_json::from_str(text)
             .map_err(|e| format!("not an `orchestra audit --format json` report: {e}"))?;
         if raw.version != 1 {
-            return Err(format!("report version {} is not supported (expected 1)", raw.version));
+            return Err(format!(
+                "report version {} is not supported (expected 1)",
+                raw.version
+            ));
         }
         Ok(Baseline {
             fingerprints: raw.findings.into_iter().map(|f| f.fingerprint).collect(),

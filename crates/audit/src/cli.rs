@@ -91,7 +91,9 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
         return Ok(0);
     }
     let root_dir = if args.path.is_file() {
-        args.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        args.path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     } else {
         args.path.clone()
     };
@@ -149,7 +151,12 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
                 path.display()
             )?;
         }
-        None => render(&report, &repo, args.format, out)?,
+        None => {
+            // One write: stdout is line-buffered, and reports are large.
+            let mut buf = Vec::with_capacity(64 * 1024);
+            render(&report, &repo, args.format, &mut buf)?;
+            out.write_all(&buf)?;
+        }
     }
     let fail_on = args
         .fail_on
@@ -184,6 +191,12 @@ pub fn exit_code(report: &Report, fail_on: FailOn) -> i32 {
 ///
 /// Rewrites every reference in text files under PATH, skipping binaries and lockfiles
 /// (unless --include-lockfiles), prints a per-file summary and checks none remain.
+/// OLD must stand alone: `acme-prod` matches in `gcr.io/acme-prod/api` but not in
+/// `acme-prod2` or `acme_prod_db`. Files are written atomically (temporary file, then
+/// rename, permissions kept); .orchestra-audit.toml is left alone.
+///
+/// Exit status: 0 when done (or on --dry-run), 1 when references remain afterwards,
+/// 2 on errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RenameIdArgs {
     /// The identifier to replace.
@@ -207,8 +220,16 @@ pub struct RenameIdArgs {
 /// Run `orchestra fix rename-id`; returns the process exit code.
 ///
 /// # Errors
-/// Not implemented yet.
+/// Bad arguments, a missing path, unreadable or unwritable files.
 pub fn run_rename_id(args: &RenameIdArgs, out: &mut dyn Write) -> Result<i32, AuditError> {
-    let _ = (args, out);
-    Err(AuditError::NotImplemented("orchestra fix rename-id"))
+    let opts = crate::fix::rename_id::RenameOptions {
+        old: args.old.clone(),
+        new: args.new.clone(),
+        root: args.path.clone(),
+        dry_run: args.dry_run,
+        include_lockfiles: args.include_lockfiles,
+        no_ignore: args.no_ignore,
+    };
+    let report = crate::fix::rename_id::rename_id(&opts)?;
+    Ok(crate::fix::rename_id::print(&report, &opts, out)?)
 }

@@ -50,9 +50,11 @@ impl InlineIgnores {
                 .filter(|r| !r.is_empty())
                 .collect();
             let before = line[..at].trim();
-            let covers_next = ["#", "//", "/*", "<!--", "--", ";"]
-                .iter()
-                .any(|lead| before.strip_prefix(lead).is_some_and(|r| r.trim().is_empty()));
+            let covers_next = ["#", "//", "/*", "<!--", "--", ";"].iter().any(|lead| {
+                before
+                    .strip_prefix(lead)
+                    .is_some_and(|r| r.trim().is_empty())
+            });
             comments.push(IgnoreComment {
                 line: i as u32 + 1,
                 rules,

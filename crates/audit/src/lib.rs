@@ -71,7 +71,7 @@
 //!    assert_eq!(f[0].locations[0].span.start.line, 1);
 //!    ```
 //!
-//! The test `registry_matches_rule_files_and_docs` (tests/registry.rs) fails when a rule
+//! The test `registry_matches_rule_files_and_docs` (tests/integration/registry.rs) fails when a rule
 //! file, registry line or docs entry is missing or misnamed.
 //!
 //! Locations: lines and columns are 1-based, columns count characters. Use
@@ -86,7 +86,10 @@ pub mod collect;
 pub mod config;
 mod error;
 pub mod finding;
+pub mod fix;
 pub mod ignore_comments;
+pub mod knowledge;
+pub mod osv;
 pub mod output;
 pub mod parse;
 pub mod registry;

@@ -2,7 +2,7 @@
 //!
 //! One line per rule. Add yours at the end of its family's block; the test
 //! `registry_matches_rule_files_and_docs` keeps this list, `src/rules/**` and
-//! `docs/audit/` in sync.
+//! `docs/audit/` in sync (tests/integration/registry.rs).
 
 use crate::rule::Rule;
 use crate::rules;
@@ -15,7 +15,54 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::parse_error::ParseError),
         // dockerfile
         Box::new(rules::dockerfile::dockerfile_latest_tag::LatestTag),
+        Box::new(rules::dockerfile::dockerfile_eol_base::EolBase),
+        Box::new(rules::dockerfile::dockerfile_root_user::RootUser),
+        Box::new(rules::dockerfile::dockerfile_secret_in_env::SecretInEnv),
+        Box::new(rules::dockerfile::dockerfile_tls_verification_disabled::TlsVerificationDisabled),
+        Box::new(
+            rules::dockerfile::dockerfile_copy_env_without_dockerignore::CopyEnvWithoutDockerignore,
+        ),
+        Box::new(rules::dockerfile::dockerfile_exec_form_variable::ExecFormVariable),
+        Box::new(rules::dockerfile::dockerfile_missing_healthcheck::MissingHealthcheck),
+        Box::new(rules::dockerfile::dockerfile_package_cache::PackageCache),
+        Box::new(rules::dockerfile::dockerfile_add_instead_of_copy::AddInsteadOfCopy),
         // compose
+        Box::new(rules::compose::compose_privileged::Privileged),
+        Box::new(rules::compose::compose_docker_socket::DockerSocket),
+        Box::new(rules::compose::compose_port_conflict::PortConflict),
+        Box::new(rules::compose::compose_missing_path::MissingPath),
+        Box::new(rules::compose::compose_latest_tag::LatestTag),
+        Box::new(rules::compose::compose_healthcheck_mismatch::HealthcheckMismatch),
+        Box::new(rules::compose::compose_missing_healthcheck::MissingHealthcheck),
+        Box::new(rules::compose::compose_missing_resource_limits::MissingResourceLimits),
+        // secrets
+        Box::new(rules::secrets::secret_provider_token::ProviderToken),
+        Box::new(rules::secrets::secret_private_key::PrivateKey),
+        Box::new(rules::secrets::secret_gcp_service_account_key::GcpServiceAccountKey),
+        Box::new(rules::secrets::secret_url_credentials::UrlCredentials),
+        Box::new(rules::secrets::secret_htpasswd_entry::HtpasswdEntry),
+        Box::new(rules::secrets::secret_committed_file::CommittedFile),
+        Box::new(rules::secrets::secret_generic_assignment::GenericAssignment),
+        // workflows
+        Box::new(rules::workflows::workflow_unpinned_action::UnpinnedAction),
+        Box::new(rules::workflows::workflow_missing_permissions::MissingPermissions),
+        Box::new(rules::workflows::workflow_excessive_permissions::ExcessivePermissions),
+        Box::new(rules::workflows::workflow_long_lived_cloud_key::LongLivedCloudKey),
+        Box::new(rules::workflows::workflow_template_injection::TemplateInjection),
+        Box::new(rules::workflows::workflow_duplicate_deploy::DuplicateDeploy),
+        Box::new(rules::workflows::workflow_test_continue_on_error::TestContinueOnError),
+        Box::new(rules::workflows::workflow_deploy_without_concurrency::DeployWithoutConcurrency),
+        // drift
+        Box::new(rules::drift::drift_tool_version::ToolVersion),
+        Box::new(rules::drift::drift_base_image::BaseImage),
+        Box::new(rules::drift::drift_action_version::ActionVersion),
+        Box::new(rules::drift::drift_requirements_lock::RequirementsLock),
+        // identifiers
+        Box::new(rules::identifiers::stale_id::StaleId),
+        Box::new(rules::identifiers::mixed_cloud_projects::MixedCloudProjects),
+        Box::new(rules::identifiers::mixed_cloud_regions::MixedCloudRegions),
+        // dependencies
+        Box::new(rules::dependencies::dependency_known_vulnerability::KnownVulnerability),
     ]
 }
 

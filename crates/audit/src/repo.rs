@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -97,9 +97,11 @@ impl ParsedFile {
 fn is_shell_shebang(text: &str) -> bool {
     let first = text.lines().next().unwrap_or("");
     first.starts_with("#!")
-        && ["/sh", "/bash", "/ash", "/dash", "/zsh", "env sh", "env bash"]
-            .iter()
-            .any(|s| first.contains(s))
+        && [
+            "/sh", "/bash", "/ash", "/dash", "/zsh", "env sh", "env bash",
+        ]
+        .iter()
+        .any(|s| first.contains(s))
 }
 
 /// Options rules may read: stale ids, the OSV database, per-rule config, today's date.
@@ -139,8 +141,12 @@ pub struct Repository {
     /// Rule settings.
     pub settings: Settings,
     index: HashMap<String, usize>,
+    by_kind: HashMap<FileKind, Vec<usize>>,
     dirs: HashSet<String>,
     builds: OnceLock<Vec<ServiceBuild>>,
+    /// Directory listings read from disk for `exists` (one `read_dir` per directory
+    /// instead of a `stat` per probed name).
+    disk_dirs: Mutex<HashMap<String, Arc<HashSet<String>>>>,
 }
 
 impl Repository {
@@ -175,10 +181,12 @@ impl Repository {
 
     fn build(root: Option<PathBuf>, files: Vec<ParsedFile>, settings: Settings) -> Self {
         let mut index = HashMap::with_capacity(files.len());
+        let mut by_kind: HashMap<FileKind, Vec<usize>> = HashMap::new();
         let mut dirs = HashSet::new();
         dirs.insert(String::new());
         for (i, f) in files.iter().enumerate() {
             index.insert(f.path().to_string(), i);
+            by_kind.entry(f.kind).or_default().push(i);
             let mut p = f.path();
             while let Some((d, _)) = p.rsplit_once('/') {
                 if !dirs.insert(d.to_string()) {
@@ -192,8 +200,10 @@ impl Repository {
             files,
             settings,
             index,
+            by_kind,
             dirs,
             builds: OnceLock::new(),
+            disk_dirs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -203,9 +213,13 @@ impl Repository {
         self.index.get(path).map(|&i| &self.files[i])
     }
 
-    /// Files of one kind.
+    /// Files of one kind, in path order (indexed: cheap to call per file).
     pub fn files_of(&self, kind: FileKind) -> impl Iterator<Item = &ParsedFile> {
-        self.files.iter().filter(move |f| f.kind == kind)
+        self.by_kind
+            .get(&kind)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&i| &self.files[i])
     }
 
     /// Does `path` (relative, normalized) exist as a file or directory? Checks collected
@@ -216,10 +230,32 @@ impl Repository {
         if self.index.contains_key(path) || self.dirs.contains(path) {
             return true;
         }
-        match &self.root {
-            Some(root) => root.join(path).exists(),
-            None => false,
+        let Some(root) = &self.root else {
+            return false;
+        };
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        self.disk_listing(root, dir).contains(name)
+    }
+
+    /// Names in directory `dir` (relative) on disk, cached; empty if it does not exist.
+    fn disk_listing(&self, root: &Path, dir: &str) -> Arc<HashSet<String>> {
+        if let Ok(cache) = self.disk_dirs.lock()
+            && let Some(names) = cache.get(dir)
+        {
+            return Arc::clone(names);
         }
+        let names: HashSet<String> = std::fs::read_dir(root.join(dir))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let names = Arc::new(names);
+        if let Ok(mut cache) = self.disk_dirs.lock() {
+            cache.insert(dir.to_string(), Arc::clone(&names));
+        }
+        names
     }
 
     /// Services (compose or orchestra manifest) that build an image, with the Dockerfile
@@ -230,27 +266,33 @@ impl Repository {
 }
 
 fn read_one(abs: &Path, rel: &str, kind: FileKind) -> ParsedFile {
-    let size = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
     let limit = if kind == FileKind::Other {
         MAX_OTHER_SIZE
     } else {
         MAX_SIZE
     };
+    let unreadable = |e: std::io::Error| {
+        let mut f = ParsedFile::binary(rel, kind);
+        f.doc = Document::Invalid;
+        f.issues.push(ParseIssue {
+            message: format!("cannot read file: {e}"),
+            span: crate::source::Span::default(),
+        });
+        f
+    };
+    // Open once and size from the handle: no separate `stat` of the path.
+    let mut file = match std::fs::File::open(abs) {
+        Ok(f) => f,
+        Err(e) => return unreadable(e),
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     if size > limit {
         return ParsedFile::binary(rel, kind);
     }
-    let bytes = match std::fs::read(abs) {
-        Ok(b) => b,
-        Err(e) => {
-            let mut f = ParsedFile::binary(rel, kind);
-            f.doc = Document::Invalid;
-            f.issues.push(ParseIssue {
-                message: format!("cannot read file: {e}"),
-                span: crate::source::Span::default(),
-            });
-            return f;
-        }
-    };
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    if let Err(e) = std::io::Read::read_to_end(&mut file, &mut bytes) {
+        return unreadable(e);
+    }
     // NUL in the first 8 KiB: binary, like git's heuristic.
     if bytes[..bytes.len().min(8192)].contains(&0) {
         return ParsedFile::binary(rel, kind);

@@ -102,11 +102,7 @@ impl Sink {
     }
 
     /// Start a finding at `primary`. Call [`FindingBuilder::emit`] to record it.
-    pub fn report(
-        &mut self,
-        primary: Location,
-        message: impl Into<String>,
-    ) -> FindingBuilder<'_> {
+    pub fn report(&mut self, primary: Location, message: impl Into<String>) -> FindingBuilder<'_> {
         let meta = self.meta;
         FindingBuilder {
             sink: self,

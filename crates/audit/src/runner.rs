@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
+use crate::AuditError;
 use crate::baseline::Baseline;
 use crate::config::Config;
 use crate::finding::{Finding, fnv1a};
 use crate::registry;
 use crate::repo::{Repository, Settings};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
-use crate::AuditError;
 
 /// What to audit and how.
 #[derive(Clone, Debug, Default)]
@@ -69,7 +69,11 @@ impl Report {
 /// The root does not exist.
 pub fn audit(opts: &AuditOptions) -> Result<Report, AuditError> {
     let repo = Repository::load(&opts.root, opts.no_ignore, opts.settings.clone())?;
-    Ok(audit_repository(&repo, &opts.config, opts.baseline.as_ref()))
+    Ok(audit_repository(
+        &repo,
+        &opts.config,
+        opts.baseline.as_ref(),
+    ))
 }
 
 /// Audit an already loaded repository with every enabled registered rule.
@@ -200,9 +204,8 @@ pub(crate) fn finish(
         findings.push(f);
     }
     findings.sort_by_cached_key(Finding::sort_key);
-    findings.dedup_by(|a, b| {
-        a.rule == b.rule && a.message == b.message && a.locations == b.locations
-    });
+    findings
+        .dedup_by(|a, b| a.rule == b.rule && a.message == b.message && a.locations == b.locations);
     Report {
         findings,
         suppressed,

@@ -23,11 +23,7 @@ pub fn run_rule(rule: &dyn Rule, files: &[(&str, &str)]) -> Vec<Finding> {
 
 /// [`run_rule`] with explicit settings (stale ids, rule options, date, OSV database).
 #[must_use]
-pub fn run_rule_with(
-    rule: &dyn Rule,
-    files: &[(&str, &str)],
-    settings: Settings,
-) -> Vec<Finding> {
+pub fn run_rule_with(rule: &dyn Rule, files: &[(&str, &str)], settings: Settings) -> Vec<Finding> {
     let repo = Repository::from_memory(files, settings);
     let (raw, notes) = runner::run_rules(&repo, &[rule]);
     assert!(notes.is_empty(), "rule crashed: {notes:?}");

@@ -83,7 +83,10 @@ fn build_ref<'a>(build: &'a Node, base_dir: &str) -> Option<BuildRef<'a>> {
     let (context_node, dockerfile_node) = if build.as_str().is_some() {
         (build, None)
     } else {
-        (build.get("context").unwrap_or(build), build.get("dockerfile"))
+        (
+            build.get("context").unwrap_or(build),
+            build.get("dockerfile"),
+        )
     };
     let ctx_text = context_node.as_str().unwrap_or(".");
     let context = if ctx_text.contains("://") || ctx_text.starts_with("git@") {
@@ -92,7 +95,9 @@ fn build_ref<'a>(build: &'a Node, base_dir: &str) -> Option<BuildRef<'a>> {
         join_path(base_dir, ctx_text)
     };
     let dockerfile = context.as_ref().and_then(|c| {
-        let name = dockerfile_node.and_then(Node::as_str).unwrap_or("Dockerfile");
+        let name = dockerfile_node
+            .and_then(Node::as_str)
+            .unwrap_or("Dockerfile");
         join_path(c, name)
     });
     Some(BuildRef {
@@ -217,6 +222,8 @@ pub struct ServiceBuild {
     pub service_span: Span,
     /// Span of the `build:` value.
     pub build_span: Span,
+    /// Repo-relative build context directory.
+    pub context: String,
     /// Repo-relative Dockerfile path.
     pub dockerfile: String,
     /// Its healthcheck, if declared.
@@ -238,18 +245,16 @@ pub(crate) fn service_builds(repo: &Repository) -> Vec<ServiceBuild> {
                 let Some(b) = svc.build(f.dir()) else {
                     continue;
                 };
-                let Some(dockerfile) = b.dockerfile else {
+                let (Some(dockerfile), Some(context)) = (b.dockerfile, b.context) else {
                     continue;
                 };
-                let healthcheck = svc
-                    .node
-                    .get("healthcheck")
-                    .map(health_spec);
+                let healthcheck = svc.node.get("healthcheck").map(health_spec);
                 out.push(ServiceBuild {
                     file: f.path().to_string(),
                     service: svc.name.to_string(),
                     service_span: svc.key.span,
                     build_span: b.node.span,
+                    context,
                     dockerfile,
                     healthcheck,
                 });
@@ -317,7 +322,10 @@ mod tests {
             http_path_in("curl -fsS http://localhost:8000/healthz || exit 1").as_deref(),
             Some("/healthz")
         );
-        assert_eq!(http_path_in("wget -qO- http://127.0.0.1").as_deref(), Some("/"));
+        assert_eq!(
+            http_path_in("wget -qO- http://127.0.0.1").as_deref(),
+            Some("/")
+        );
         assert_eq!(http_path_in("pg_isready"), None);
     }
 }

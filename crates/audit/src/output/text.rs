@@ -21,7 +21,11 @@ use crate::runner::Report;
 ///
 /// # Errors
 /// Write failures.
-pub fn write(report: &Report, repo: Option<&Repository>, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn write(
+    report: &Report,
+    repo: Option<&Repository>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let metas = meta_index(report);
     let mut current: Option<&str> = None;
     for f in &report.findings {
@@ -33,15 +37,12 @@ pub fn write(report: &Report, repo: Option<&Repository>, out: &mut dyn Write) ->
             writeln!(out, "{}", primary.path)?;
             current = Some(&primary.path);
         }
-        writeln!(
-            out,
-            "  {}:{}  {}  {}  {}",
-            primary.span.start.line,
-            primary.span.start.col,
-            f.severity,
-            f.rule,
-            f.message
-        )?;
+        let at = if primary.span.start.line == 0 {
+            "-".to_string() // the whole file
+        } else {
+            format!("{}:{}", primary.span.start.line, primary.span.start.col)
+        };
+        writeln!(out, "  {at}  {}  {}  {}", f.severity, f.rule, f.message)?;
         for (i, loc) in f.locations.iter().enumerate() {
             snippet(out, repo, loc, i == 0, &primary.path)?;
         }
@@ -125,7 +126,11 @@ fn snippet(
     let gutter = line_no.to_string().len().max(3);
     let pad = " ".repeat(gutter);
     if !primary && loc.path != primary_path {
-        writeln!(out, "     {pad}--> {}:{}:{}", loc.path, line_no, loc.span.start.col)?;
+        writeln!(
+            out,
+            "     {pad}--> {}:{}:{}",
+            loc.path, line_no, loc.span.start.col
+        )?;
     }
     writeln!(out, "   {pad} |")?;
     writeln!(out, "   {line_no:>gutter$} | {}", expand_tabs(&shown))?;

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use super::ParseIssue;
 use super::image::ImageRef;
@@ -78,27 +79,29 @@ impl Keyword {
     /// Recognize a keyword, case-insensitively.
     #[must_use]
     pub fn parse(word: &str) -> Keyword {
-        match word.to_ascii_uppercase().as_str() {
-            "FROM" => Keyword::From,
-            "RUN" => Keyword::Run,
-            "CMD" => Keyword::Cmd,
-            "LABEL" => Keyword::Label,
-            "MAINTAINER" => Keyword::Maintainer,
-            "EXPOSE" => Keyword::Expose,
-            "ENV" => Keyword::Env,
-            "ADD" => Keyword::Add,
-            "COPY" => Keyword::Copy,
-            "ENTRYPOINT" => Keyword::Entrypoint,
-            "VOLUME" => Keyword::Volume,
-            "USER" => Keyword::User,
-            "WORKDIR" => Keyword::Workdir,
-            "ARG" => Keyword::Arg,
-            "ONBUILD" => Keyword::Onbuild,
-            "STOPSIGNAL" => Keyword::Stopsignal,
-            "HEALTHCHECK" => Keyword::Healthcheck,
-            "SHELL" => Keyword::Shell,
-            _ => Keyword::Unknown,
-        }
+        const ALL: [Keyword; 18] = [
+            Keyword::From,
+            Keyword::Run,
+            Keyword::Cmd,
+            Keyword::Label,
+            Keyword::Maintainer,
+            Keyword::Expose,
+            Keyword::Env,
+            Keyword::Add,
+            Keyword::Copy,
+            Keyword::Entrypoint,
+            Keyword::Volume,
+            Keyword::User,
+            Keyword::Workdir,
+            Keyword::Arg,
+            Keyword::Onbuild,
+            Keyword::Stopsignal,
+            Keyword::Healthcheck,
+            Keyword::Shell,
+        ];
+        ALL.into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(word))
+            .unwrap_or(Keyword::Unknown)
     }
 
     /// Uppercase name.
@@ -158,8 +161,6 @@ impl Keyword {
 pub struct Word {
     /// The text with quotes and escapes removed.
     pub text: String,
-    /// The text as written (quotes kept; continuation breaks removed).
-    pub raw: String,
     /// Byte range in the source file.
     pub range: Range<usize>,
 }
@@ -311,13 +312,19 @@ struct Segment {
     len: usize,
 }
 
+/// Lazily computed views of an instruction, shared by every rule that asks.
+#[derive(Clone, Debug, Default)]
+struct InstCache {
+    words: OnceLock<Vec<Word>>,
+    commands: OnceLock<Vec<Command>>,
+    key_values: OnceLock<Vec<KeyValue>>,
+}
+
 /// One instruction, continuation lines joined.
 #[derive(Clone, Debug)]
 pub struct Instruction {
     /// The instruction keyword.
     pub keyword: Keyword,
-    /// The keyword as written (`run`, `RUN`).
-    pub keyword_text: String,
     /// Byte range of the keyword.
     pub keyword_range: Range<usize>,
     /// Byte range of the whole instruction, continuation and heredoc lines included.
@@ -337,9 +344,20 @@ pub struct Instruction {
     /// Index of the stage this instruction belongs to (`None` before the first `FROM`).
     pub stage: Option<usize>,
     segments: Vec<Segment>,
+    cache: InstCache,
 }
 
 impl Instruction {
+    /// The keyword as written (`run`, `RUN`).
+    #[must_use]
+    pub fn keyword_text(&self) -> &str {
+        let end = self
+            .text
+            .find(char::is_whitespace)
+            .unwrap_or(self.text.len());
+        &self.text[..end]
+    }
+
     /// The arguments as one string (continuations joined).
     #[must_use]
     pub fn args(&self) -> &str {
@@ -373,12 +391,18 @@ impl Instruction {
     /// The flag named `name` (without dashes).
     #[must_use]
     pub fn flag(&self, name: &str) -> Option<&Flag> {
-        self.flags.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.flags
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
-    /// Shell words of the body (for shell form), with source ranges.
+    /// Shell words of the body (for shell form), with source ranges. Computed once.
     #[must_use]
-    pub fn words(&self) -> Vec<Word> {
+    pub fn words(&self) -> &[Word] {
+        self.cache.words.get_or_init(|| self.compute_words())
+    }
+
+    fn compute_words(&self) -> Vec<Word> {
         let body = self.body();
         split_commands(body, |o| self.body_start + o)
             .into_iter()
@@ -390,15 +414,19 @@ impl Instruction {
     fn word(&self, text: String, r: Range<usize>) -> Word {
         Word {
             text,
-            raw: self.text[r.clone()].to_string(),
             range: self.src_range(r),
         }
     }
 
     /// Shell commands of a shell-form `RUN`/`CMD`/`ENTRYPOINT`/`HEALTHCHECK`, plus the
     /// commands of heredoc scripts run by a shell (`RUN <<EOF`, `RUN bash <<EOF`).
+    /// Computed once.
     #[must_use]
-    pub fn commands(&self) -> Vec<Command> {
+    pub fn commands(&self) -> &[Command] {
+        self.cache.commands.get_or_init(|| self.compute_commands())
+    }
+
+    fn compute_commands(&self) -> Vec<Command> {
         if matches!(self.form, Form::Exec(_)) {
             return Vec::new();
         }
@@ -426,7 +454,6 @@ impl Instruction {
                         let words = ws
                             .into_iter()
                             .map(|(t, r)| Word {
-                                raw: h.body[r.clone()].to_string(),
                                 range: h.src_range(r),
                                 text: t,
                             })
@@ -440,15 +467,24 @@ impl Instruction {
     }
 
     /// `ENV`/`ARG`/`LABEL` pairs. Legacy `ENV KEY value with spaces` gives one pair.
+    /// Computed once.
     #[must_use]
-    pub fn key_values(&self) -> Vec<KeyValue> {
+    pub fn key_values(&self) -> &[KeyValue] {
+        self.cache
+            .key_values
+            .get_or_init(|| self.compute_key_values())
+    }
+
+    fn compute_key_values(&self) -> Vec<KeyValue> {
         let body = self.body();
         let words: Vec<(String, Range<usize>)> = split_commands(body, |o| self.body_start + o)
             .into_iter()
             .flatten()
             .collect();
         let mut out = Vec::new();
-        let first_has_eq = words.first().is_some_and(|(_, r)| self.text[r.clone()].contains('='));
+        let first_has_eq = words
+            .first()
+            .is_some_and(|(_, r)| self.text[r.clone()].contains('='));
         if self.keyword != Keyword::Arg && !first_has_eq {
             // `ENV KEY value …`: the rest of the line is the value.
             if let Some((key, kr)) = words.first() {
@@ -572,9 +608,9 @@ impl Dockerfile {
         for inst in self.instructions.iter().take_while(|i| i.stage.is_none()) {
             if inst.keyword == Keyword::Arg {
                 for kv in inst.key_values() {
-                    if let Some(v) = kv.value {
-                        let v = expand_with(&v, &global).0;
-                        global.insert(kv.key, v);
+                    if let Some(v) = &kv.value {
+                        let v = expand_with(v, &global).0;
+                        global.insert(kv.key.clone(), v);
                     }
                 }
             }
@@ -597,19 +633,19 @@ impl Dockerfile {
             match inst.keyword {
                 Keyword::Arg => {
                     for kv in inst.key_values() {
-                        let v = match kv.value {
-                            Some(v) => Some(expand_with(&v, &vars).0),
+                        let v = match &kv.value {
+                            Some(v) => Some(expand_with(v, &vars).0),
                             None => global.get(&kv.key).cloned(),
                         };
                         if let Some(v) = v {
-                            vars.insert(kv.key, v);
+                            vars.insert(kv.key.clone(), v);
                         }
                     }
                 }
                 Keyword::Env => {
                     for kv in inst.key_values() {
                         let v = expand_with(kv.value.as_deref().unwrap_or(""), &vars).0;
-                        vars.insert(kv.key, v);
+                        vars.insert(kv.key.clone(), v);
                     }
                 }
                 _ => {}
@@ -628,7 +664,10 @@ impl Dockerfile {
             if inst.keyword == Keyword::Env {
                 let vars = self.vars_at(inst);
                 for kv in inst.key_values() {
-                    env.insert(kv.key, expand_with(kv.value.as_deref().unwrap_or(""), &vars).0);
+                    env.insert(
+                        kv.key.clone(),
+                        expand_with(kv.value.as_deref().unwrap_or(""), &vars).0,
+                    );
                 }
             }
         }
@@ -733,8 +772,11 @@ pub fn expand_with(text: &str, vars: &HashMap<String, String>) -> (String, bool)
             out.push_str(&value);
             i += 2 + close + 1; // `${` + expr + `}`
         } else {
-            let name_len = after.find(|c: char| !is_name_char(c)).unwrap_or(after.len());
-            if name_len == 0 {
+            let starts_name = after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+            let name_len = after
+                .find(|c: char| !is_name_char(c))
+                .unwrap_or(after.len());
+            if name_len == 0 || !starts_name {
                 out.push('$');
                 i += 1;
                 continue;
@@ -752,10 +794,7 @@ pub fn expand_with(text: &str, vars: &HashMap<String, String>) -> (String, bool)
 /// Split shell text into commands of words: `(unquoted text, range in text)`, ranges
 /// mapped through `map`. A light lexer: quotes, escapes, `$(…)`, backticks, comments,
 /// `&&`, `||`, `|`, `;`, `&`, parentheses and newlines as separators.
-fn split_commands(
-    text: &str,
-    map: impl Fn(usize) -> usize,
-) -> Vec<Vec<(String, Range<usize>)>> {
+fn split_commands(text: &str, map: impl Fn(usize) -> usize) -> Vec<Vec<(String, Range<usize>)>> {
     let b = text.as_bytes();
     let mut cmds: Vec<Vec<(String, Range<usize>)>> = Vec::new();
     let mut cur: Vec<(String, Range<usize>)> = Vec::new();
@@ -979,7 +1018,9 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn new(file: &'a SourceFile) -> Self {
         let text = file.text.as_str();
-        let mut lines = Vec::new();
+        // Pre-size: growing these vectors dominated parse time in profiles.
+        let newlines = text.bytes().filter(|&b| b == b'\n').count();
+        let mut lines = Vec::with_capacity(newlines + 1);
         let mut start = 0;
         for l in text.split_inclusive('\n') {
             let body = l.strip_suffix('\n').unwrap_or(l);
@@ -994,11 +1035,23 @@ impl<'a> Parser<'a> {
             first.text = rest;
             first.start += 3;
         }
+        // Upper bound on instructions: lines that start with a letter.
+        let starts = lines
+            .iter()
+            .filter(|l| {
+                l.text
+                    .trim_start()
+                    .as_bytes()
+                    .first()
+                    .is_some_and(u8::is_ascii_alphabetic)
+            })
+            .count();
         Self {
             file,
             lines,
             df: Dockerfile {
                 escape: '\\',
+                instructions: Vec::with_capacity(starts),
                 ..Dockerfile::default()
             },
         }
@@ -1051,7 +1104,10 @@ impl<'a> Parser<'a> {
             }
             let range = line.start..line.start + line.text.len();
             if self.df.directives.iter().any(|d| d.name == lname) {
-                self.issue(range.clone(), format!("parser directive `{lname}` repeated"));
+                self.issue(
+                    range.clone(),
+                    format!("parser directive `{lname}` repeated"),
+                );
             }
             if lname == "escape" {
                 match value {
@@ -1107,17 +1163,13 @@ impl<'a> Parser<'a> {
             cont = c;
         }
 
-        let kw_len = text
-            .find(|c: char| c.is_whitespace())
-            .unwrap_or(text.len());
-        let keyword_text = text[..kw_len].to_string();
-        let keyword = Keyword::parse(&keyword_text);
+        let kw_len = text.find(|c: char| c.is_whitespace()).unwrap_or(text.len());
+        let keyword = Keyword::parse(&text[..kw_len]);
         let args_start = text[kw_len..]
             .find(|c: char| !c.is_whitespace())
             .map_or(text.len(), |o| kw_len + o);
         let mut inst = Instruction {
             keyword,
-            keyword_text,
             keyword_range: start..start + kw_len,
             range: start..end,
             text,
@@ -1128,11 +1180,12 @@ impl<'a> Parser<'a> {
             heredocs: Vec::new(),
             stage: None,
             segments,
+            cache: InstCache::default(),
         };
         if keyword == Keyword::Unknown {
             self.issue(
                 inst.keyword_range.clone(),
-                format!("unknown instruction `{}`", inst.keyword_text),
+                format!("unknown instruction `{}`", inst.keyword_text()),
             );
         }
         if keyword.takes_flags() {
@@ -1155,7 +1208,6 @@ impl<'a> Parser<'a> {
             let words = items
                 .into_iter()
                 .map(|(t, r)| Word {
-                    raw: inst.text[r.clone()].to_string(),
                     range: inst.src_range(r),
                     text: t,
                 })
@@ -1179,13 +1231,17 @@ impl<'a> Parser<'a> {
     /// Find heredoc markers on the instruction line and read their bodies from line `i`.
     fn heredocs(&mut self, inst: &mut Instruction, mut i: usize) -> usize {
         let body = inst.body();
+        if !body.contains("<<") {
+            return i;
+        }
         let markers: Vec<(String, bool, bool, Range<usize>)> =
             split_commands(body, |o| inst.body_start + o)
                 .into_iter()
                 .flatten()
                 .filter_map(|(t, r)| {
                     let raw = &inst.text[r.clone()];
-                    let digits = raw.len() - raw.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                    let digits =
+                        raw.len() - raw.trim_start_matches(|c: char| c.is_ascii_digit()).len();
                     let raw_rest = raw[digits..].strip_prefix("<<")?;
                     if raw_rest.starts_with('<') {
                         return None; // here-string
@@ -1277,13 +1333,16 @@ impl<'a> Parser<'a> {
                     _ => None,
                 };
                 if words.len() > 1 && name.is_none() || words.len() > 3 {
-                    issues.push((inst.range.clone(), "FROM takes `image [AS name]`".to_string()));
+                    issues.push((
+                        inst.range.clone(),
+                        "FROM takes `image [AS name]`".to_string(),
+                    ));
                 }
                 let raw = image.map(|w| w.text.clone()).unwrap_or_default();
                 let base_range = image.map_or(inst.keyword_range.clone(), |w| w.range.clone());
-                let base_stage = stages.iter().position(|s| {
-                    s.name.as_deref() == Some(raw.to_ascii_lowercase().as_str())
-                });
+                let base_stage = stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(raw.to_ascii_lowercase().as_str()));
                 let platform = inst.flag("platform").and_then(|f| f.value.clone());
                 let index = stages.len();
                 stages.push(Stage {
@@ -1346,33 +1405,41 @@ fn strip_continuation(line: &str, esc: char) -> (&str, bool) {
     }
 }
 
-/// Consume leading `--name[=value]` words of the arguments.
+/// Consume leading `--name[=value]` words of the arguments (quotes allowed in values).
 fn parse_flags(inst: &mut Instruction) {
-    let args_start = inst.args_start;
-    let words = split_commands(&inst.text[args_start..], |o| args_start + o);
+    let b = inst.text.as_bytes();
+    let mut p = inst.args_start;
     let mut flags = Vec::new();
-    let mut body_start = args_start;
-    for (text, r) in words.into_iter().flatten() {
-        let Some(f) = text.strip_prefix("--") else {
-            body_start = r.start;
-            break;
-        };
-        let (name, value) = match f.split_once('=') {
+    while inst.text[p..].starts_with("--") {
+        let start = p;
+        let mut quote: Option<u8> = None;
+        while p < b.len() {
+            let c = b[p];
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None if c.is_ascii_whitespace() => break,
+                None => {}
+            }
+            p += 1;
+        }
+        let word = inst.text[start + 2..p].replace(['"', '\''], "");
+        let (name, value) = match word.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (f.to_string(), None),
+            None => (word, None),
         };
         flags.push(Flag {
             name,
             value,
-            range: inst.src_range(r.clone()),
+            range: inst.src_range(start..p),
         });
-        body_start = inst.text.len();
-        if let Some(o) = inst.text[r.end..].find(|c: char| !c.is_whitespace()) {
-            body_start = r.end + o;
+        while p < b.len() && b[p].is_ascii_whitespace() {
+            p += 1;
         }
     }
     inst.flags = flags;
-    inst.body_start = body_start;
+    inst.body_start = p;
 }
 
 #[cfg(test)]

@@ -98,9 +98,9 @@ impl P<'_> {
                 }
                 let text = &self.file.text[start..self.i];
                 let ok = matches!(text, "true" | "false" | "null")
-                    || text.parse::<f64>().is_ok_and(|_| {
-                        text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
-                    });
+                    || text
+                        .parse::<f64>()
+                        .is_ok_and(|_| text.starts_with(|c: char| c == '-' || c.is_ascii_digit()));
                 if !ok {
                     self.i = start;
                     return Err(self.err("expected a value"));
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(n.get("a").unwrap().items().len(), 2);
         let c = n.get_path(&["b", "c"]).unwrap();
         assert_eq!(c.as_str(), Some("d\n"));
-        assert_eq!((c.span.start.line, c.span.start.col), (4, 19));
+        assert_eq!((c.span.start.line, c.span.start.col), (4, 22));
     }
 
     #[test]

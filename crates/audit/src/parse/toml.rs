@@ -68,7 +68,8 @@ mod tests {
 
     #[test]
     fn parses_with_spans() {
-        let text = "[tool.poetry]\nname = \"x\"\n\n[tool.poetry.dependencies]\npython = \"^3.11\"\n";
+        let text =
+            "[tool.poetry]\nname = \"x\"\n\n[tool.poetry.dependencies]\npython = \"^3.11\"\n";
         let f = SourceFile::new("pyproject.toml", text);
         let n = parse(&f).unwrap();
         let py = n

@@ -23,7 +23,10 @@ pub fn parse(file: &SourceFile) -> Result<Vec<Node>, ParseIssue> {
         let pos = to_pos(file, file.text.is_ascii(), m);
         ParseIssue {
             message: format!("invalid YAML: {msg}"),
-            span: Span { start: pos, end: pos },
+            span: Span {
+                start: pos,
+                end: pos,
+            },
         }
     };
     if let Err(e) = parser.load(&mut loader, true) {

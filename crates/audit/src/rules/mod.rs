@@ -2,5 +2,11 @@
 //! family directory. The registry (`crate::registry`) lists them in order.
 
 pub mod compose;
+pub mod dependencies;
 pub mod dockerfile;
+pub mod drift;
+pub mod identifiers;
 pub mod parse_error;
+pub mod scan;
+pub mod secrets;
+pub mod workflows;

@@ -38,7 +38,10 @@ mod tests {
     fn reports_broken_yaml_and_not_valid_yaml() {
         let f = run_rule(
             &super::ParseError,
-            &[("docker-compose.yml", "services:\n  a: [\n"), ("compose.yaml", "services: {}\n")],
+            &[
+                ("docker-compose.yml", "services:\n  a: [\n"),
+                ("compose.yaml", "services: {}\n"),
+            ],
         );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].locations[0].path, "docker-compose.yml");

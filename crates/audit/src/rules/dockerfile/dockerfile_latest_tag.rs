@@ -30,7 +30,10 @@ impl Rule for LatestTag {
         }
         let message = match (base.tag.as_deref(), &base.digest) {
             (_, Some(_)) => return,
-            (None, None) => format!("base image `{}` has no tag, so it means `latest`", base.name),
+            (None, None) => format!(
+                "base image `{}` has no tag, so it means `latest`",
+                base.name
+            ),
             (Some("latest"), None) => format!("base image `{}` uses the `latest` tag", base.name),
             _ => return,
         };
@@ -47,10 +50,19 @@ mod tests {
     fn flags_untagged_and_latest() {
         let f = run_rule(
             &super::LatestTag,
-            &[("Dockerfile", "FROM python AS build\nFROM nginx:latest\nCOPY --from=build /a /a\n")],
+            &[(
+                "Dockerfile",
+                "FROM python AS build\nFROM nginx:latest\nCOPY --from=build /a /a\n",
+            )],
         );
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].locations[0].span.start.line, f[0].locations[0].span.start.col), (1, 6));
+        assert_eq!(
+            (
+                f[0].locations[0].span.start.line,
+                f[0].locations[0].span.start.col
+            ),
+            (1, 6)
+        );
         assert!(f[1].message.contains("`latest`"));
     }
 

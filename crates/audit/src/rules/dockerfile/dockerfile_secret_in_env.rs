@@ -1,0 +1,108 @@
+//! `dockerfile-secret-in-env`: secrets in ENV or ARG of the stages that ship.
+
+use super::final_image_stages;
+use crate::finding::{Confidence, Severity};
+use crate::knowledge::{is_placeholder, is_secret_name};
+use crate::parse::dockerfile::{Dockerfile, Keyword};
+use crate::rule::{FileCx, Rule, RuleMeta, Sink};
+
+/// Flags `ENV API_TOKEN=…` (stored in the image config), `ENV TOKEN=$TOKEN` (a build arg
+/// copied into the image) and `ARG TOKEN` (visible in `docker history`) in the final image.
+pub struct SecretInEnv;
+
+static META: RuleMeta = RuleMeta {
+    id: "dockerfile-secret-in-env",
+    title: "Secret in ENV or ARG of the final image",
+    family: "dockerfile",
+    severity: Severity::High,
+    confidence: Confidence::Medium,
+    help: "Pass build-time secrets with `RUN --mount=type=secret,id=token …` (docker build \
+           --secret) and runtime secrets through the orchestrator's environment or secret \
+           store; never bake them into ENV or ARG.",
+};
+
+impl Rule for SecretInEnv {
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn check_dockerfile(&self, cx: &FileCx<'_>, df: &Dockerfile, out: &mut Sink) {
+        for stage in final_image_stages(df) {
+            for inst in df.stage_instructions(stage) {
+                if !matches!(inst.keyword, Keyword::Env | Keyword::Arg) {
+                    continue;
+                }
+                for kv in inst.key_values() {
+                    if !is_secret_name(&kv.key) {
+                        continue;
+                    }
+                    let key = &kv.key;
+                    let value = kv.value.as_deref().unwrap_or("");
+                    match (inst.keyword, &kv.value) {
+                        (Keyword::Arg, _) => {
+                            out.report(
+                                cx.loc_range(kv.key_range.clone(), "build arg"),
+                                format!(
+                                    "build arg `{key}` looks like a secret: build args are \
+                                     recorded in the image history"
+                                ),
+                            )
+                            .severity(Severity::Medium)
+                            .emit();
+                        }
+                        (_, Some(v)) if v.contains('$') => {
+                            out.report(
+                                cx.loc_range(kv.value_range.clone(), "copied into the image"),
+                                format!(
+                                    "ENV `{key}` copies a variable into the image's environment"
+                                ),
+                            )
+                            .emit();
+                        }
+                        _ if is_placeholder(value) => {}
+                        _ => {
+                            out.report(
+                                cx.loc_range(kv.value_range.clone(), "secret value"),
+                                format!("ENV `{key}` stores a literal secret in the image"),
+                            )
+                            .confidence(Confidence::High)
+                            .redact()
+                            .emit();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::run_rule;
+
+    #[test]
+    fn flags_env_literal_env_copy_and_arg() {
+        let f = run_rule(
+            &super::SecretInEnv,
+            &[(
+                "Dockerfile",
+                "FROM python:3.12\nARG GITHUB_TOKEN\nENV GITHUB_TOKEN=$GITHUB_TOKEN\nENV DB_PASSWORD=s3cr3t-Zq8x\n",
+            )],
+        );
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert!(f[2].locations[0].redact);
+        assert!(!f[2].message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn accepts_builder_stages_placeholders_and_non_secrets() {
+        let f = run_rule(
+            &super::SecretInEnv,
+            &[(
+                "Dockerfile",
+                "FROM python:3.12 AS build\nARG PIP_TOKEN\nRUN --mount=type=secret,id=t pip install x\nFROM python:3.12-slim\nENV DB_PASSWORD=changeme PASSWORD_FILE=/run/secrets/db TOKEN_URL=https://x\nENV APP_ENV=prod\n",
+            )],
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+}

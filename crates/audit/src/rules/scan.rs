@@ -1,0 +1,344 @@
+//! Helpers shared by the raw-text rule families (secrets, workflows, drift, identifiers,
+//! dependencies): static regexes, placeholder detection, entropy, identifier boundaries
+//! and small version-number utilities.
+
+use std::cmp::Ordering;
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+
+/// A cheap keyword scan run before any regex: which of a fixed set of keywords (ASCII
+/// case-insensitive) occur in a text.
+pub struct Prefilter {
+    ac: Option<AhoCorasick>,
+    len: usize,
+}
+
+impl Prefilter {
+    /// Build a prefilter for `keywords`.
+    #[must_use]
+    pub fn new(keywords: &[&str]) -> Self {
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(keywords)
+            .ok();
+        Self {
+            ac,
+            len: keywords.len(),
+        }
+    }
+
+    /// For each keyword, whether it occurs in `text` (all `true` if the automaton could
+    /// not be built, so rules fall back to their regexes).
+    #[must_use]
+    pub fn hits(&self, text: &str) -> Vec<bool> {
+        let Some(ac) = &self.ac else {
+            return vec![true; self.len];
+        };
+        let mut seen = vec![false; self.len];
+        let mut left = self.len;
+        for m in ac.find_overlapping_iter(text) {
+            let i = m.pattern().as_usize();
+            if !seen[i] {
+                seen[i] = true;
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        seen
+    }
+
+    /// Whether any keyword occurs in `text`.
+    #[must_use]
+    pub fn any(&self, text: &str) -> bool {
+        match &self.ac {
+            Some(ac) => ac.is_match(text),
+            None => true,
+        }
+    }
+}
+
+/// Compile a pattern written in the source (never user input).
+///
+/// `\b` is made ASCII-only (`(?-u:\b)`): Unicode word boundaries would force the regex
+/// crate off its fast DFA engines on any non-ASCII file, and every boundary these rules
+/// need is between ASCII characters.
+///
+/// # Panics
+/// On an invalid pattern: a programming error caught by the unit tests of every rule.
+#[must_use]
+pub fn regex(pattern: &str) -> Regex {
+    let ascii = pattern.replace(r"\b", r"(?-u:\b)");
+    #[allow(clippy::expect_used)]
+    Regex::new(&ascii).expect("static regex")
+}
+
+/// Values that are obviously not real secrets or ids: templates, variables, examples.
+#[must_use]
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`');
+    if v.is_empty() {
+        return true;
+    }
+    let lower = v.to_ascii_lowercase();
+    // Templates and variable references: ${VAR}, $VAR, {{ x }}, $(cmd), %(x)s, <your-key>.
+    if v.contains("${")
+        || v.starts_with('$')
+        || v.contains("{{")
+        || v.contains("$(")
+        || v.contains("%(")
+        || v.contains("#{")
+        || (v.starts_with('<') && v.ends_with('>'))
+        || (v.starts_with('[') && v.ends_with(']'))
+        || (v.starts_with('{') && v.ends_with('}'))
+        || v.starts_with("process.env")
+        || v.starts_with("os.environ")
+        || v.starts_with("env(")
+        || v.starts_with("secrets.")
+        || v.starts_with("var.")
+        || v.starts_with("local.")
+    {
+        return true;
+    }
+    const WORDS: &[&str] = &[
+        "changeme",
+        "change_me",
+        "change-me",
+        "replace_me",
+        "replace-me",
+        "replaceme",
+        "xxx",
+        "your_",
+        "your-",
+        "yourkey",
+        "your_api_key",
+        "example",
+        "dummy",
+        "placeholder",
+        "sample",
+        "redacted",
+        "insert",
+        "fixme",
+        "todo",
+        "fake",
+        "notreal",
+        "not-a-real",
+        "not_a_real",
+        "<",
+        "...",
+        "\u{2026}",
+        "***",
+    ];
+    if WORDS.iter().any(|w| lower.contains(w)) {
+        return true;
+    }
+    // A single repeated character (`0000000000`, `aaaaaaaa`).
+    let mut chars = v.chars();
+    if let Some(first) = chars.next()
+        && v.len() >= 4
+        && chars.all(|c| c == first)
+    {
+        return true;
+    }
+    matches!(
+        lower.as_str(),
+        "secret"
+            | "password"
+            | "passwd"
+            | "token"
+            | "none"
+            | "null"
+            | "nil"
+            | "true"
+            | "false"
+            | "test"
+            | "string"
+            | "required"
+            | "optional"
+    )
+}
+
+/// Shannon entropy in bits per character.
+#[must_use]
+pub fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let n = f64::from(n);
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Characters that continue an identifier: an id match must not touch one of them.
+#[must_use]
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Byte ranges of `needle` in `text` standing alone as an identifier: the characters
+/// around each match are not letters, digits or `_` (`-`, `.`, `/`, quotes separate).
+#[must_use]
+pub fn find_identifier(text: &str, needle: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    if needle.is_empty() {
+        return out;
+    }
+    let first_is_id = needle.chars().next().is_some_and(is_id_char);
+    let last_is_id = needle.chars().next_back().is_some_and(is_id_char);
+    let mut from = 0;
+    while let Some(i) = text[from..].find(needle) {
+        let start = from + i;
+        let end = start + needle.len();
+        let before_ok = !first_is_id || !text[..start].chars().next_back().is_some_and(is_id_char);
+        let after_ok = !last_is_id || !text[end..].chars().next().is_some_and(is_id_char);
+        if before_ok && after_ok {
+            out.push(start..end);
+            from = end;
+        } else {
+            from = start + needle.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    out
+}
+
+/// Files that hold prose rather than configuration (`*.md`, `*.rst`, `docs/`): rules
+/// looking for pinned versions or ids skip them to avoid counting examples.
+#[must_use]
+pub fn is_prose(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [".md", ".markdown", ".rst", ".adoc", ".txt", ".html"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+        && !lower
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .starts_with("requirements")
+        && !lower
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .starts_with("constraints")
+}
+
+/// The leading numeric components of a version string (`v3.11.2-slim` → `[3, 11, 2]`).
+#[must_use]
+pub fn numeric_prefix(version: &str) -> Vec<u64> {
+    let v = version.trim().trim_start_matches(['v', 'V', '=']);
+    let mut out = Vec::new();
+    for part in v.split('.') {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            break;
+        }
+        match digits.parse() {
+            Ok(n) => out.push(n),
+            Err(_) => break,
+        }
+        if digits.len() != part.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// Compare two dotted numeric versions (missing components count as 0).
+#[must_use]
+pub fn cmp_numeric(a: &[u64], b: &[u64]) -> Ordering {
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        match x.cmp(&y) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+/// PEP 503 normalized Python package name (`Foo_Bar.baz` → `foo-bar-baz`).
+#[must_use]
+pub fn normalize_pypi_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut last_sep = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        for p in [
+            "changeme",
+            "xxxxxxxx",
+            "<your-key>",
+            "your_api_key_here",
+            "${API_KEY}",
+            "{{ secrets.TOKEN }}",
+            "$(cat /run/secret)",
+            "example-token",
+            "dummy",
+            "",
+            "00000000",
+        ] {
+            assert!(is_placeholder(p), "{p}");
+        }
+        assert!(!is_placeholder("q8Zr2LmW0pXv7TnB4kYd"));
+    }
+
+    #[test]
+    fn entropy_orders_randomness() {
+        assert!(entropy("aaaaaaaa") < 0.1);
+        assert!(entropy("q8Zr2LmW0pXv7TnB4kYd") > 4.0);
+    }
+
+    #[test]
+    fn identifiers_need_boundaries() {
+        let t = "old-proj old-proj-2 xold-proj old-proj_x gcr.io/old-proj/app";
+        let found: Vec<_> = find_identifier(t, "old-proj")
+            .into_iter()
+            .map(|r| r.start)
+            .collect();
+        assert_eq!(found, vec![0, 9, 48]);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(numeric_prefix("3.11-slim"), vec![3, 11]);
+        assert_eq!(numeric_prefix("v4"), vec![4]);
+        assert_eq!(numeric_prefix("3.10.4"), vec![3, 10, 4]);
+        assert!(numeric_prefix("lts/*").is_empty());
+        assert_eq!(cmp_numeric(&[3, 10], &[3, 9, 9]), Ordering::Greater);
+        assert_eq!(normalize_pypi_name("Foo_Bar.baz"), "foo-bar-baz");
+    }
+}
