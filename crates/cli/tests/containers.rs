@@ -628,3 +628,79 @@ fn a_blue_green_deploy_of_a_container_runs_both_revisions_side_by_side_without_a
     assert!(containers(&c.name).is_empty());
     assert!(!network_exists(&c.name));
 }
+
+#[test]
+fn a_multi_service_compose_file_is_imported_and_brought_up_healthy() {
+    let Some(_) = engine() else { return };
+    let c = Platform::new("compose", "  placeholder:\n    command: [x]\n");
+    let compose = r#"name: NAME
+x-web: &web
+  image: IMAGE
+  healthcheck:
+    test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
+    interval: 1s
+    start_period: 20s
+services:
+  store:
+    <<: *web
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+  migrate:
+    image: IMAGE
+    command: ["sh", "-c", "echo migrated"]
+  api:
+    <<: *web
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    environment:
+      STORE_URL: http://store:8080/
+    depends_on:
+      store: { condition: service_healthy }
+      migrate: { condition: service_completed_successfully }
+    deploy: { resources: { limits: { cpus: "0.5", memory: 64M } } }
+  web:
+    <<: *web
+    command: ["sh", "-c", "wget -q -O /dev/null http://api:8080/ && exec httpd -f -p 8080 -h /www"]
+    depends_on: [api]
+    networks: [front]
+networks:
+  front: {}
+"#
+    .replace("NAME", &c.name)
+    .replace("IMAGE", IMAGE);
+    c.p.write("docker-compose.yml", &compose);
+    let out = c.p.run(&["import", "docker-compose.yml", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("services.web.networks"),
+        "the network mapping is reported: {}",
+        text(&out)
+    );
+    let mut c = c;
+    c.p.up_ok(&[]);
+    let phases: Vec<(String, String)> =
+        c.p.services()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_owned(),
+                    s["phase"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        phases,
+        [
+            ("store".to_owned(), "healthy".to_owned()),
+            ("migrate".to_owned(), "completed".to_owned()),
+            ("api".to_owned(), "healthy".to_owned()),
+            ("web".to_owned(), "healthy".to_owned()),
+        ]
+    );
+    let api = c.container_of("api");
+    assert_eq!(
+        inspect(&api, "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}"),
+        "500000000 67108864"
+    );
+    let out = c.p.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(containers(&c.name).is_empty());
+}

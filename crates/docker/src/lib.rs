@@ -240,16 +240,24 @@ impl DockerDriver {
                 &format!("cannot start container {name}"),
             ));
         }
-        let host_port = match d.inspect_container(&created.id, None).await {
-            Ok(info) => host_port_of(&info, port),
-            Err(_) => None,
-        };
-        let Some(host_port) = host_port else {
-            remove(&d, &created.id).await;
-            return Err(DockerError::PortTaken {
-                port: format!("for container port {port}"),
-                detail: "the Engine published no host port".into(),
-            });
+        let info = d.inspect_container(&created.id, None).await.ok();
+        // A one-shot job may have exited already: a stopped container
+        // publishes no port, and none is needed to collect its exit code.
+        let exited = info
+            .as_ref()
+            .and_then(|i| i.state.as_ref())
+            .and_then(|s| s.running)
+            == Some(false);
+        let host_port = match info.as_ref().and_then(|i| host_port_of(i, port)) {
+            Some(p) => p,
+            None if exited => 0,
+            None => {
+                remove(&d, &created.id).await;
+                return Err(DockerError::PortTaken {
+                    port: format!("for container port {port}"),
+                    detail: "the Engine published no host port".into(),
+                });
+            }
         };
         Ok(ContainerReplica::attach(
             d, created.id, host_port, port, false, sink,
