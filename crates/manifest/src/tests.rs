@@ -942,7 +942,9 @@ fn bad_deploy_field() {
     let d = one("services:\n  api:\n    command: x\n    deploy: { strategy: canary }\n");
     at(&d, 4, 25, "services.api.deploy.strategy");
     assert!(d.message.contains("needs a `route:`"), "{}", d.message);
-    let d = one("services:\n  api:\n    command: x\n    route: /api\n    deploy: { steps: [50, 10] }\n");
+    let d = one(
+        "services:\n  api:\n    command: x\n    route: /api\n    deploy: { steps: [50, 10] }\n",
+    );
     at(&d, 5, 27, "services.api.deploy.steps[1]");
 }
 
