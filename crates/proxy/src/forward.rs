@@ -311,21 +311,29 @@ async fn exchange(
         .await
         .map_err(Failure::Connect)?;
     let sent = with_timeout(shared, sender.try_send_request(req)).await?;
-    match sent {
-        Ok(resp) => Ok((resp, sender)),
+    let unsent = match sent {
+        Ok(resp) => return Ok((resp, sender)),
         Err(mut e) => match e.take_message() {
-            Some(req) if reused => {
-                let mut fresh = Box::pin(pool::connect(upstream, connect_timeout))
-                    .await
-                    .map_err(Failure::Connect)?;
-                let resp = with_timeout(shared, fresh.send_request(req))
-                    .await?
-                    .map_err(Failure::Other)?;
-                Ok((resp, fresh))
-            }
-            _ => Err(Failure::Other(e.into_error())),
+            Some(req) if reused => req,
+            _ => return Err(Failure::Other(e.into_error())),
         },
-    }
+    };
+    // Rare: boxed so that the common path's future stays small.
+    Box::pin(resend_fresh(shared, upstream, unsent)).await
+}
+
+async fn resend_fresh(
+    shared: &Shared,
+    upstream: &UpstreamState,
+    req: Request<ProxyBody>,
+) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    let mut fresh = pool::connect(upstream, shared.cfg.connect_timeout)
+        .await
+        .map_err(Failure::Connect)?;
+    let resp = with_timeout(shared, fresh.send_request(req))
+        .await?
+        .map_err(Failure::Other)?;
+    Ok((resp, fresh))
 }
 
 async fn with_timeout<T>(shared: &Shared, fut: impl Future<Output = T>) -> Result<T, Failure> {

@@ -1,15 +1,19 @@
 //! Orchestra's reverse proxy data plane.
 //!
 //! The deploy controller owns a [`Proxy`] and drives it with [`Proxy::set_routes`]: every call
-//! validates the new table, compiles it and swaps it in atomically (`arc-swap`), so the request
-//! path never takes a lock. Requests already in flight keep the table they started with; a
-//! stream opened before a swap finishes on the upstream it was opened on.
+//! validates the new table, compiles it and swaps it in atomically (`arc-swap`), so reading the
+//! table on the request path takes no lock. Requests already in flight keep the table they
+//! started with; a stream opened before a swap finishes on the upstream it was opened on.
 //!
-//! Per request: route by host and longest path prefix ([`table`]), pick a revision by weight or
-//! sticky key ([`select`]), pick a replica ([`balancer`]) whose circuit breaker is closed
-//! ([`breaker`]), forward with streaming bodies both ways ([`forward`]), pass upgrades through
-//! ([`upgrade`]) and record per-revision stats ([`stats`], [`histogram`]) that the verifier reads
-//! as windows ([`RevisionStats::since`]).
+//! Per request: route by host and longest path prefix (`table`), pick a revision by weight or
+//! sticky key (`select`), pick a replica (`balancer`) whose circuit breaker is closed
+//! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection
+//! (`forward`, `pool`), pass upgrades through (`upgrade`) and record per-revision stats
+//! (`stats`, `histogram`) that the verifier reads as windows ([`RevisionStats::since`]).
+//!
+//! The data plane runs on the caller's tokio runtime, or on dedicated thread-per-core workers
+//! ([`ProxyConfig::workers`], `worker`). `examples/proxy.rs` is a standalone binary around it;
+//! `bench/proxy/run.sh` compares it with nginx and haproxy.
 
 mod balancer;
 mod body;

@@ -223,3 +223,47 @@ async fn maintenance_answers_503_with_the_page() {
     assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test]
+async fn upstreams_that_close_connections_do_not_fail_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that answers one request per connection and says so (`Connection: close`).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.ends_with(b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let proxy = start_proxy(config()).await;
+    proxy
+        .set_routes(vec![route("api", "/", vec![target("v1", 1, &[addr])])])
+        .unwrap();
+    let c = client();
+    for _ in 0..10 {
+        let r = send(&c, get_req(&proxy, "/", &[])).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 10);
+    assert_eq!(proxy.stats("v1").errors, 0);
+    server.abort();
+}
