@@ -47,6 +47,15 @@ echo "platform up; proxy $proxy; load ${RATE} req/s (hey, 8 connections)"
 duration=$(( CYCLES * 3 + 60 ))
 hey -z "${duration}s" -c 8 -q $(( RATE / 8 )) "http://$proxy/api/" >"$work/hey.txt" 2>&1 &
 hey_pid=$!
+# Long-lived streams across the switches: 3 s SSE streams back to back; each
+# must deliver all 30 events.
+( ok=0; bad=0
+  while [ ! -f "$work/stop-streams" ]; do
+    n=$(curl -sN --max-time 20 "http://$proxy/api/stream?n=30&interval=100ms" | grep -c '^data:' || true)
+    if [ "$n" = 30 ]; then ok=$((ok+1)); else bad=$((bad+1)); fi
+  done
+  echo "$ok $bad" >"$work/streams.txt" ) &
+streams_pid=$!
 sleep 1
 
 version() { curl -s "http://$proxy/api/" | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
@@ -64,6 +73,9 @@ for i in $(seq 1 "$CYCLES"); do
   visible_ms+=("$(ms "$t")")
 done
 echo "cycles done"
+touch "$work/stop-streams"
+wait "$streams_pid" 2>/dev/null || true
+read -r streams_ok streams_bad <"$work/streams.txt"
 kill -INT "$hey_pid" 2>/dev/null || true
 wait "$hey_pid" 2>/dev/null || true
 hey_pid=
@@ -97,6 +109,7 @@ echo "| metric | measured | target |"
 echo "|---|---|---|"
 echo "| requests during $((CYCLES*2)) deploys+rollbacks | $total | - |"
 echo "| failed requests (non-200 + transport errors) | $((non200 + errs)) | 0 |"
+echo "| 3 s SSE streams across the switches: complete / cut short | $streams_ok / $streams_bad | all complete |"
 echo "| blue-green deploy, wall (start new, gate, switch, drain) ms | $(stats "${deploy_ms[@]}") | - |"
 echo "| switch (route swap + persist) ms | $(stats "${switch_ms[@]}") | <= 1 health interval + 1 ms |"
 echo "| warm rollback, command wall ms | $(stats "${rollback_ms[@]}") | <= 1000 (aim 100) |"
