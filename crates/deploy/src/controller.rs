@@ -99,6 +99,8 @@ struct Inner {
     splits: Mutex<BTreeMap<String, Split>>,
     active: Mutex<HashMap<String, Active>>,
     warm: Mutex<HashMap<String, Vec<Warm>>>,
+    /// The table last swapped in, to skip swaps that change nothing.
+    published: Mutex<Option<Vec<orchestra_proxy::Route>>>,
 }
 
 /// The deploy controller. Cheap to clone.
@@ -151,6 +153,7 @@ impl Deployer {
                 splits: Mutex::new(splits),
                 active: Mutex::new(HashMap::new()),
                 warm: Mutex::new(HashMap::new()),
+                published: Mutex::new(None),
             }),
         };
         d.publish();
@@ -182,8 +185,15 @@ impl Deployer {
             let splits = lock(&self.inner.splits);
             routes::table(&splits, |key| self.inner.runtime.ready_addrs(key))
         };
-        if let Err(e) = self.inner.proxy.set_routes(table) {
-            tracing::error!("routing table rejected: {e}");
+        // The runtime changes often (probes, restarts elsewhere); most changes
+        // leave the table as it is.
+        let mut last = lock(&self.inner.published);
+        if last.as_ref() == Some(&table) {
+            return;
+        }
+        match self.inner.proxy.set_routes(table.clone()) {
+            Ok(()) => *last = Some(table),
+            Err(e) => tracing::error!("routing table rejected: {e}"),
         }
     }
 

@@ -8,7 +8,7 @@ use hyper::header::HeaderName;
 use crate::error::RouteIssue;
 
 /// Where requests for one service go.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Route {
     /// Service name, for errors and logs.
     pub service: String,
@@ -32,7 +32,7 @@ pub struct Route {
 }
 
 /// One revision of a service and its replicas.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// Revision name; stats and in-flight counts are kept under it.
     pub revision: String,
@@ -45,7 +45,7 @@ pub struct Target {
 /// The key that keeps a client on one revision. Keys hash into 10,000 slots mapped through the
 /// cumulative weights in target order, so as a later target's weight grows, clients only move
 /// toward it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sticky {
     /// Cookie name; set (HttpOnly, Path=/) with a random key when the client has none.
     Cookie(String),

@@ -681,6 +681,20 @@ impl Inner {
         });
     }
 
+    /// Record a probe result without waking every waiter: a failed probe
+    /// while starting changes nothing anyone decides on, and they come
+    /// every few milliseconds.
+    fn record_probe_quietly(&self, key: &str, idx: u32, p: ProbeResult) {
+        let mut t = lock(&self.table);
+        if let Some(r) = t
+            .entries
+            .get_mut(key)
+            .and_then(|e| e.status.replicas.get_mut(idx as usize))
+        {
+            r.record_probe(p);
+        }
+    }
+
     fn emit(
         &self,
         instance: &str,
@@ -1224,11 +1238,18 @@ async fn watch_health(
             return std::future::pending::<String>().await;
         };
         let mut failures_after_grace = 0u32;
+        // Most services print a line when they start listening: probe at once
+        // when the replica prints something, instead of waiting for the next tick.
+        let mut output = inner.logs.subscribe();
         loop {
             let r = probe::run(&p.check, port, p.timeout, ctx).await;
             let ok = r.ok();
             let summary = r.summary();
-            inner.update_replica(key, idx, |rs| rs.record_probe(r));
+            if ok {
+                inner.update_replica(key, idx, |rs| rs.record_probe(r));
+            } else {
+                inner.record_probe_quietly(key, idx, r);
+            }
             if ok {
                 let took = started.elapsed();
                 inner.update(key, |s| {
@@ -1263,10 +1284,23 @@ async fn watch_health(
                 tokio::time::sleep(p.interval).await;
             } else {
                 let left = p.start_period.saturating_sub(started.elapsed());
-                tokio::time::sleep(
+                let tick = tokio::time::sleep(
                     fast_cadence(p, started.elapsed()).min(left.max(Duration::from_millis(1))),
-                )
-                .await;
+                );
+                tokio::pin!(tick);
+                loop {
+                    tokio::select! {
+                        _ = &mut tick => break,
+                        line = output.recv() => match line {
+                            Ok(l) if l.service == *name && l.replica == idx && l.stream != Stream::Orchestra => break,
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(_) => {
+                                (&mut tick).await;
+                                break;
+                            }
+                        },
+                    }
+                }
             }
         }
         // Liveness.
