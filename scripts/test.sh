@@ -23,3 +23,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# The project audits itself: no finding of high severity or worse.
+target/debug/orchestra audit .
