@@ -134,11 +134,19 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
     let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let repo = Repository::load(&args.path, args.no_ignore, settings)?;
     let report = audit_repository(&repo, &config, baseline.as_ref());
+    // Only text output quotes source lines: otherwise the parsed repository is done with,
+    // and freeing it (every file's text and syntax tree) happens off the critical path.
+    let repo = if args.format == OutputFormat::Text {
+        Some(repo)
+    } else {
+        drop_in_background(repo);
+        None
+    };
 
     match &args.output {
         Some(path) => {
             let mut buf = Vec::new();
-            render(&report, &repo, args.format, &mut buf)?;
+            render(&report, repo.as_ref(), args.format, &mut buf)?;
             std::fs::write(path, buf).map_err(|source| AuditError::Write {
                 path: path.clone(),
                 source,
@@ -151,28 +159,45 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
                 path.display()
             )?;
         }
-        None => {
-            // One write: stdout is line-buffered, and reports are large.
-            let mut buf = Vec::with_capacity(64 * 1024);
-            render(&report, &repo, args.format, &mut buf)?;
-            out.write_all(&buf)?;
-        }
+        None => match args.format {
+            // Written in 64 KiB chunks (few writes, and no report-sized buffer).
+            OutputFormat::Json => output::json::write(&report, out)?,
+            OutputFormat::Sarif => output::sarif::write(&report, out)?,
+            OutputFormat::Text => {
+                // One write: stdout is line-buffered, and text is many small writes.
+                let mut buf = Vec::with_capacity(64 * 1024);
+                render(&report, repo.as_ref(), args.format, &mut buf)?;
+                out.write_all(&buf)?;
+            }
+        },
     }
     let fail_on = args
         .fail_on
         .or(config.fail_on)
         .unwrap_or(FailOn::Severity(Severity::High));
-    Ok(exit_code(&report, fail_on))
+    let code = exit_code(&report, fail_on);
+    drop_in_background((report, repo));
+    Ok(code)
+}
+
+/// Drop `value` on a short-lived thread. Freeing a large repository (tens of thousands
+/// of small allocations) takes milliseconds that the caller need not wait for; a process
+/// that exits right away skips it. Dropped in place if no thread can be started.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    // On failure the closure, and `value` with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("audit-drop".into())
+        .spawn(move || drop(value));
 }
 
 fn render(
     report: &Report,
-    repo: &Repository,
+    repo: Option<&Repository>,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        OutputFormat::Text => output::text::write(report, Some(repo), out),
+        OutputFormat::Text => output::text::write(report, repo, out),
         OutputFormat::Json => output::json::write(report, out),
         OutputFormat::Sarif => output::sarif::write(report, out),
     }

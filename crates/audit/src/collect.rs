@@ -170,8 +170,13 @@ pub fn classify(path: &str) -> FileKind {
         || lower.ends_with(".dockerfile")
         || lower.ends_with(".containerfile")
     {
-        // `Dockerfile.md` and friends are docs about Dockerfiles, not Dockerfiles.
-        if !(lower.ends_with(".md") || lower.ends_with(".txt") || lower.ends_with(".j2")) {
+        // `Dockerfile.md` is a doc about a Dockerfile and `dockerfile_rules.rs` is
+        // source code, not Dockerfiles.
+        const NOT_DOCKERFILES: &[&str] = &[
+            ".md", ".txt", ".j2", ".rs", ".py", ".go", ".js", ".ts", ".java", ".rb", ".json",
+            ".yml", ".yaml", ".toml", ".sh", ".tpl", ".tmpl", ".html", ".lock",
+        ];
+        if !NOT_DOCKERFILES.iter().any(|ext| lower.ends_with(ext)) {
             return FileKind::Dockerfile;
         }
     }
@@ -258,6 +263,27 @@ pub struct Collected {
 /// # Errors
 /// Fails when `root` does not exist.
 pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> {
+    let found = Mutex::new(Vec::new());
+    walk_visit(root, no_ignore, |c| {
+        if let Ok(mut v) = found.lock() {
+            v.push(c);
+        }
+    })?;
+    let mut files = found.into_inner().unwrap_or_default();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
+}
+
+/// The walk of [`walk`], handing each file to `visit` as it is found (from the walker's
+/// threads, in no particular order) instead of collecting them.
+///
+/// # Errors
+/// Fails when `root` does not exist.
+pub(crate) fn walk_visit(
+    root: &Path,
+    no_ignore: bool,
+    visit: impl Fn(Collected) + Sync,
+) -> Result<(), AuditError> {
     if !root.exists() {
         return Err(AuditError::NotFound {
             path: root.to_path_buf(),
@@ -268,13 +294,13 @@ pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> 
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        return Ok(vec![Collected {
+        visit(Collected {
             abs: root.to_path_buf(),
             kind: classify(&rel),
             rel,
-        }]);
+        });
+        return Ok(());
     }
-    let found = Mutex::new(Vec::new());
     let mut builder = WalkBuilder::new(root);
     builder
         .hidden(false)
@@ -286,8 +312,8 @@ pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> 
         .parents(!no_ignore)
         .follow_links(false)
         .filter_entry(|e| e.file_name() != ".git");
+    let visit = &visit;
     builder.build_parallel().run(|| {
-        let found = &found;
         Box::new(move |entry| {
             let Ok(entry) = entry else {
                 return WalkState::Continue;
@@ -304,15 +330,11 @@ pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> 
                 .collect::<Vec<_>>()
                 .join("/");
             let kind = classify(&rel);
-            if let Ok(mut v) = found.lock() {
-                v.push(Collected { abs, rel, kind });
-            }
+            visit(Collected { abs, rel, kind });
             WalkState::Continue
         })
     });
-    let mut files = found.into_inner().unwrap_or_default();
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(files)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -326,6 +348,8 @@ mod tests {
             ("svc/Dockerfile.prod", FileKind::Dockerfile),
             ("api.Dockerfile", FileKind::Dockerfile),
             ("Containerfile", FileKind::Dockerfile),
+            ("src/rules/dockerfile_root_user.rs", FileKind::Other),
+            ("src/parse/dockerfile.rs", FileKind::Other),
             ("Dockerfile.dockerignore", FileKind::Dockerignore),
             ("docker-compose.override.yml", FileKind::Compose),
             ("deploy/compose.yaml", FileKind::Compose),

@@ -1,5 +1,6 @@
 //! What a rule reports: severity, confidence, message and annotated locations.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -152,8 +153,8 @@ pub struct Finding {
     pub confidence: Confidence,
     /// What is wrong, specific to this occurrence. Never contains a secret value.
     pub message: String,
-    /// How to fix it.
-    pub help: String,
+    /// How to fix it (usually the rule's static help: borrowed, not copied per finding).
+    pub help: Cow<'static, str>,
     /// Annotated locations; the first is primary. Never empty once emitted.
     pub locations: Vec<Location>,
     /// Stable identity without line numbers, for baselines (filled by the runner).
@@ -167,13 +168,17 @@ impl Finding {
         self.locations.first()
     }
 
-    /// Sort key: path, line, column, rule.
-    pub(crate) fn sort_key(&self) -> (String, u32, u32, &'static str, String) {
-        let (path, line, col) = self
-            .primary()
-            .map(|l| (l.path.clone(), l.span.start.line, l.span.start.col))
-            .unwrap_or_default();
-        (path, line, col, self.rule, self.message.clone())
+    /// Sort key: path, line, column, rule, message.
+    fn sort_key(&self) -> (&str, u32, u32, &'static str, &str) {
+        let (path, line, col) = self.primary().map_or(("", 0, 0), |l| {
+            (l.path.as_str(), l.span.start.line, l.span.start.col)
+        });
+        (path, line, col, self.rule, self.message.as_str())
+    }
+
+    /// Order by path, line, column, rule, message.
+    pub(crate) fn cmp_sort_key(&self, other: &Self) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
     }
 }
 
@@ -193,14 +198,42 @@ pub fn redact(value: &str) -> String {
 /// 64-bit FNV-1a: a stable, dependency-free hash for fingerprints.
 #[must_use]
 pub fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv1a::new();
     for part in parts {
-        for b in part.bytes().chain(std::iter::once(0u8)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h.part(part);
+    }
+    h.finish()
+}
+
+/// Incremental [`fnv1a`]: `part` hashes one part and its terminating zero byte; `bytes`
+/// + `end_part` do the same for a part fed in pieces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub(crate) fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    h
+
+    pub(crate) fn end_part(&mut self) {
+        self.bytes(&[0]);
+    }
+
+    pub(crate) fn part(&mut self, part: &str) {
+        self.bytes(part.as_bytes());
+        self.end_part();
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 #[cfg(test)]

@@ -138,9 +138,17 @@ pub fn end_of_life(image: &ImageRef, today: Date) -> Option<EndOfLife> {
             });
         }
     }
-    let lower = tag.to_ascii_lowercase();
+    // A code name is a part of the tag, compared ASCII case-insensitively (no lowercased
+    // copy); the first in table order that is past its end of life wins.
+    let has = |code: &str| {
+        tag.split(['-', '.', '_'])
+            .any(|p| p.eq_ignore_ascii_case(code))
+    };
+    if !tag.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return None; // no code name in `3.11` or `20.04`
+    }
     for (code, eol) in DEBIAN_CODENAMES {
-        if lower.split(['-', '.', '_']).any(|p| p == *code) && today > date(*eol) {
+        if has(code) && today > date(*eol) {
             return Some(EndOfLife {
                 what: format!("Debian {code}"),
                 since: date(*eol),
@@ -148,7 +156,7 @@ pub fn end_of_life(image: &ImageRef, today: Date) -> Option<EndOfLife> {
         }
     }
     for (code, eol) in UBUNTU_CODENAMES {
-        if lower.split(['-', '.', '_']).any(|p| p == *code) && today > date(*eol) {
+        if has(code) && today > date(*eol) {
             return Some(EndOfLife {
                 what: format!("Ubuntu {code}"),
                 since: date(*eol),
@@ -247,7 +255,14 @@ pub fn is_placeholder(value: &str) -> bool {
 /// Names of files, paths, URLs, ids and settings about secrets do not count.
 #[must_use]
 pub fn is_secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase().replace(['-', '.'], "_");
+    // `to_ascii_lowercase` then `-` and `.` → `_`, in one pass (one allocation).
+    let lower: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            '-' | '.' => '_',
+            c => c,
+        })
+        .collect();
     const SECRET: &[&str] = &[
         "password",
         "passwd",

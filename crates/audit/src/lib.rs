@@ -87,6 +87,7 @@ pub mod config;
 mod error;
 pub mod finding;
 pub mod fix;
+mod heap;
 pub mod ignore_comments;
 pub mod knowledge;
 pub mod osv;

@@ -4,8 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rayon::prelude::*;
-
 use crate::AuditError;
 use crate::collect::{self, FileKind};
 use crate::config::Date;
@@ -155,11 +153,23 @@ impl Repository {
     /// # Errors
     /// Fails when `root` does not exist; unreadable files become parse issues.
     pub fn load(root: &Path, no_ignore: bool, settings: Settings) -> Result<Self, AuditError> {
-        let collected = collect::walk(root, no_ignore)?;
-        let files: Vec<ParsedFile> = collected
-            .par_iter()
-            .map(|c| read_one(&c.abs, &c.rel, c.kind))
-            .collect();
+        // Read and parse each file on the rayon pool as soon as the walk finds it, so
+        // parsing overlaps the (system-call bound) walk instead of waiting for it.
+        let parsed = Mutex::new(Vec::new());
+        rayon::in_place_scope(|scope| {
+            collect::walk_visit(root, no_ignore, |c| {
+                let parsed = &parsed;
+                scope.spawn(move |_| {
+                    crate::heap::reserve_headroom();
+                    let file = read_one(&c.abs, &c.rel, c.kind);
+                    if let Ok(mut v) = parsed.lock() {
+                        v.push(file);
+                    }
+                });
+            })
+        })?;
+        let mut files = parsed.into_inner().unwrap_or_default();
+        files.sort_by(|a, b| a.path().cmp(b.path()));
         let root_dir = if root.is_file() {
             root.parent().map(Path::to_path_buf)
         } else {
@@ -289,10 +299,29 @@ fn read_one(abs: &Path, rel: &str, kind: FileKind) -> ParsedFile {
     if size > limit {
         return ParsedFile::binary(rel, kind);
     }
-    let mut bytes = Vec::with_capacity(size as usize + 1);
-    if let Err(e) = std::io::Read::read_to_end(&mut file, &mut bytes) {
-        return unreadable(e);
-    }
+    // With the size known, one `read` fills the buffer: `File::read_to_end` would `stat`
+    // and `lseek` the handle again for its size hint, then probe for EOF with another
+    // `read`. An empty size (procfs-style files) reads to the end.
+    let bytes = if size == 0 {
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut file, &mut bytes) {
+            return unreadable(e);
+        }
+        bytes
+    } else {
+        let mut bytes = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match std::io::Read::read(&mut file, &mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return unreadable(e),
+            }
+        }
+        bytes.truncate(filled);
+        bytes
+    };
     // NUL in the first 8 KiB: binary, like git's heuristic.
     if bytes[..bytes.len().min(8192)].contains(&0) {
         return ParsedFile::binary(rel, kind);

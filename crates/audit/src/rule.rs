@@ -14,6 +14,8 @@
 //! check_repository   (once per run, after nothing in particular: cross-file rules)
 //! ```
 
+use std::borrow::Cow;
+
 use crate::collect::FileKind;
 use crate::finding::{Confidence, Finding, Location, Severity};
 use crate::parse::dockerfile::{Dockerfile, Instruction, Stage};
@@ -111,7 +113,7 @@ impl Sink {
                 severity: meta.severity,
                 confidence: meta.confidence,
                 message: message.into(),
-                help: meta.help.to_string(),
+                help: Cow::Borrowed(meta.help),
                 locations: vec![primary],
                 fingerprint: String::new(),
             },
@@ -159,7 +161,7 @@ impl FindingBuilder<'_> {
 
     /// Replace the rule's help with occurrence-specific advice.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.finding.help = help.into();
+        self.finding.help = Cow::Owned(help.into());
         self
     }
 

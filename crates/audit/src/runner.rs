@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::AuditError;
 use crate::baseline::Baseline;
 use crate::config::Config;
-use crate::finding::{Finding, fnv1a};
+use crate::finding::{Finding, Fnv1a};
 use crate::registry;
 use crate::repo::{Repository, Settings};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
@@ -104,10 +104,34 @@ pub fn audit_repository(repo: &Repository, config: &Config, baseline: Option<&Ba
 /// Run `rules` on every file (in parallel) and once on the repository.
 /// Returns raw findings and notes about rules that panicked (they never abort the run).
 pub fn run_rules(repo: &Repository, rules: &[&dyn Rule]) -> (Vec<Finding>, Vec<String>) {
-    let per_file: Vec<(Vec<Finding>, Vec<String>)> = repo
-        .files
+    // The per-file pass and the repository-wide hooks are independent: run them side by
+    // side, so neither waits for the other's slowest task.
+    let (per_file, repo_wide) = rayon::join(
+        || run_per_file(repo, rules),
+        || run_repository_wide(repo, rules),
+    );
+    let total = per_file
+        .iter()
+        .chain(&repo_wide)
+        .map(|(f, _)| f.len())
+        .sum();
+    let mut findings = Vec::with_capacity(total);
+    let mut notes = Vec::new();
+    for (f, n) in per_file.into_iter().chain(repo_wide) {
+        findings.extend(f);
+        notes.extend(n);
+    }
+    (findings, notes)
+}
+
+type Results = Vec<(Vec<Finding>, Vec<String>)>;
+
+/// Every rule's per-file hook on every file (in parallel, results in file order).
+fn run_per_file(repo: &Repository, rules: &[&dyn Rule]) -> Results {
+    repo.files
         .par_iter()
         .map(|file| {
+            crate::heap::reserve_headroom();
             let cx = FileCx { file, repo };
             let mut found = Vec::new();
             let mut notes = Vec::new();
@@ -125,8 +149,12 @@ pub fn run_rules(repo: &Repository, rules: &[&dyn Rule]) -> (Vec<Finding>, Vec<S
             }
             (found, notes)
         })
-        .collect();
-    let repo_wide: Vec<(Vec<Finding>, Vec<String>)> = rules
+        .collect()
+}
+
+/// Every rule's repository-wide hook (in parallel, results in registry order).
+fn run_repository_wide(repo: &Repository, rules: &[&dyn Rule]) -> Results {
+    rules
         .par_iter()
         .map(|rule| {
             let mut sink = Sink::new(rule.meta());
@@ -141,14 +169,7 @@ pub fn run_rules(repo: &Repository, rules: &[&dyn Rule]) -> (Vec<Finding>, Vec<S
                 ),
             }
         })
-        .collect();
-    let mut findings = Vec::new();
-    let mut notes = Vec::new();
-    for (f, n) in per_file.into_iter().chain(repo_wide) {
-        findings.extend(f);
-        notes.extend(n);
-    }
-    (findings, notes)
+        .collect()
 }
 
 /// Fingerprint, apply overrides and suppressions, sort and de-duplicate.
@@ -158,42 +179,69 @@ pub(crate) fn finish(
     config: &Config,
     baseline: Option<&Baseline>,
 ) -> Report {
+    /// What happens to one raw finding before the baseline (which counts, so is applied
+    /// in order afterwards).
+    enum Fate {
+        Empty,
+        Inline,
+        Config,
+        Keep(Finding),
+    }
+    // Overrides, inline and config ignores and fingerprints are per finding: in parallel.
+    let fates: Vec<Fate> = raw
+        .into_par_iter()
+        .map(|mut f| {
+            if f.locations.is_empty() {
+                return Fate::Empty;
+            }
+            if let Some(s) = config.severity.get(f.rule) {
+                f.severity = *s;
+            }
+            let rule = f.rule;
+            let ignored = |loc: &crate::finding::Location| {
+                loc.span.start.line > 0
+                    && repo
+                        .file(&loc.path)
+                        .is_some_and(|file| file.ignores.suppresses(rule, loc.span.start.line))
+            };
+            if ignored(&f.locations[0]) {
+                return Fate::Inline;
+            }
+            // An ignore on a secondary location drops just that location (e.g. one pin of
+            // a drift finding that is different on purpose).
+            if f.locations.len() > 1 {
+                let primary = f.locations.remove(0);
+                f.locations.retain(|l| !ignored(l));
+                f.locations.insert(0, primary);
+            }
+            let path = &f.locations[0].path;
+            if config
+                .ignores
+                .iter()
+                .any(|i| i.covers(rule, path, repo.settings.today))
+            {
+                return Fate::Config;
+            }
+            f.fingerprint = fingerprint(repo, &f);
+            Fate::Keep(f)
+        })
+        .collect();
     let mut suppressed = Suppressed::default();
     let mut remaining: HashMap<String, usize> = baseline.map(Baseline::counts).unwrap_or_default();
-    let mut findings = Vec::with_capacity(raw.len());
-    for mut f in raw {
-        if f.locations.is_empty() {
-            continue;
-        }
-        if let Some(s) = config.severity.get(f.rule) {
-            f.severity = *s;
-        }
-        let rule = f.rule;
-        let ignored = |loc: &crate::finding::Location| {
-            loc.span.start.line > 0
-                && repo
-                    .file(&loc.path)
-                    .is_some_and(|file| file.ignores.suppresses(rule, loc.span.start.line))
+    let mut findings = Vec::with_capacity(fates.len());
+    for fate in fates {
+        let f = match fate {
+            Fate::Empty => continue,
+            Fate::Inline => {
+                suppressed.inline += 1;
+                continue;
+            }
+            Fate::Config => {
+                suppressed.config += 1;
+                continue;
+            }
+            Fate::Keep(f) => f,
         };
-        if ignored(&f.locations[0]) {
-            suppressed.inline += 1;
-            continue;
-        }
-        // An ignore on a secondary location drops just that location (e.g. one pin of
-        // a drift finding that is different on purpose).
-        let primary = f.locations.remove(0);
-        f.locations.retain(|l| !ignored(l));
-        f.locations.insert(0, primary);
-        let path = f.locations[0].path.clone();
-        if config
-            .ignores
-            .iter()
-            .any(|i| i.covers(rule, &path, repo.settings.today))
-        {
-            suppressed.config += 1;
-            continue;
-        }
-        f.fingerprint = fingerprint(repo, &f);
         if let Some(n) = remaining.get_mut(&f.fingerprint)
             && *n > 0
         {
@@ -203,7 +251,9 @@ pub(crate) fn finish(
         }
         findings.push(f);
     }
-    findings.sort_by_cached_key(Finding::sort_key);
+    // Stable, like the `sort_by_cached_key(Finding::sort_key)` it replaces, without
+    // cloning every path and message into a key.
+    findings.par_sort_by(Finding::cmp_sort_key);
     findings
         .dedup_by(|a, b| a.rule == b.rule && a.message == b.message && a.locations == b.locations);
     Report {
@@ -217,18 +267,27 @@ pub(crate) fn finish(
 /// (whitespace-normalized) and the message — never line numbers.
 fn fingerprint(repo: &Repository, f: &Finding) -> String {
     let loc = &f.locations[0];
-    let line = if loc.span.start.line == 0 {
-        String::new()
-    } else {
-        repo.file(&loc.path)
-            .map(|file| {
-                file.source
-                    .line(loc.span.start.line)
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    };
-    format!("{:016x}", fnv1a(&[f.rule, &loc.path, &line, &f.message]))
+    // `fnv1a(&[rule, path, line, message])` with the line's words joined by single
+    // spaces, hashed as they are read instead of collected into a string first.
+    let mut h = Fnv1a::new();
+    h.part(f.rule);
+    h.part(&loc.path);
+    if loc.span.start.line != 0
+        && let Some(file) = repo.file(&loc.path)
+    {
+        for (i, word) in file
+            .source
+            .line(loc.span.start.line)
+            .split_whitespace()
+            .enumerate()
+        {
+            if i > 0 {
+                h.bytes(b" ");
+            }
+            h.bytes(word.as_bytes());
+        }
+    }
+    h.end_part();
+    h.part(&f.message);
+    format!("{:016x}", h.finish())
 }

@@ -51,14 +51,40 @@ impl LineIndex {
     /// Index the line starts of `text` (`\n` separated; a trailing `\r` stays in the line).
     #[must_use]
     pub fn new(text: &str) -> Self {
-        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let bytes = text.as_bytes();
+        let mut starts = Vec::with_capacity(text.len() / 32 + 2);
         starts.push(0);
-        for (i, b) in text.bytes().enumerate() {
+        // Eight bytes at a time: skip words without a `\n` (exact "has a zero byte" test
+        // on the word XOR `\n` in every byte), look at the bytes of the others.
+        let mut i = 0;
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let v = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+            if v.wrapping_sub(ONES) & !v & HIGH != 0 {
+                for (k, &b) in chunk.iter().enumerate() {
+                    if b == b'\n' {
+                        starts.push(i + k + 1);
+                    }
+                }
+            }
+            i += 8;
+        }
+        for (k, &b) in bytes[i..].iter().enumerate() {
             if b == b'\n' {
-                starts.push(i + 1);
+                starts.push(i + k + 1);
             }
         }
         Self { starts }
+    }
+
+    /// Byte offsets where lines start (the first is 0; a text ending in `\n` has an
+    /// empty last line starting at its end).
+    #[must_use]
+    pub(crate) fn starts(&self) -> &[usize] {
+        &self.starts
     }
 
     /// Number of lines (a file that ends with `\n` has an empty last line, not counted).

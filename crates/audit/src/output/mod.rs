@@ -1,6 +1,7 @@
 //! Report renderers: human text, versioned JSON, SARIF 2.1.0.
 
 pub mod json;
+mod pretty;
 pub mod sarif;
 pub mod text;
 

@@ -5,7 +5,11 @@
 //! related locations, and `partialFingerprints` (our line-independent fingerprint) so
 //! alerts follow moved code. `security-severity` maps our severities onto GitHub's scale.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
+
+use super::pretty::Pretty;
 
 use crate::finding::{Location, Severity};
 use crate::runner::Report;
@@ -32,7 +36,8 @@ fn security_severity(s: Severity) -> &'static str {
     }
 }
 
-fn physical(l: &Location) -> Value {
+/// Start line, start column, end line, end column of a location's SARIF region.
+fn region(l: &Location) -> (u32, u32, u32, u32) {
     // Whole-file locations have no line: point at the first line.
     let start_line = l.span.start.line.max(1);
     let start_col = l.span.start.col.max(1);
@@ -45,6 +50,11 @@ fn physical(l: &Location) -> Value {
         end_line = 1;
         end_col = 2;
     }
+    (start_line, start_col, end_line, end_col)
+}
+
+fn physical(l: &Location) -> Value {
+    let (start_line, start_col, end_line, end_col) = region(l);
     json!({
         "artifactLocation": { "uri": uri(&l.path), "uriBaseId": "%SRCROOT%" },
         "region": {
@@ -173,13 +183,182 @@ pub fn to_value(report: &Report) -> Value {
     })
 }
 
-/// Write `report` as SARIF 2.1.0.
+/// Write `report` as SARIF 2.1.0: the same bytes as
+/// `serde_json::to_writer_pretty(&to_value(report))` (object keys sorted, as
+/// `serde_json::Value` maps are) and a final newline, written directly in 64 KiB chunks
+/// instead of through a `Value` tree.
 ///
 /// # Errors
 /// Write failures.
 pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &to_value(report))?;
-    writeln!(out)
+    let mut w = Pretty::new(out);
+    w.begin_object();
+    w.field_str("$schema", SCHEMA);
+    w.key("runs");
+    w.begin_array();
+    w.element();
+    w.begin_object();
+    w.field_str("columnKind", "unicodeCodePoints");
+    w.key("results");
+    w.begin_array();
+    let index: HashMap<&str, usize> = report
+        .rules
+        .iter()
+        .enumerate()
+        .rev() // the first position wins, like `position`
+        .map(|(i, m)| (m.id, i))
+        .collect();
+    let mut text = String::new();
+    for f in &report.findings {
+        w.element();
+        w.begin_object();
+        w.field_str("level", level(f.severity));
+        w.key("locations");
+        w.begin_array();
+        w.element();
+        w.begin_object();
+        w.key("physicalLocation");
+        physical_to(&mut w, &f.locations[0]);
+        w.end_object();
+        w.end_array();
+        w.key("message");
+        w.begin_object();
+        text.clear();
+        text.push_str(&f.message);
+        text.push_str("\nFix: ");
+        text.push_str(&f.help);
+        w.field_str("text", &text);
+        w.end_object();
+        w.key("partialFingerprints");
+        w.begin_object();
+        w.field_str("orchestraFingerprint/v1", &f.fingerprint);
+        w.end_object();
+        w.key("properties");
+        w.begin_object();
+        w.field_str("confidence", f.confidence.as_str());
+        w.field_str("security-severity", security_severity(f.severity));
+        w.field_str("severity", f.severity.as_str());
+        w.end_object();
+        if f.locations.len() > 1 {
+            w.key("relatedLocations");
+            w.begin_array();
+            for (i, l) in f.locations[1..].iter().enumerate() {
+                w.element();
+                w.begin_object();
+                w.field_uint("id", i as u64 + 1);
+                w.key("message");
+                w.begin_object();
+                w.field_str(
+                    "text",
+                    if l.label.is_empty() {
+                        "related"
+                    } else {
+                        &l.label
+                    },
+                );
+                w.end_object();
+                w.key("physicalLocation");
+                physical_to(&mut w, l);
+                w.end_object();
+            }
+            w.end_array();
+        }
+        w.field_str("ruleId", f.rule);
+        if let Some(&i) = index.get(f.rule) {
+            w.field_uint("ruleIndex", i as u64);
+        }
+        w.end_object();
+    }
+    w.end_array();
+    w.key("tool");
+    w.begin_object();
+    w.key("driver");
+    w.begin_object();
+    w.field_str(
+        "informationUri",
+        "https://github.com/orchestra-rs/orchestra",
+    );
+    w.field_str("name", "orchestra-audit");
+    w.key("rules");
+    w.begin_array();
+    for m in &report.rules {
+        let docs = m.docs_url();
+        w.element();
+        w.begin_object();
+        w.key("defaultConfiguration");
+        w.begin_object();
+        w.field_str("level", level(m.severity));
+        w.end_object();
+        w.key("fullDescription");
+        w.begin_object();
+        w.field_str("text", &format!("{} {}", m.title, m.help));
+        w.end_object();
+        w.key("help");
+        w.begin_object();
+        w.field_str(
+            "markdown",
+            &format!("{}\n\n[Documentation]({})", m.help, docs),
+        );
+        w.field_str("text", m.help);
+        w.end_object();
+        w.field_str("helpUri", &docs);
+        w.field_str("id", m.id);
+        w.field_str("name", &pascal(m.id));
+        w.key("properties");
+        w.begin_object();
+        w.field_str("precision", m.confidence.as_str());
+        w.field_str("security-severity", security_severity(m.severity));
+        w.key("tags");
+        w.begin_array();
+        // GitHub ranks only `security`-tagged rules by security-severity.
+        let kind = if m.family.contains("drift") || m.family.contains("stale") {
+            "maintainability"
+        } else {
+            "security"
+        };
+        w.element();
+        w.str(kind);
+        if !m.family.is_empty() {
+            w.element();
+            w.str(m.family);
+        }
+        w.end_array();
+        w.end_object();
+        w.key("shortDescription");
+        w.begin_object();
+        w.field_str("text", m.title);
+        w.end_object();
+        w.end_object();
+    }
+    w.end_array();
+    w.field_str("semanticVersion", env!("CARGO_PKG_VERSION"));
+    w.end_object();
+    w.end_object();
+    w.end_object();
+    w.end_array();
+    w.field_str("version", "2.1.0");
+    w.end_object();
+    w.raw(b"\n");
+    w.finish()
+}
+
+/// [`physical`], written directly (keys sorted).
+fn physical_to(w: &mut Pretty<'_>, l: &Location) {
+    let (start_line, start_col, end_line, end_col) = region(l);
+    w.begin_object();
+    w.key("artifactLocation");
+    w.begin_object();
+    w.field_str("uri", &uri(&l.path));
+    w.field_str("uriBaseId", "%SRCROOT%");
+    w.end_object();
+    w.key("region");
+    w.begin_object();
+    w.field_uint("endColumn", u64::from(end_col));
+    w.field_uint("endLine", u64::from(end_line));
+    w.field_uint("startColumn", u64::from(start_col));
+    w.field_uint("startLine", u64::from(start_line));
+    w.end_object();
+    w.end_object();
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!
 //! The parser never fails: problems become [`ParseIssue`]s next to a best-effort AST.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -99,8 +100,12 @@ impl Keyword {
             Keyword::Healthcheck,
             Keyword::Shell,
         ];
+        // Only keywords of the word's length can match (they are all distinct).
+        if !(3..=11).contains(&word.len()) {
+            return Keyword::Unknown;
+        }
         ALL.into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(word))
+            .find(|k| k.as_str().len() == word.len() && k.as_str().eq_ignore_ascii_case(word))
             .unwrap_or(Keyword::Unknown)
     }
 
@@ -312,12 +317,40 @@ struct Segment {
     len: usize,
 }
 
+/// Move the items of a scratch vector into a new, exactly sized one (the scratch keeps
+/// its capacity for the next use).
+fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(scratch.len());
+    out.append(scratch);
+    out
+}
+
+thread_local! {
+    /// Scratch vectors for building views (reused: views are copied out exactly sized).
+    static WORD_SCRATCH: Cell<Vec<Word>> = const { Cell::new(Vec::new()) };
+    static COMMAND_SCRATCH: Cell<Vec<Command>> = const { Cell::new(Vec::new()) };
+}
+
+/// Run `f` with the scratch vector of `key` (empty), then keep its capacity for the next
+/// call. A nested call on the same thread simply gets a fresh vector.
+fn with_scratch<T, R>(
+    key: &'static std::thread::LocalKey<Cell<Vec<T>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut buf = key.with(Cell::take);
+    buf.clear();
+    let r = f(&mut buf);
+    buf.clear();
+    key.with(|cell| cell.set(buf));
+    r
+}
+
 /// Lazily computed views of an instruction, shared by every rule that asks.
 #[derive(Clone, Debug, Default)]
 struct InstCache {
-    words: OnceLock<Vec<Word>>,
-    commands: OnceLock<Vec<Command>>,
-    key_values: OnceLock<Vec<KeyValue>>,
+    words: OnceLock<Box<[Word]>>,
+    commands: OnceLock<Box<[Command]>>,
+    key_values: OnceLock<Box<[KeyValue]>>,
 }
 
 /// One instruction, continuation lines joined.
@@ -343,6 +376,8 @@ pub struct Instruction {
     pub heredocs: Vec<Heredoc>,
     /// Index of the stage this instruction belongs to (`None` before the first `FROM`).
     pub stage: Option<usize>,
+    /// Empty for a single-line instruction: one segment, the whole text at the keyword
+    /// (most instructions; no allocation for them).
     segments: Vec<Segment>,
     cache: InstCache,
 }
@@ -385,6 +420,14 @@ impl Instruction {
     }
 
     fn src_offset(&self, off: usize, is_end: bool) -> usize {
+        if self.segments.is_empty() {
+            let one = Segment {
+                text_start: 0,
+                src_start: self.keyword_range.start,
+                len: self.text.len(),
+            };
+            return seg_map(std::slice::from_ref(&one), off, is_end);
+        }
         seg_map(&self.segments, off, is_end)
     }
 
@@ -402,13 +445,15 @@ impl Instruction {
         self.cache.words.get_or_init(|| self.compute_words())
     }
 
-    fn compute_words(&self) -> Vec<Word> {
-        let body = self.body();
-        split_commands(body, |o| self.body_start + o)
-            .into_iter()
-            .flatten()
-            .map(|(text, r)| self.word(text, r))
-            .collect()
+    fn compute_words(&self) -> Box<[Word]> {
+        with_scratch(&WORD_SCRATCH, |out| {
+            lex_commands(self.body(), |token| {
+                if let Token::Word(text, r) = token {
+                    out.push(self.word(text, self.body_start + r.start..self.body_start + r.end));
+                }
+            });
+            out.drain(..).collect()
+        })
     }
 
     fn word(&self, text: String, r: Range<usize>) -> Word {
@@ -426,17 +471,31 @@ impl Instruction {
         self.cache.commands.get_or_init(|| self.compute_commands())
     }
 
-    fn compute_commands(&self) -> Vec<Command> {
+    fn compute_commands(&self) -> Box<[Command]> {
         if matches!(self.form, Form::Exec(_)) {
-            return Vec::new();
+            return Box::default();
         }
-        let body = self.body();
-        let mut out: Vec<Command> = split_commands(body, |o| self.body_start + o)
-            .into_iter()
-            .map(|ws| Command {
-                words: ws.into_iter().map(|(t, r)| self.word(t, r)).collect(),
-            })
-            .collect();
+        // Words and commands gather in per-thread scratch vectors, and are copied out at
+        // their exact sizes (no growth, no shrinking: every file's views stay in memory).
+        with_scratch(&COMMAND_SCRATCH, |out| {
+            with_scratch(&WORD_SCRATCH, |words| self.commands_into(out, words));
+            out.drain(..).collect()
+        })
+    }
+
+    fn commands_into(&self, out: &mut Vec<Command>, words: &mut Vec<Word>) {
+        lex_commands(self.body(), |token| match token {
+            Token::Word(text, r) => {
+                words.push(self.word(text, self.body_start + r.start..self.body_start + r.end));
+            }
+            Token::End => {
+                if !words.is_empty() {
+                    out.push(Command {
+                        words: exact(words),
+                    });
+                }
+            }
+        });
         if self.keyword == Keyword::Run && !self.heredocs.is_empty() {
             let runs_script = out.iter().any(|c| match c.program() {
                 None => true,
@@ -450,20 +509,22 @@ impl Instruction {
             out.retain(|c| c.program().is_some_and(|p| !p.starts_with("<<")));
             if runs_script {
                 for h in &self.heredocs {
-                    for ws in split_commands(&h.body, |o| o) {
-                        let words = ws
-                            .into_iter()
-                            .map(|(t, r)| Word {
-                                range: h.src_range(r),
-                                text: t,
-                            })
-                            .collect();
-                        out.push(Command { words });
-                    }
+                    lex_commands(&h.body, |token| match token {
+                        Token::Word(text, r) => words.push(Word {
+                            range: h.src_range(r),
+                            text,
+                        }),
+                        Token::End => {
+                            if !words.is_empty() {
+                                out.push(Command {
+                                    words: exact(words),
+                                });
+                            }
+                        }
+                    });
                 }
             }
         }
-        out
     }
 
     /// `ENV`/`ARG`/`LABEL` pairs. Legacy `ENV KEY value with spaces` gives one pair.
@@ -475,13 +536,14 @@ impl Instruction {
             .get_or_init(|| self.compute_key_values())
     }
 
-    fn compute_key_values(&self) -> Vec<KeyValue> {
-        let body = self.body();
-        let words: Vec<(String, Range<usize>)> = split_commands(body, |o| self.body_start + o)
-            .into_iter()
-            .flatten()
-            .collect();
-        let mut out = Vec::new();
+    fn compute_key_values(&self) -> Box<[KeyValue]> {
+        let mut words: Vec<(String, Range<usize>)> = Vec::new();
+        lex_commands(self.body(), |token| {
+            if let Token::Word(text, r) = token {
+                words.push((text, self.body_start + r.start..self.body_start + r.end));
+            }
+        });
+        let mut out = Vec::with_capacity(words.len());
         let first_has_eq = words
             .first()
             .is_some_and(|(_, r)| self.text[r.clone()].contains('='));
@@ -491,14 +553,14 @@ impl Instruction {
                 let vstart = words.get(1).map_or(kr.end, |(_, r)| r.start);
                 let vend = words.last().map_or(kr.end, |(_, r)| r.end);
                 let value: Vec<&str> = words[1..].iter().map(|(t, _)| t.as_str()).collect();
-                out.push(KeyValue {
+                return Box::new([KeyValue {
                     key: key.clone(),
                     value: Some(value.join(" ")),
                     key_range: self.src_range(kr.clone()),
                     value_range: self.src_range(vstart..vend),
-                });
+                }]);
             }
-            return out;
+            return Box::default();
         }
         for (text, r) in words {
             let raw = &self.text[r.clone()];
@@ -517,7 +579,8 @@ impl Instruction {
                 }),
             }
         }
-        out
+        // Exactly sized: one key-value per word.
+        out.into_boxed_slice()
     }
 }
 
@@ -795,25 +858,45 @@ pub fn expand_with(text: &str, vars: &HashMap<String, String>) -> (String, bool)
 /// mapped through `map`. A light lexer: quotes, escapes, `$(…)`, backticks, comments,
 /// `&&`, `||`, `|`, `;`, `&`, parentheses and newlines as separators.
 fn split_commands(text: &str, map: impl Fn(usize) -> usize) -> Vec<Vec<(String, Range<usize>)>> {
-    let b = text.as_bytes();
     let mut cmds: Vec<Vec<(String, Range<usize>)>> = Vec::new();
     let mut cur: Vec<(String, Range<usize>)> = Vec::new();
+    lex_commands(text, |token| match token {
+        Token::Word(w, r) => cur.push((w, map(r.start)..map(r.end))),
+        Token::End => {
+            if !cur.is_empty() {
+                cmds.push(std::mem::take(&mut cur));
+            }
+        }
+    });
+    cmds
+}
+
+/// What [`lex_commands`] reports, in order.
+enum Token {
+    /// A word: its unquoted text and its byte range in the lexed text.
+    Word(String, Range<usize>),
+    /// The end of a command (possibly an empty one), and at the end of the text.
+    End,
+}
+
+/// The lexer of [`split_commands`], reporting words and command ends as they are read
+/// (no intermediate vectors: callers build exactly what they keep).
+fn lex_commands(text: &str, mut emit: impl FnMut(Token)) {
+    let b = text.as_bytes();
     let mut word = String::new();
     let mut start: Option<usize> = None;
     let mut i = 0;
     macro_rules! end_word {
         () => {
             if let Some(s) = start.take() {
-                cur.push((std::mem::take(&mut word), map(s)..map(i)));
+                emit(Token::Word(std::mem::take(&mut word), s..i));
             }
         };
     }
     macro_rules! end_cmd {
         () => {
             end_word!();
-            if !cur.is_empty() {
-                cmds.push(std::mem::take(&mut cur));
-            }
+            emit(Token::End);
         };
     }
     while i < b.len() {
@@ -869,9 +952,14 @@ fn split_commands(text: &str, map: impl Fn(usize) -> usize) -> Vec<Vec<(String, 
                         i += 2;
                         continue;
                     }
-                    let ch = text[i..].chars().next().unwrap_or(' ');
-                    word.push(ch);
-                    i += ch.len_utf8();
+                    // A run up to the next quote or backslash, copied at once (both are
+                    // ASCII, so the run ends on a character boundary).
+                    let run = b[i + 1..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\')
+                        .map_or(b.len(), |p| i + 1 + p);
+                    word.push_str(&text[i..run]);
+                    i = run;
                 }
                 i = (i + 1).min(b.len());
             }
@@ -920,14 +1008,37 @@ fn split_commands(text: &str, map: impl Fn(usize) -> usize) -> Vec<Vec<(String, 
             }
             _ => {
                 start.get_or_insert(i);
-                let ch = text[i..].chars().next().unwrap_or(' ');
-                word.push(ch);
-                i += ch.len_utf8();
+                // Copy the run of ordinary bytes up to the next one the lexer handles
+                // (all ASCII, so the run ends on a character boundary; `#` inside a word
+                // and `$` without `(` are ordinary, and stop the run only to be
+                // re-read here).
+                let run = b[i + 1..]
+                    .iter()
+                    .position(|&c| {
+                        matches!(
+                            c,
+                            b' ' | b'\t'
+                                | b'\r'
+                                | b'\n'
+                                | b'\\'
+                                | b'\''
+                                | b'"'
+                                | b'$'
+                                | b'`'
+                                | b'&'
+                                | b'|'
+                                | b';'
+                                | b'('
+                                | b')'
+                        )
+                    })
+                    .map_or(b.len(), |p| i + 1 + p);
+                word.push_str(&text[i..run]);
+                i = run;
             }
         }
     }
     end_cmd!();
-    cmds
 }
 
 /// Parse a JSON array of strings starting at `text[at..]`, the whole rest of `text`.
@@ -1018,15 +1129,19 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn new(file: &'a SourceFile) -> Self {
         let text = file.text.as_str();
-        // Pre-size: growing these vectors dominated parse time in profiles.
-        let newlines = text.bytes().filter(|&b| b == b'\n').count();
-        let mut lines = Vec::with_capacity(newlines + 1);
-        let mut start = 0;
-        for l in text.split_inclusive('\n') {
+        // The lines of `split_inclusive('\n')`, from the line starts the source file has
+        // already indexed (no second scan for line breaks).
+        let starts = file.lines.starts();
+        let mut lines = Vec::with_capacity(starts.len());
+        for (k, &start) in starts.iter().enumerate() {
+            if start >= text.len() {
+                break;
+            }
+            let end = starts.get(k + 1).copied().unwrap_or(text.len());
+            let l = &text[start..end];
             let body = l.strip_suffix('\n').unwrap_or(l);
             let body = body.strip_suffix('\r').unwrap_or(body);
             lines.push(Line { start, text: body });
-            start += l.len();
         }
         // A byte order mark is not part of the first line's text.
         if let Some(first) = lines.first_mut()
@@ -1075,6 +1190,9 @@ impl<'a> Parser<'a> {
             }
             i = self.instruction(i);
         }
+        // The capacity was an upper bound (continuation and heredoc lines count too):
+        // give the excess back, since every parsed file stays in memory for the run.
+        self.df.instructions.shrink_to_fit();
         self.finish();
         self.df
     }
@@ -1132,18 +1250,46 @@ impl<'a> Parser<'a> {
     /// Parse the instruction starting at line `i`; returns the next line to read.
     fn instruction(&mut self, mut i: usize) -> usize {
         let esc = self.df.escape;
-        let mut text = String::new();
-        let mut segments = Vec::new();
         let first = &self.lines[i];
         let lead = first.text.len() - first.text.trim_start().len();
         let start = first.start + lead;
+        // Size the joined text and its segments first (the same walk over continuation
+        // lines as below), so neither grows while it is built.
+        let (mut len, mut count) = (0, 0);
+        {
+            let (content, mut cont) = strip_continuation(&first.text[lead..], esc);
+            len += content.len();
+            count += 1;
+            let mut j = i + 1;
+            while cont && j < self.lines.len() {
+                let line = &self.lines[j];
+                let t = line.text.trim_start();
+                j += 1;
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                let (content, c) = strip_continuation(line.text, esc);
+                len += content.len();
+                count += 1;
+                cont = c;
+            }
+        }
+        let mut text = String::with_capacity(len);
+        let multi = count > 1;
+        let mut segments = if multi {
+            Vec::with_capacity(count)
+        } else {
+            Vec::new()
+        };
         let mut end;
         let mut push = |text: &mut String, src_start: usize, s: &str| {
-            segments.push(Segment {
-                text_start: text.len(),
-                src_start,
-                len: s.len(),
-            });
+            if multi {
+                segments.push(Segment {
+                    text_start: text.len(),
+                    src_start,
+                    len: s.len(),
+                });
+            }
             text.push_str(s);
         };
         let (content, mut cont) = strip_continuation(&first.text[lead..], esc);
@@ -1231,7 +1377,7 @@ impl<'a> Parser<'a> {
     /// Find heredoc markers on the instruction line and read their bodies from line `i`.
     fn heredocs(&mut self, inst: &mut Instruction, mut i: usize) -> usize {
         let body = inst.body();
-        if !body.contains("<<") {
+        if !body.as_bytes().windows(2).any(|w| w == b"<<") {
             return i;
         }
         let markers: Vec<(String, bool, bool, Range<usize>)> =
@@ -1319,7 +1465,13 @@ impl<'a> Parser<'a> {
     /// Group instructions into stages and resolve base images.
     fn finish(&mut self) {
         let mut current: Option<usize> = None;
-        let mut stages: Vec<Stage> = Vec::new();
+        let froms = self
+            .df
+            .instructions
+            .iter()
+            .filter(|i| i.keyword == Keyword::From)
+            .count();
+        let mut stages: Vec<Stage> = Vec::with_capacity(froms);
         let mut issues = Vec::new();
         for idx in 0..self.df.instructions.len() {
             let inst = &self.df.instructions[idx];
@@ -1424,10 +1576,19 @@ fn parse_flags(inst: &mut Instruction) {
             }
             p += 1;
         }
-        let word = inst.text[start + 2..p].replace(['"', '\''], "");
-        let (name, value) = match word.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (word, None),
+        let raw = &inst.text[start + 2..p];
+        let (name, value) = if raw.contains(['"', '\'']) {
+            let word = raw.replace(['"', '\''], "");
+            match word.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (word, None),
+            }
+        } else {
+            // No quotes to strip: split the text in place.
+            match raw.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (raw.to_string(), None),
+            }
         };
         flags.push(Flag {
             name,

@@ -18,10 +18,10 @@ impl ImageRef {
     /// Split `reference` into name, tag and digest. Never fails: odd input keeps its text.
     #[must_use]
     pub fn parse(reference: &str) -> Self {
-        let raw = reference.trim().to_string();
+        let raw = reference.trim();
         let (rest, digest) = match raw.split_once('@') {
-            Some((r, d)) => (r.to_string(), Some(d.to_string())),
-            None => (raw.clone(), None),
+            Some((r, d)) => (r, Some(d.to_string())),
+            None => (raw, None),
         };
         // A `:` after the last `/` is a tag; one before it is a registry port.
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -30,10 +30,10 @@ impl ImageRef {
                 rest[..last_slash + i].to_string(),
                 Some(rest[last_slash + i + 1..].to_string()),
             ),
-            None => (rest.clone(), None),
+            None => (rest.to_string(), None),
         };
         Self {
-            raw,
+            raw: raw.to_string(),
             name,
             tag,
             digest,

@@ -4,26 +4,86 @@
 
 use std::cmp::Ordering;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 /// A cheap keyword scan run before any regex: which of a fixed set of keywords (ASCII
 /// case-insensitive) occur in a text.
+///
+/// The text is ASCII-lowercased into a per-thread buffer and searched for the lowercased
+/// keywords with a case-sensitive automaton: the same matches as an ASCII
+/// case-insensitive search, but it can use aho-corasick's SIMD (Teddy) prefilter, which
+/// a case-insensitive automaton cannot. Nearly every file has no keyword at all, so
+/// [`Prefilter::hits`] answers "none" from that fast scan before any per-keyword work.
 pub struct Prefilter {
-    ac: Option<AhoCorasick>,
+    /// Leftmost-first over the lowercased keywords: the fast yes/no scan.
+    any: Option<AnyScan>,
+    /// Standard semantics over the same keywords, for overlapping per-keyword hits.
+    all: Option<AhoCorasick>,
     len: usize,
+}
+
+/// The yes/no scan: aho-corasick's packed (Teddy) searcher directly where the CPU has
+/// it (the automaton picks a slower rare-byte prefilter for a few keywords), else the
+/// automaton.
+enum AnyScan {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl AnyScan {
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        match self {
+            AnyScan::Packed(s) => s.find(haystack).is_some(),
+            AnyScan::Automaton(ac) => ac.is_match(haystack),
+        }
+    }
+}
+
+thread_local! {
+    /// Scratch buffer for lowercased text (reused: no allocation per file).
+    static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on the ASCII-lowercased bytes of `text`.
+fn with_lowercase<R>(text: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    LOWER.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            buf.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+            f(&buf)
+        }
+        // Re-entered on this thread (never in practice): use a fresh buffer.
+        Err(_) => f(&text.to_ascii_lowercase().into_bytes()),
+    })
 }
 
 impl Prefilter {
     /// Build a prefilter for `keywords`.
     #[must_use]
     pub fn new(keywords: &[&str]) -> Self {
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(keywords)
-            .ok();
+        let lower: Vec<String> = keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&lower)
+            .build();
+        let any = match packed {
+            Some(p) if !lower.is_empty() => Some(AnyScan::Packed(p)),
+            _ => AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&lower)
+                .ok()
+                .map(AnyScan::Automaton),
+        };
+        let all = AhoCorasick::builder().build(&lower).ok();
+        let (any, all) = match (any, all) {
+            (Some(a), Some(b)) => (Some(a), Some(b)),
+            _ => (None, None),
+        };
         Self {
-            ac,
+            any,
+            all,
             len: keywords.len(),
         }
     }
@@ -32,29 +92,34 @@ impl Prefilter {
     /// not be built, so rules fall back to their regexes).
     #[must_use]
     pub fn hits(&self, text: &str) -> Vec<bool> {
-        let Some(ac) = &self.ac else {
+        let (Some(any), Some(all)) = (&self.any, &self.all) else {
             return vec![true; self.len];
         };
-        let mut seen = vec![false; self.len];
-        let mut left = self.len;
-        for m in ac.find_overlapping_iter(text) {
-            let i = m.pattern().as_usize();
-            if !seen[i] {
-                seen[i] = true;
-                left -= 1;
-                if left == 0 {
-                    break;
+        with_lowercase(text, |lower| {
+            let mut seen = vec![false; self.len];
+            if !any.is_match(lower) {
+                return seen;
+            }
+            let mut left = self.len;
+            for m in all.find_overlapping_iter(lower) {
+                let i = m.pattern().as_usize();
+                if !seen[i] {
+                    seen[i] = true;
+                    left -= 1;
+                    if left == 0 {
+                        break;
+                    }
                 }
             }
-        }
-        seen
+            seen
+        })
     }
 
     /// Whether any keyword occurs in `text`.
     #[must_use]
     pub fn any(&self, text: &str) -> bool {
-        match &self.ac {
-            Some(ac) => ac.is_match(text),
+        match &self.any {
+            Some(ac) => with_lowercase(text, |lower| ac.is_match(lower)),
             None => true,
         }
     }
@@ -73,6 +138,100 @@ pub fn regex(pattern: &str) -> Regex {
     let ascii = pattern.replace(r"\b", r"(?-u:\b)");
     #[allow(clippy::expect_used)]
     Regex::new(&ascii).expect("static regex")
+}
+
+/// Which of a fixed set of literal needles (case-sensitive) occur in a text, in one SIMD
+/// scan instead of one substring search per needle. Sound, not exact: a needle found
+/// also reports every needle that could start inside it (the scan reports matches that
+/// do not overlap), so a needle that occurs is always reported.
+pub struct NeedleSet {
+    searcher: Option<aho_corasick::packed::Searcher>,
+    needles: Vec<&'static str>,
+    /// For each needle, the needles to report when it is found (itself included).
+    implied: Vec<Vec<usize>>,
+}
+
+impl NeedleSet {
+    /// A set of `needles` (none empty).
+    #[must_use]
+    pub fn new(needles: &[&'static str]) -> Self {
+        let searcher = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(needles)
+            .build()
+            .filter(|_| !needles.is_empty() && needles.iter().all(|n| !n.is_empty()));
+        // `n` may start inside `m` when, at some offset of `m`, the rest of `m` and the
+        // start of `n` agree.
+        let implied = needles
+            .iter()
+            .map(|m| {
+                (0..needles.len())
+                    .filter(|&k| {
+                        let n = needles[k].as_bytes();
+                        let m = m.as_bytes();
+                        (0..m.len()).any(|o| {
+                            let len = (m.len() - o).min(n.len());
+                            m[o..o + len] == n[..len]
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            searcher,
+            needles: needles.to_vec(),
+            implied,
+        }
+    }
+
+    /// For each needle, whether it may occur in `text` (`false`: it does not).
+    #[must_use]
+    pub fn hits(&self, text: &str) -> Vec<bool> {
+        let Some(searcher) = &self.searcher else {
+            return self.needles.iter().map(|n| text.contains(n)).collect();
+        };
+        let mut seen = vec![false; self.needles.len()];
+        for m in searcher.find_iter(text) {
+            for &k in &self.implied[m.pattern().as_usize()] {
+                seen[k] = true;
+            }
+        }
+        seen
+    }
+}
+
+/// A source pattern compiled on first use, and only tried on texts that contain one of
+/// its `needles`: literal text (case-sensitive, like the pattern) that every match holds.
+/// Most patterns never match most files, and compiling them all costs more than a scan.
+pub struct GatedRegex {
+    pattern: String,
+    needles: &'static [&'static str],
+    re: std::sync::OnceLock<Regex>,
+}
+
+impl GatedRegex {
+    /// `pattern` (see [`regex`]) and literals every match of it contains.
+    #[must_use]
+    pub fn new(pattern: impl Into<String>, needles: &'static [&'static str]) -> Self {
+        Self {
+            pattern: pattern.into(),
+            needles,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Could the pattern match in `text`? (False means it cannot.)
+    #[must_use]
+    pub fn may_match(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| text.contains(n))
+    }
+
+    /// The compiled pattern.
+    #[must_use]
+    pub fn regex(&self) -> &Regex {
+        self.re.get_or_init(|| regex(&self.pattern))
+    }
 }
 
 /// Values that are obviously not real secrets or ids: templates, variables, examples.
@@ -243,7 +402,8 @@ pub fn numeric_prefix(version: &str) -> Vec<u64> {
     let v = version.trim().trim_start_matches(['v', 'V', '=']);
     let mut out = Vec::new();
     for part in v.split('.') {
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        let n = part.bytes().take_while(u8::is_ascii_digit).count();
+        let digits = &part[..n];
         if digits.is_empty() {
             break;
         }

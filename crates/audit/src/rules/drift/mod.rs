@@ -9,15 +9,16 @@ pub mod drift_tool_version;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
+use rayon::prelude::*;
 use regex::Regex;
 
 use crate::collect::FileKind;
 use crate::finding::Location;
 use crate::parse::{Document, Node};
 use crate::repo::{ParsedFile, Repository};
-use crate::rules::scan::{cmp_numeric, is_prose, numeric_prefix, regex};
+use crate::rules::scan::{NeedleSet, cmp_numeric, is_prose, numeric_prefix, regex};
 use crate::views::{Compose, Workflow};
 
 /// Tools whose versions are compared, with the number of version components that
@@ -73,47 +74,113 @@ pub fn version_key(version: &str, gran: usize) -> Option<Vec<u64>> {
 /// Display a key (`[3, 11]` → `3.11`).
 #[must_use]
 pub fn show(key: &[u64]) -> String {
-    key.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    use std::fmt::Write;
+    let mut out = String::with_capacity(4 * key.len());
+    for (i, k) in key.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let _ = write!(out, "{k}");
+    }
+    out
 }
 
 struct TextPattern {
     tool: &'static str,
-    re: Regex,
+    pattern: String,
+    /// Literal text every match contains (case-sensitive, like the patterns): the regex
+    /// runs only on files holding one, and is compiled the first time one does.
+    needles: &'static [&'static str],
+    re: OnceLock<Regex>,
     label: &'static str,
+}
+
+impl TextPattern {
+    fn regex(&self) -> &Regex {
+        self.re.get_or_init(|| regex(&self.pattern))
+    }
 }
 
 static TEXT_PATTERNS: LazyLock<Vec<TextPattern>> = LazyLock::new(|| {
     let v = r#"["']?\s*[=:]\s*["']?v?([0-9]+(?:\.[0-9]+)*)"#;
-    let p = |tool, pattern: &str, label| TextPattern {
+    let p = |tool, pattern: &str, needles, label| TextPattern {
         tool,
-        re: regex(pattern),
+        pattern: pattern.to_string(),
+        needles,
+        re: OnceLock::new(),
         label,
     };
     vec![
         p(
             "poetry",
             r"\bpoetry(?:\[[^\]]*\])?==([0-9][0-9.]*)",
+            &["poetry"],
             "poetry==",
         ),
-        p("poetry", &format!(r"\bPOETRY_VERSION{v}"), "POETRY_VERSION"),
+        p(
+            "poetry",
+            &format!(r"\bPOETRY_VERSION{v}"),
+            &["POETRY_VERSION"],
+            "POETRY_VERSION",
+        ),
         p(
             "poetry",
             r"install\.python-poetry\.org[^\n]*--version[= ]+([0-9][0-9.]*)",
+            &["install.python-poetry.org"],
             "poetry installer",
         ),
-        p("pip", r"\bpip==([0-9][0-9.]*)", "pip=="),
-        p("pip", &format!(r"\bPIP_VERSION{v}"), "PIP_VERSION"),
-        p("uv", r"\buv==([0-9][0-9.]*)", "uv=="),
-        p("uv", &format!(r"\bUV_VERSION{v}"), "UV_VERSION"),
-        p("uv", r"ghcr\.io/astral-sh/uv:([0-9][0-9.]*)", "uv image"),
-        p("python", &format!(r"\bPYTHON_VERSION{v}"), "PYTHON_VERSION"),
-        p("node", &format!(r"\bNODE_VERSION{v}"), "NODE_VERSION"),
+        p("pip", r"\bpip==([0-9][0-9.]*)", &["pip=="], "pip=="),
+        p(
+            "pip",
+            &format!(r"\bPIP_VERSION{v}"),
+            &["PIP_VERSION"],
+            "PIP_VERSION",
+        ),
+        p("uv", r"\buv==([0-9][0-9.]*)", &["uv=="], "uv=="),
+        p(
+            "uv",
+            &format!(r"\bUV_VERSION{v}"),
+            &["UV_VERSION"],
+            "UV_VERSION",
+        ),
+        p(
+            "uv",
+            r"ghcr\.io/astral-sh/uv:([0-9][0-9.]*)",
+            &["ghcr.io/astral-sh/uv:"],
+            "uv image",
+        ),
+        p(
+            "python",
+            &format!(r"\bPYTHON_VERSION{v}"),
+            &["PYTHON_VERSION"],
+            "PYTHON_VERSION",
+        ),
+        p(
+            "node",
+            &format!(r"\bNODE_VERSION{v}"),
+            &["NODE_VERSION"],
+            "NODE_VERSION",
+        ),
         p(
             "terraform",
             &format!(r"\b(?:TERRAFORM_VERSION|TF_VERSION){v}"),
+            &["TERRAFORM_VERSION", "TF_VERSION"],
             "TERRAFORM_VERSION",
         ),
     ]
+});
+
+/// Every needle of [`TEXT_PATTERNS`], and the pattern each belongs to.
+static TEXT_NEEDLES: LazyLock<(NeedleSet, Vec<usize>)> = LazyLock::new(|| {
+    let mut needles = Vec::new();
+    let mut owners = Vec::new();
+    for (i, p) in TEXT_PATTERNS.iter().enumerate() {
+        for n in p.needles {
+            needles.push(*n);
+            owners.push(i);
+        }
+    }
+    (NeedleSet::new(&needles), owners)
 });
 
 static TF_REQUIRED: LazyLock<Regex> =
@@ -155,10 +222,11 @@ impl Collector<'_> {
         let Some(key) = version_key(version, granularity(tool)) else {
             return;
         };
-        let label = format!("{tool} {} ({how})", show(&key));
+        let version = show(&key);
+        let label = format!("{tool} {version} ({how})");
         self.out.push(ToolPin {
             tool,
-            version: show(&key),
+            version,
             key,
             constraint: None,
             loc: Location::new(&self.file.source, self.file.source.span(range), label),
@@ -191,27 +259,35 @@ impl Collector<'_> {
     }
 }
 
-/// Every tool version pin and constraint in the repository.
+/// Every tool version pin and constraint in the repository (files in parallel, results
+/// in file order).
 #[must_use]
 pub fn tool_pins(repo: &Repository) -> Vec<ToolPin> {
-    let mut all = Vec::new();
-    for file in &repo.files {
-        let mut c = Collector {
-            file,
-            out: Vec::new(),
-        };
-        collect_file(&mut c);
-        // One entry per (tool, version) per file: counts are "files that say so".
-        let mut seen: Vec<(&str, String)> = Vec::new();
-        for p in c.out {
-            let id = (p.tool, p.version.clone());
-            if !seen.contains(&id) {
-                seen.push(id);
-                all.push(p);
+    let per_file: Vec<Vec<ToolPin>> = repo
+        .files
+        .par_iter()
+        .map(|file| {
+            let mut c = Collector {
+                file,
+                out: Vec::new(),
+            };
+            collect_file(&mut c);
+            // One entry per (tool, version) per file: counts are "files that say so".
+            let mut seen: Vec<(&str, &str)> = Vec::new();
+            let mut keep = vec![false; c.out.len()];
+            for (i, p) in c.out.iter().enumerate() {
+                let id = (p.tool, p.version.as_str());
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    keep[i] = true;
+                }
             }
-        }
-    }
-    all
+            let mut keep = keep.into_iter();
+            c.out.retain(|_| keep.next().unwrap_or(false));
+            c.out
+        })
+        .collect();
+    per_file.into_iter().flatten().collect()
 }
 
 fn text_kind(file: &ParsedFile) -> bool {
@@ -251,8 +327,19 @@ fn collect_file(c: &mut Collector<'_>) {
         return;
     }
     if text_kind(file) {
-        for p in TEXT_PATTERNS.iter() {
-            for caps in p.re.captures_iter(text) {
+        // One scan for the needles of every pattern; a pattern runs only if one occurs.
+        let (set, owners) = &*TEXT_NEEDLES;
+        let mut may = vec![false; TEXT_PATTERNS.len()];
+        for (k, hit) in set.hits(text).into_iter().enumerate() {
+            if hit {
+                may[owners[k]] = true;
+            }
+        }
+        for (i, p) in TEXT_PATTERNS.iter().enumerate() {
+            if !may[i] {
+                continue;
+            }
+            for caps in p.regex().captures_iter(text) {
                 if let Some(m) = caps.get(1) {
                     c.exact(p.tool, m.as_str(), m.range(), p.label);
                 }
@@ -385,10 +472,11 @@ impl Collector<'_> {
         let Some(key) = version_key(v, granularity(tool)) else {
             return;
         };
-        let label = format!("{tool} {} ({how})", show(&key));
+        let version = show(&key);
+        let label = format!("{tool} {version} ({how})");
         self.out.push(ToolPin {
             tool,
-            version: show(&key),
+            version,
             key,
             constraint: None,
             loc: Location::new(&self.file.source, span, label),

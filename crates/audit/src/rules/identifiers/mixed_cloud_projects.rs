@@ -4,13 +4,11 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{occurrences, summary};
+use super::{candidates, occurrences, summary};
 use crate::finding::{Confidence, Severity};
 use crate::repo::Repository;
 use crate::rule::{Rule, RuleMeta, Sink};
-use crate::rules::scan::{Prefilter, is_placeholder, regex};
+use crate::rules::scan::{GatedRegex, Prefilter, is_placeholder};
 
 /// Cross-file: one finding listing every project id with its use count.
 pub struct MixedCloudProjects;
@@ -39,19 +37,29 @@ static PREFILTER: LazyLock<Prefilter> = LazyLock::new(|| {
     ])
 });
 
-static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static PATTERNS: LazyLock<Vec<GatedRegex>> = LazyLock::new(|| {
     vec![
-        regex(&format!(r#"--project(?:=|\s+)["']?{ID}\b"#)),
-        regex(&format!(
-            r#"\b(?:project_id|project-id|projectId|project)["']?\s*[:=]\s*["']{ID}["']"#
-        )),
-        regex(&format!(
-            r#"\b(?:GOOGLE_CLOUD_PROJECT|GCLOUD_PROJECT|GCP_PROJECT(?:_ID)?|CLOUDSDK_CORE_PROJECT|PROJECT_ID)["']?\s*[:=]\s*["']?{ID}\b"#
-        )),
-        regex(&format!(r"\bgcr\.io/{ID}/")),
-        regex(&format!(r"[a-z0-9-]+-docker\.pkg\.dev/{ID}/")),
-        regex(&format!(r"\bprojects/{ID}/")),
-        regex(&format!(r"@{ID}\.iam\.gserviceaccount\.com")),
+        GatedRegex::new(format!(r#"--project(?:=|\s+)["']?{ID}\b"#), &["--project"]),
+        GatedRegex::new(
+            format!(r#"\b(?:project_id|project-id|projectId|project)["']?\s*[:=]\s*["']{ID}["']"#),
+            &["project"],
+        ),
+        GatedRegex::new(
+            format!(
+                r#"\b(?:GOOGLE_CLOUD_PROJECT|GCLOUD_PROJECT|GCP_PROJECT(?:_ID)?|CLOUDSDK_CORE_PROJECT|PROJECT_ID)["']?\s*[:=]\s*["']?{ID}\b"#
+            ),
+            &["PROJECT"],
+        ),
+        GatedRegex::new(format!(r"\bgcr\.io/{ID}/"), &["gcr.io/"]),
+        GatedRegex::new(
+            format!(r"[a-z0-9-]+-docker\.pkg\.dev/{ID}/"),
+            &["-docker.pkg.dev/"],
+        ),
+        GatedRegex::new(format!(r"\bprojects/{ID}/"), &["projects/"]),
+        GatedRegex::new(
+            format!(r"@{ID}\.iam\.gserviceaccount\.com"),
+            &[".iam.gserviceaccount.com"],
+        ),
     ]
 });
 
@@ -136,7 +144,11 @@ impl Rule for MixedCloudProjects {
     }
 
     fn check_repository(&self, repo: &Repository, out: &mut Sink) {
-        let found = occurrences(repo, &PREFILTER, &PATTERNS, real_id);
+        let files = candidates(repo, &PREFILTER);
+        if files.is_empty() {
+            return;
+        }
+        let found = occurrences(&files, &PATTERNS, real_id);
         let mut families: Vec<String> = found.keys().map(|id| family(id)).collect();
         families.sort();
         families.dedup();

@@ -3,13 +3,11 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{occurrences, summary};
+use super::{candidates, occurrences, summary};
 use crate::finding::{Confidence, Severity};
-use crate::repo::Repository;
+use crate::repo::{ParsedFile, Repository};
 use crate::rule::{Rule, RuleMeta, Sink};
-use crate::rules::scan::{Prefilter, regex};
+use crate::rules::scan::{GatedRegex, Prefilter};
 
 /// Cross-file: one finding per cloud whose deploy regions disagree.
 pub struct MixedCloudRegions;
@@ -27,35 +25,45 @@ static META: RuleMeta = RuleMeta {
 
 const DIRS: &str = "north|south|east|west|central|northeast|southeast|northwest|southwest";
 
-static GCP: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static GCP: LazyLock<Vec<GatedRegex>> = LazyLock::new(|| {
     let r = format!(
         r"((?:us|europe|asia|australia|northamerica|southamerica|me|africa)-(?:{DIRS})[0-9])"
     );
     contexts(&r)
 });
-static AWS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static AWS: LazyLock<Vec<GatedRegex>> = LazyLock::new(|| {
     let r = format!(r"((?:us|eu|ap|sa|ca|me|af|il|mx)-(?:{DIRS})-[0-9])");
     contexts(&r)
 });
 
 /// Region values in deploy contexts: flags, `region =` settings, REGION variables,
 /// Artifact Registry hosts.
-fn contexts(region: &str) -> Vec<Regex> {
+fn contexts(region: &str) -> Vec<GatedRegex> {
     vec![
-        regex(&format!(r#"--(?:region|location)(?:=|\s+)["']?{region}\b"#)),
-        regex(&format!(
-            r#"\b(?:region|location|aws-region)["']?\s*[:=]\s*["']?{region}\b"#
-        )),
-        regex(&format!(r#"\b[A-Z_]*REGION["']?\s*[:=]\s*["']?{region}\b"#)),
-        regex(&format!(r"\b{region}-docker\.pkg\.dev\b")),
+        GatedRegex::new(
+            format!(r#"--(?:region|location)(?:=|\s+)["']?{region}\b"#),
+            &["--region", "--location"],
+        ),
+        GatedRegex::new(
+            format!(r#"\b(?:region|location|aws-region)["']?\s*[:=]\s*["']?{region}\b"#),
+            &["region", "location"],
+        ),
+        GatedRegex::new(
+            format!(r#"\b[A-Z_]*REGION["']?\s*[:=]\s*["']?{region}\b"#),
+            &["REGION"],
+        ),
+        GatedRegex::new(
+            format!(r"\b{region}-docker\.pkg\.dev\b"),
+            &["-docker.pkg.dev"],
+        ),
     ]
 }
 
 static PREFILTER: LazyLock<Prefilter> =
     LazyLock::new(|| Prefilter::new(&["region", "location", "docker.pkg.dev"]));
 
-fn report(repo: &Repository, cloud: &str, patterns: &[Regex], out: &mut Sink) {
-    let found = occurrences(repo, &PREFILTER, patterns, |_| true);
+fn report(files: &[&ParsedFile], cloud: &str, patterns: &[GatedRegex], out: &mut Sink) {
+    let found = occurrences(files, patterns, |_| true);
     if found.len() < 2 {
         return;
     }
@@ -89,8 +97,13 @@ impl Rule for MixedCloudRegions {
     }
 
     fn check_repository(&self, repo: &Repository, out: &mut Sink) {
-        report(repo, "Google Cloud", &GCP, out);
-        report(repo, "AWS", &AWS, out);
+        // One keyword scan for both clouds; the regexes are compiled only when needed.
+        let files = candidates(repo, &PREFILTER);
+        if files.is_empty() {
+            return;
+        }
+        report(&files, "Google Cloud", &GCP, out);
+        report(&files, "AWS", &AWS, out);
     }
 }
 

@@ -8,12 +8,10 @@ pub mod stale_id;
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
-
 use crate::collect::FileKind;
 use crate::finding::Location;
 use crate::repo::{ParsedFile, Repository};
-use crate::rules::scan::{Prefilter, is_prose};
+use crate::rules::scan::{GatedRegex, Prefilter, is_prose};
 
 /// Files where deploy configuration lives (not lockfiles, not prose).
 pub(crate) fn config_file(file: &ParsedFile) -> bool {
@@ -35,23 +33,31 @@ pub(crate) fn config_file(file: &ParsedFile) -> bool {
     }
 }
 
-/// Every value captured by group 1 of `patterns` in the repository's config files,
-/// with where it occurs (each byte range once).
+/// The config files in which `prefilter` finds a keyword, in path order: the only files
+/// [`occurrences`] needs to search (and, when there are none, no regex is compiled).
+pub(crate) fn candidates<'r>(repo: &'r Repository, prefilter: &Prefilter) -> Vec<&'r ParsedFile> {
+    repo.files
+        .iter()
+        .filter(|f| config_file(f) && prefilter.any(&f.source.text))
+        .collect()
+}
+
+/// Every value captured by group 1 of `patterns` in `files` (from [`candidates`]), with
+/// where it occurs (each byte range once).
 pub(crate) fn occurrences(
-    repo: &Repository,
-    prefilter: &Prefilter,
-    patterns: &[Regex],
+    files: &[&ParsedFile],
+    patterns: &[GatedRegex],
     keep: impl Fn(&str) -> bool,
 ) -> BTreeMap<String, Vec<Location>> {
     let mut out: BTreeMap<String, Vec<Location>> = BTreeMap::new();
-    for file in repo.files.iter().filter(|f| config_file(f)) {
+    for file in files {
         let text = &file.source.text;
-        if !prefilter.any(text) {
-            continue;
-        }
         let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-        for re in patterns {
-            for caps in re.captures_iter(text) {
+        for p in patterns {
+            if !p.may_match(text) {
+                continue;
+            }
+            for caps in p.regex().captures_iter(text) {
                 let Some(m) = caps.get(1) else { continue };
                 if ranges.contains(&m.range()) || !keep(m.as_str()) {
                     continue;

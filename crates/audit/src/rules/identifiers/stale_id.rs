@@ -4,7 +4,7 @@
 use crate::config::CONFIG_FILE;
 use crate::finding::{Confidence, Severity};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
-use crate::rules::scan::{Prefilter, find_identifier};
+use crate::rules::scan::find_identifier;
 
 /// Reports every occurrence of every stale id.
 pub struct StaleId;
@@ -36,9 +36,8 @@ impl Rule for StaleId {
             .map(String::as_str)
             .filter(|s| !s.is_empty())
             .collect();
-        if !Prefilter::new(&keys).any(text) {
-            return;
-        }
+        // No separate keyword prefilter: `find_identifier` is itself a fast substring
+        // search, and an id that does not occur (even case-insensitively) yields nothing.
         for id in keys {
             for r in find_identifier(text, id) {
                 out.report(

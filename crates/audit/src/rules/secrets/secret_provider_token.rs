@@ -2,7 +2,7 @@
 //! (GitHub, OpenAI, Anthropic, Hugging Face, AWS, Stripe, Google, Slack, Vercel, GitLab,
 //! npm, SendGrid).
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::Regex;
 
@@ -204,9 +204,9 @@ struct Compiled {
     /// For each provider, the indices of its keywords in `keywords`.
     owners: Vec<Vec<usize>>,
     prefilter: Prefilter,
-    regexes: Vec<Regex>,
-    /// A 40-character AWS secret standing alone (only looked for near an access key id).
-    aws_secret_near: Regex,
+    /// Each provider's regex, compiled the first time its keywords occur (most runs
+    /// need none or few of them, and compiling all costs more than scanning a repo).
+    regexes: Vec<OnceLock<Regex>>,
 }
 
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
@@ -229,10 +229,13 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     Compiled {
         prefilter: Prefilter::new(&keywords),
         owners,
-        regexes: PROVIDERS.iter().map(|p| regex(p.pattern)).collect(),
-        aws_secret_near: regex(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"),
+        regexes: PROVIDERS.iter().map(|_| OnceLock::new()).collect(),
     }
 });
+
+/// A 40-character AWS secret standing alone (only looked for near an access key id).
+static AWS_SECRET_NEAR: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"));
 
 /// Every provider-token match in `text`: `(provider index, byte range of the secret)`.
 /// Used by this rule and by `secret-generic-assignment` (to avoid double reports).
@@ -243,10 +246,11 @@ pub(crate) fn find_tokens(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
         return Vec::new();
     }
     let mut out: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-    for (i, re) in c.regexes.iter().enumerate() {
+    for (i, slot) in c.regexes.iter().enumerate() {
         if !c.owners[i].iter().any(|&k| hits[k]) {
             continue;
         }
+        let re = slot.get_or_init(|| regex(PROVIDERS[i].pattern));
         for caps in re.captures_iter(text) {
             let Some(m) = caps.get(1) else { continue };
             if is_placeholder(m.as_str()) || out.iter().any(|(_, r)| overlaps(r, &m.range())) {
@@ -269,7 +273,7 @@ pub(crate) fn find_tokens(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
             .collect();
         for r in ids {
             let (lo, hi) = around_lines(text, r.start, 3);
-            for caps in c.aws_secret_near.captures_iter(&text[lo..hi]) {
+            for caps in AWS_SECRET_NEAR.captures_iter(&text[lo..hi]) {
                 let Some(m) = caps.get(1) else { continue };
                 let range = lo + m.start()..lo + m.end();
                 let s = m.as_str();
