@@ -122,8 +122,8 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
                     if figures.get("canary").is_some() {
                         eprintln!(
                             "  canary: {}\n  stable: {}",
-                            fig_window(&figures["canary"]),
-                            fig_window(&figures["stable"])
+                            fig(&figures["canary"]),
+                            fig(&figures["stable"])
                         );
                     }
                     for p in figures["probes"]
@@ -160,19 +160,8 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
     })
 }
 
-fn fig_window(v: &Value) -> String {
-    let req = v["requests"].as_u64().unwrap_or(0);
-    let err = v["errors"].as_u64().unwrap_or(0);
-    let rate = if req == 0 {
-        0.0
-    } else {
-        err as f64 * 100.0 / req as f64
-    };
-    let p99 = v["p99"]["secs"].as_f64().unwrap_or(0.0) * 1000.0
-        + v["p99"]["nanos"].as_f64().unwrap_or(0.0) / 1e6;
-    format!("{req} requests, {err} failed ({rate:.1}%), p99 {p99:.1}ms")
-}
-
+/// `N requests, M failed (x%), p99 Yms` from a figures object; `p99_ms` is
+/// the proxy's live form, `p99` (a serialized Duration) the verifier's window.
 fn fig(v: &Value) -> String {
     if v.is_null() {
         return "-".into();
@@ -184,13 +173,13 @@ fn fig(v: &Value) -> String {
     } else {
         err as f64 * 100.0 / req as f64
     };
-    format!(
-        "{req} req, {rate:.1}% errors, p99 {:.1}ms",
-        v["p99_ms"].as_f64().unwrap_or(0.0)
-    )
+    let p99 = v["p99_ms"].as_f64().unwrap_or_else(|| {
+        v["p99"]["secs"].as_f64().unwrap_or(0.0) * 1000.0
+            + v["p99"]["nanos"].as_f64().unwrap_or(0.0) / 1e6
+    });
+    format!("{req} requests, {err} failed ({rate:.1}%), p99 {p99:.1}ms")
 }
 
-/// (what changes only at a step, the whole line).
 fn progress_line(r: &Value) -> (String, String) {
     let head = format!("{}|{}", r["stable"], r["canary"]);
     let line = match r["canary"].as_object() {
