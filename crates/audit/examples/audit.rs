@@ -4,6 +4,10 @@
 use clap::Parser;
 use orchestra_audit::cli::{AuditArgs, run_audit};
 
+// The allocator of the `orchestra` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `orchestra audit`, standalone.
 #[derive(Parser)]
 #[command(name = "orchestra-audit")]

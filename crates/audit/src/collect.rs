@@ -322,19 +322,33 @@ pub(crate) fn walk_visit(
                 return WalkState::Continue;
             }
             let abs = entry.into_path();
-            let rel = abs
-                .strip_prefix(root)
-                .unwrap_or(&abs)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
+            let stripped = abs.strip_prefix(root).unwrap_or(&abs);
+            // The components joined with `/`: the path's own text when it is already in
+            // that form (walker paths are), without collecting the components.
+            let rel = match stripped.to_str() {
+                Some(t) if is_normal_relative(t) => t.to_string(),
+                _ => stripped
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            };
             let kind = classify(&rel);
             visit(Collected { abs, rel, kind });
             WalkState::Continue
         })
     });
     Ok(())
+}
+
+/// Is `path` a relative path whose text is exactly its components joined with `/` (no
+/// empty, `.` or `..` parts, no leading or trailing `/`)?
+fn is_normal_relative(path: &str) -> bool {
+    std::path::MAIN_SEPARATOR == '/'
+        && !path.is_empty()
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! Dates are upstream end-of-support dates (security fixes stop). Rules compare them to
 //! `Settings::today`, so tests control time and the table ages correctly.
 
+use std::fmt::Write;
+
 use crate::config::Date;
 use crate::parse::ImageRef;
 
@@ -117,23 +119,30 @@ pub fn end_of_life(image: &ImageRef, today: Date) -> Option<EndOfLife> {
     let short = name.rsplit('/').next().unwrap_or(name);
     let tag = image.tag.as_deref()?;
     let version = leading_version(tag);
+    let first = short.as_bytes().first();
     for (img, prefix, eol) in EOL {
-        if *img != short {
+        // The first byte rules out most rows before a full comparison.
+        if img.as_bytes().first() != first || *img != short {
             continue;
         }
         let matches = version.len() >= prefix.len() && version[..prefix.len()] == prefix[..];
         if matches && today > date(*eol) {
-            let shown: Vec<String> = if prefix.is_empty() {
-                Vec::new()
-            } else {
-                version
-                    .iter()
-                    .take(prefix.len())
-                    .map(u32::to_string)
-                    .collect()
-            };
+            // `format!("{short} {}", parts.join(".")).trim()`, built in one string.
+            let mut what = String::with_capacity(short.len() + 8);
+            what.push_str(short);
+            what.push(' ');
+            for (i, v) in version.iter().take(prefix.len()).enumerate() {
+                if i > 0 {
+                    what.push('.');
+                }
+                let _ = write!(what, "{v}");
+            }
+            let trimmed = what.trim();
+            if trimmed.len() != what.len() {
+                what = trimmed.to_string();
+            }
             return Some(EndOfLife {
-                what: format!("{short} {}", shown.join(".")).trim().to_string(),
+                what,
                 since: date(*eol),
             });
         }

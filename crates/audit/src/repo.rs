@@ -169,7 +169,8 @@ impl Repository {
             })
         })?;
         let mut files = parsed.into_inner().unwrap_or_default();
-        files.sort_by(|a, b| a.path().cmp(b.path()));
+        // Paths are unique: an unstable sort gives the same order.
+        files.sort_unstable_by(|a, b| a.path().cmp(b.path()));
         let root_dir = if root.is_file() {
             root.parent().map(Path::to_path_buf)
         } else {

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use orchestra_proxy::{Balance, Proxy, ProxyConfig, Route, Target};
 
+// The allocator of the `orchestra` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut listen = "127.0.0.1:8080".to_string();

@@ -1,19 +1,21 @@
-//! The one body type the proxy sends both ways: a streamed hyper body passed through frame by
-//! frame (never buffered), or a small body the proxy wrote itself. A response body carries the
-//! request's guard, so in-flight counts last until the body has ended or been dropped.
+//! The body of every response the proxy gives: an upstream's body passed through frame by frame
+//! (never buffered), or a small body the proxy wrote itself. It carries the request's guard, so
+//! in-flight counts last until the body has ended or been dropped, and a connection read to the
+//! end of its body goes back to its pool.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use crate::guard::RequestGuard;
+use crate::h1::{H1Error, UpstreamBody};
 
 enum Inner {
     Empty,
     Full(Option<Bytes>),
-    Streamed(Incoming),
+    Upstream(UpstreamBody),
 }
 
 pub(crate) struct ProxyBody {
@@ -36,10 +38,19 @@ impl ProxyBody {
         }
     }
 
-    pub(crate) fn streamed(body: Incoming, guard: Option<RequestGuard>) -> Self {
+    pub(crate) fn upstream(body: UpstreamBody, guard: RequestGuard) -> Self {
         ProxyBody {
-            inner: Inner::Streamed(body),
-            guard,
+            inner: Inner::Upstream(body),
+            guard: Some(guard),
+        }
+    }
+
+    /// Hands a connection whose body has ended back to the guard, for its pool.
+    fn release(&mut self) {
+        if let (Inner::Upstream(body), Some(guard)) = (&mut self.inner, &mut self.guard)
+            && let Some(conn) = body.take_reusable()
+        {
+            guard.release_conn(conn);
         }
     }
 }
@@ -48,35 +59,29 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // hyper stops polling once `is_end_stream` says the body is complete, so a body dropped
         // in that state ended cleanly too.
-        if let (Inner::Streamed(body), Some(guard)) = (&self.inner, &mut self.guard)
-            && body.is_end_stream()
-        {
-            guard.mark_reusable();
-        }
+        self.release();
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = H1Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Empty => Poll::Ready(None),
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Streamed(body) => Pin::new(body).poll_frame(cx),
+            Inner::Upstream(body) => body.poll_frame(cx),
         };
         // The end of the body (or its failure) ends the request: release counts now rather
         // than when hyper gets around to dropping the body.
         match &polled {
             Poll::Ready(None) => {
-                if let Some(guard) = &mut this.guard {
-                    guard.mark_reusable();
-                }
+                this.release();
                 this.guard = None;
             }
             Poll::Ready(Some(Err(_))) => this.guard = None,
@@ -89,7 +94,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Empty => true,
             Inner::Full(bytes) => bytes.is_none(),
-            Inner::Streamed(body) => body.is_end_stream(),
+            Inner::Upstream(body) => body.is_end_stream(),
         }
     }
 
@@ -99,7 +104,7 @@ impl Body for ProxyBody {
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Inner::Streamed(body) => body.size_hint(),
+            Inner::Upstream(body) => body.size_hint(),
         }
     }
 }

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderValue, SET_COOKIE};
 use hyper::http::uri::{Authority, PathAndQuery, Uri};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::debug;
 
 use crate::balancer;
 use crate::body::ProxyBody;
 use crate::guard::{ConnState, RequestGuard};
-use crate::headers::{self, X_REQUEST_ID};
+use crate::h1::{H1Error, RequestBody, ResponseHead, UpstreamBody, UpstreamConn};
+use crate::headers::{self, Added, X_REQUEST_ID};
 use crate::pool;
 use crate::respond::Reject;
 use crate::select;
@@ -30,7 +31,10 @@ pub(crate) async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let mut guard = RequestGuard::new(conn);
-    let request_id = headers::ensure_request_id(req.headers_mut());
+    let (request_id, generated_id) = match req.headers().get(&X_REQUEST_ID) {
+        Some(id) => (id.clone(), false),
+        None => (headers::new_request_id(), true),
+    };
     let (table, route_idx) = match resolve_route(&shared, &req).await {
         Ok(found) => found,
         Err(reject) => return reject.into_response(&request_id, Some(guard)),
@@ -49,29 +53,35 @@ pub(crate) async fn handle(
     let Some(path_and_query) = forwarded_path_and_query(route, &parts.uri) else {
         return Reject::BadPath.into_response(&request_id, Some(guard));
     };
-    headers::strip_hop_by_hop(&mut parts.headers, client_upgrade.is_some());
-    if client_upgrade.is_some() {
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    // Hop-by-hop headers stay behind as the head is written; only names a `Connection`
+    // header lists as its own have to be found first.
+    if parts.headers.contains_key(CONNECTION) {
+        headers::remove_connection_listed(&mut parts.headers);
     }
-    headers::add_forwarded(
-        &mut parts.headers,
+    let mut added = Added::forwarded(
+        &parts.headers,
         &guard.conn().client_ip,
         parts.uri.authority(),
     );
-
-    // Only a request we can rebuild may be retried, and only onto another replica.
+    added.upgrade = client_upgrade.is_some();
+    if generated_id {
+        added.request_id = Some(request_id.clone());
+    }
+    let (request_body, framing) = RequestBody::frame(body, &parts.headers);
+    added.framing = framing;
+    let mut request_body = Some(request_body);
+    // Only a request we can send again may be retried, and only onto another replica.
+    let replayable = matches!(request_body, Some(RequestBody::None));
     let retries = if client_upgrade.is_none()
         && is_idempotent(&parts.method)
-        && body.is_end_stream()
+        && replayable
         && target.upstreams.len() > 1
     {
         shared.cfg.retries as usize
     } else {
         0
     };
-    let mut body = Some(body);
+    let host_from_upstream = added.host.is_none() && !parts.headers.contains_key(HOST);
     let mut tried: Vec<usize> = Vec::new();
     loop {
         let Some(up_idx) = pick_upstream(&shared, route, target, &tried) else {
@@ -80,39 +90,40 @@ pub(crate) async fn handle(
         };
         let upstream = &target.upstreams[up_idx];
         guard.set_upstream(upstream.clone());
-
-        let mut out = Request::new(match body.take() {
-            Some(b) if retries == 0 => ProxyBody::streamed(b, None),
-            _ => ProxyBody::empty(),
-        });
-        *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = Uri::from(path_and_query.clone());
-        *out.version_mut() = Version::HTTP_11;
-        *out.headers_mut() = if retries == 0 {
-            std::mem::take(&mut parts.headers)
-        } else {
-            parts.headers.clone()
-        };
-        if !out.headers().contains_key(HOST) {
-            out.headers_mut().insert(HOST, upstream.host.clone());
+        if host_from_upstream {
+            added.host = Some(upstream.host.clone());
         }
+        let attempt = Attempt {
+            method: &parts.method,
+            target: &path_and_query,
+            headers: &parts.headers,
+            added: &added,
+            replayable,
+        };
+        let body = request_body.take().unwrap_or(RequestBody::None);
 
-        match exchange(&shared, upstream, out, started).await {
-            Ok((resp, sender)) => {
-                guard.set_upstream_conn(sender);
-                let failed = resp.status().is_server_error();
+        match exchange(&shared, upstream, &attempt, body, started).await {
+            Ok((conn, head)) => {
+                let failed = head.status.is_server_error();
                 if failed {
                     upstream.breaker.on_failure(shared.now_us());
                 } else {
                     upstream.breaker.on_success();
                 }
                 target.metrics.record(started.elapsed(), failed);
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                if head.status == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                 {
-                    return upgrade::tunnel(&shared, resp, client_upgrade, guard, &request_id);
+                    return upgrade::tunnel(
+                        &shared,
+                        head,
+                        *conn,
+                        client_upgrade,
+                        guard,
+                        &request_id,
+                    );
                 }
-                return finish_response(resp, guard, &request_id, set_cookie);
+                return finish_response(head, conn, guard, &request_id, set_cookie);
             }
             Err(failure) => {
                 upstream.breaker.on_failure(shared.now_us());
@@ -294,46 +305,81 @@ enum Failure {
     #[error("no response headers within the request timeout")]
     Timeout,
     #[error("{0}")]
-    Other(hyper::Error),
+    Other(H1Error),
 }
 
-/// Sends `req` on a pooled (or new) connection and waits up to `request_timeout` for the
-/// response headers. A pooled connection that turns out closed before the request left is
-/// replaced by a fresh one, once: the request comes back untouched in that case.
+/// What one attempt sends, borrowed from the client's request.
+struct Attempt<'a> {
+    method: &'a Method,
+    target: &'a PathAndQuery,
+    headers: &'a HeaderMap,
+    added: &'a Added,
+    /// No body: the request can be written again as it was.
+    replayable: bool,
+}
+
+/// Sends the request on a pooled (or new) connection and waits up to `request_timeout` for the
+/// response head. A pooled connection the upstream closed while it sat idle is replaced by a
+/// fresh one, once, when that cannot run the request twice: it never left, or it has no body
+/// and an idempotent method (the rule browsers and Go's transport follow).
 async fn exchange(
     shared: &Shared,
     upstream: &UpstreamState,
-    req: Request<ProxyBody>,
+    attempt: &Attempt<'_>,
+    body: RequestBody,
     started: Instant,
-) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+) -> Result<(Box<UpstreamConn>, ResponseHead), Failure> {
     let connect_timeout = shared.cfg.connect_timeout;
-    let (mut sender, reused) = pool::checkout(upstream, connect_timeout, started)
+    let (mut conn, reused) = pool::checkout(upstream, connect_timeout, started)
         .await
         .map_err(Failure::Connect)?;
-    let sent = with_timeout(shared, sender.try_send_request(req)).await?;
-    let unsent = match sent {
-        Ok(resp) => return Ok((resp, sender)),
-        Err(mut e) => match e.take_message() {
-            Some(req) if reused => req,
-            _ => return Err(Failure::Other(e.into_error())),
-        },
-    };
-    // Rare: boxed so that the common path's future stays small.
-    Box::pin(resend_fresh(shared, upstream, unsent)).await
+    let sent = with_timeout(
+        shared,
+        conn.exchange(
+            attempt.method,
+            attempt.target,
+            attempt.headers,
+            attempt.added,
+            body,
+        ),
+    )
+    .await?;
+    match sent {
+        Ok(head) => Ok((conn, head)),
+        Err(e)
+            if reused
+                && attempt.replayable
+                && (e.unsent || (e.no_response && is_idempotent(attempt.method))) =>
+        {
+            debug!(upstream = %upstream.addr, error = %e.error, "pooled connection was stale; sending on a new one");
+            // Rare: boxed so that the common path's future stays small.
+            Box::pin(resend_fresh(shared, upstream, attempt)).await
+        }
+        Err(e) => Err(Failure::Other(e.error)),
+    }
 }
 
 async fn resend_fresh(
     shared: &Shared,
     upstream: &UpstreamState,
-    req: Request<ProxyBody>,
-) -> Result<(Response<Incoming>, pool::Sender), Failure> {
+    attempt: &Attempt<'_>,
+) -> Result<(Box<UpstreamConn>, ResponseHead), Failure> {
     let mut fresh = pool::connect(upstream, shared.cfg.connect_timeout)
         .await
         .map_err(Failure::Connect)?;
-    let resp = with_timeout(shared, fresh.send_request(req))
-        .await?
-        .map_err(Failure::Other)?;
-    Ok((resp, fresh))
+    let head = with_timeout(
+        shared,
+        fresh.exchange(
+            attempt.method,
+            attempt.target,
+            attempt.headers,
+            attempt.added,
+            RequestBody::None,
+        ),
+    )
+    .await?
+    .map_err(|e| Failure::Other(e.error))?;
+    Ok((fresh, head))
 }
 
 async fn with_timeout<T>(shared: &Shared, fut: impl Future<Output = T>) -> Result<T, Failure> {
@@ -348,20 +394,33 @@ async fn with_timeout<T>(shared: &Shared, fut: impl Future<Output = T>) -> Resul
 }
 
 /// The upstream's response for the client: hop-by-hop headers out, request id and any new
-/// sticky cookie in, body streamed with the guard riding along.
+/// sticky cookie in, body streamed off the upstream connection with the guard riding along.
 fn finish_response(
-    resp: Response<Incoming>,
+    head: ResponseHead,
+    conn: Box<UpstreamConn>,
     guard: RequestGuard,
     request_id: &HeaderValue,
     set_cookie: Option<HeaderValue>,
 ) -> Response<ProxyBody> {
-    let (mut parts, body) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers, false);
-    if !parts.headers.contains_key(&X_REQUEST_ID) {
-        parts.headers.insert(X_REQUEST_ID, request_id.clone());
+    let body = UpstreamBody::new(conn, &head);
+    let ResponseHead {
+        status,
+        mut headers,
+        strip_listed,
+        ..
+    } = head;
+    // Standard hop-by-hop headers were left out while the head was read.
+    if strip_listed {
+        headers::strip_hop_by_hop(&mut headers, false);
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID, request_id.clone());
     }
     if let Some(cookie) = set_cookie {
-        parts.headers.append(SET_COOKIE, cookie);
+        headers.append(SET_COOKIE, cookie);
     }
-    Response::from_parts(parts, ProxyBody::streamed(body, Some(guard)))
+    let mut resp = Response::new(ProxyBody::upstream(body, guard));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
 }

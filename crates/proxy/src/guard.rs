@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
-use crate::pool::Sender;
+use crate::h1::UpstreamConn;
 use crate::stats::RevisionMetrics;
 use crate::upstream::UpstreamState;
 
@@ -52,8 +52,8 @@ pub(crate) struct RequestGuard {
     conn: Arc<ConnState>,
     revision: Option<Arc<RevisionMetrics>>,
     upstream: Option<Arc<UpstreamState>>,
-    upstream_conn: Option<Sender>,
-    reusable: bool,
+    /// An upstream connection whose exchange ended cleanly: back to its pool on drop.
+    reusable_conn: Option<Box<UpstreamConn>>,
 }
 
 impl RequestGuard {
@@ -63,19 +63,13 @@ impl RequestGuard {
             conn,
             revision: None,
             upstream: None,
-            upstream_conn: None,
-            reusable: false,
+            reusable_conn: None,
         }
     }
 
-    /// The upstream connection carrying the response; pooled again once the body has ended.
-    pub(crate) fn set_upstream_conn(&mut self, sender: Sender) {
-        self.upstream_conn = Some(sender);
-    }
-
-    /// The response body was read to its end: the connection can take another request.
-    pub(crate) fn mark_reusable(&mut self) {
-        self.reusable = true;
+    /// The response has been read to its end on `conn`, which can take another request.
+    pub(crate) fn release_conn(&mut self, conn: Box<UpstreamConn>) {
+        self.reusable_conn = Some(conn);
     }
 
     pub(crate) fn conn(&self) -> &ConnState {
@@ -102,10 +96,8 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         if let Some(u) = self.upstream.take() {
-            if let Some(sender) = self.upstream_conn.take()
-                && self.reusable
-            {
-                u.pool().put(sender);
+            if let Some(conn) = self.reusable_conn.take() {
+                u.pool().put(conn);
             }
             u.leave();
         }

@@ -8,7 +8,7 @@
 //! Per request: route by host and longest path prefix (`table`), pick a revision by weight or
 //! sticky key (`select`), pick a replica (`balancer`) whose circuit breaker is closed
 //! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection
-//! (`forward`, `pool`), pass upgrades through (`upgrade`) and record per-revision stats
+//! (`forward`, `pool`, and `h1`, the proxy's own HTTP/1.1 client side), pass upgrades through (`upgrade`) and record per-revision stats
 //! (`stats`, `histogram`) that the verifier reads as windows ([`RevisionStats::since`]).
 //!
 //! The data plane runs on the caller's tokio runtime, or on dedicated thread-per-core workers
@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod forward;
 mod guard;
+mod h1;
 mod headers;
 mod histogram;
 mod pool;

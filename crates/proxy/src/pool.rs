@@ -3,23 +3,17 @@
 //! A connection is checked out for one exchange and comes back when its response body has been
 //! read to the end (see [`crate::guard::RequestGuard`]); one that ended any other way (client
 //! gone, error, upgrade) is simply dropped, which closes it. Most recently used first, so a
-//! small working set stays warm and the rest ages out after [`IDLE_TIMEOUT`].
-//!
-//! This replaces hyper-util's pooled client on the request path: no per-request boxing, pool-key
-//! hashing or spawned "return to pool" task, and a connect failure is known for what it is,
-//! which is what decides whether a retry is safe.
+//! small working set stays warm and the rest ages out after [`IDLE_TIMEOUT`]. A connect failure
+//! is known for what it is, which is what decides whether a retry is safe.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::debug;
 
-use crate::body::ProxyBody;
+use crate::h1::UpstreamConn;
 use crate::upstream::UpstreamState;
 
 /// Idle connections older than this are closed rather than reused: below the 5 s keep-alive of
@@ -28,10 +22,8 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Idle connections kept per upstream.
 const MAX_IDLE: usize = 1024;
 
-pub(crate) type Sender = SendRequest<ProxyBody>;
-
 struct Idle {
-    sender: Sender,
+    conn: Box<UpstreamConn>,
     since: Instant,
 }
 
@@ -42,25 +34,22 @@ pub(crate) struct ConnPool {
 }
 
 impl ConnPool {
-    fn pop(&self, now: Instant) -> Option<Sender> {
+    fn pop(&self, now: Instant) -> Option<Box<UpstreamConn>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(entry) = idle.pop_back() {
+        while let Some(mut entry) = idle.pop_back() {
             if now.duration_since(entry.since) >= IDLE_TIMEOUT {
                 // Everything in front of it is older still.
                 idle.clear();
                 return None;
             }
-            if !entry.sender.is_closed() {
-                return Some(entry.sender);
+            if entry.conn.looks_alive() {
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    pub(crate) fn put(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    pub(crate) fn put(&self, conn: Box<UpstreamConn>) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while idle
@@ -69,7 +58,7 @@ impl ConnPool {
         {
             idle.pop_front();
         }
-        idle.push_back(Idle { sender, since: now });
+        idle.push_back(Idle { conn, since: now });
     }
 
     #[cfg(test)]
@@ -85,8 +74,6 @@ pub(crate) enum ConnectError {
     Timeout,
     #[error("connect failed: {0}")]
     Io(std::io::Error),
-    #[error("HTTP/1.1 handshake failed: {0}")]
-    Handshake(hyper::Error),
 }
 
 /// A ready connection to `upstream`: a pooled one if any is alive (`true`), else a new one.
@@ -95,22 +82,19 @@ pub(crate) async fn checkout(
     upstream: &UpstreamState,
     connect_timeout: Duration,
     now: Instant,
-) -> Result<(Sender, bool), ConnectError> {
-    while let Some(mut sender) = upstream.pool().pop(now) {
-        // Returned right after its body ended, a connection may need a moment to be ready.
-        if sender.ready().await.is_ok() {
-            return Ok((sender, true));
-        }
+) -> Result<(Box<UpstreamConn>, bool), ConnectError> {
+    if let Some(conn) = upstream.pool().pop(now) {
+        return Ok((conn, true));
     }
     // Connecting is the rare path: boxed, so the request future stays small.
     Ok((Box::pin(connect(upstream, connect_timeout)).await?, false))
 }
 
-/// A new connection to `upstream`, its driver spawned on the current runtime.
+/// A new connection to `upstream`.
 pub(crate) async fn connect(
     upstream: &UpstreamState,
     connect_timeout: Duration,
-) -> Result<Sender, ConnectError> {
+) -> Result<Box<UpstreamConn>, ConnectError> {
     let connecting = TcpStream::connect(upstream.addr);
     let stream = if connect_timeout.is_zero() {
         connecting.await
@@ -121,17 +105,7 @@ pub(crate) async fn connect(
     }
     .map_err(ConnectError::Io)?;
     stream.set_nodelay(true).map_err(ConnectError::Io)?;
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(ConnectError::Handshake)?;
-    let addr = upstream.addr;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            debug!(upstream = %addr, error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(UpstreamConn::new(stream))
 }
 
 #[cfg(test)]

@@ -1,33 +1,40 @@
-//! Protocol upgrades (WebSocket): after the upstream answers 101, both connections are taken
-//! over from hyper and spliced with `copy_bidirectional`. The request stays in flight on its
+//! Protocol upgrades (WebSocket): after the upstream answers 101, the client's connection is
+//! taken over from hyper and spliced to the upstream socket with `copy_bidirectional`. The request stays in flight on its
 //! revision until either side closes; shutdown's hard stop ends the tunnel.
 
 use std::sync::Arc;
 
 use hyper::Response;
-use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use crate::body::ProxyBody;
 use crate::guard::RequestGuard;
+use crate::h1::{ResponseHead, UpstreamConn};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::server::{Phase, Shared, wait_for_phase};
 
 /// Answers the client with the upstream's 101 and spawns the tunnel between the two.
 pub(crate) fn tunnel(
     shared: &Arc<Shared>,
-    mut resp: Response<Incoming>,
+    head: ResponseHead,
+    upstream: UpstreamConn,
     client: OnUpgrade,
     guard: RequestGuard,
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
-    let upstream = hyper::upgrade::on(&mut resp);
-    let (mut parts, _empty) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers, true);
-    parts.headers.insert(X_REQUEST_ID, request_id.clone());
+    let ResponseHead {
+        status,
+        mut headers,
+        ..
+    } = head;
+    headers::strip_hop_by_hop(&mut headers, true);
+    headers.insert(X_REQUEST_ID, request_id.clone());
+    // Bytes the upstream sent right behind its 101 belong to the new protocol.
+    let (mut upstream, early) = upstream.into_parts();
 
     let token = shared.live.enter();
     let mut phase = shared.phase.subscribe();
@@ -35,8 +42,10 @@ pub(crate) fn tunnel(
         let _guard = guard;
         let _token = token;
         let splice = async {
-            let (client, upstream) = tokio::try_join!(client, upstream)?;
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            let mut client = TokioIo::new(client.await?);
+            if !early.is_empty() {
+                client.write_all(&early).await?;
+            }
             tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         };
@@ -49,5 +58,8 @@ pub(crate) fn tunnel(
             () = wait_for_phase(&mut phase, |p| p == Phase::Stopped) => {}
         }
     });
-    Response::from_parts(parts, ProxyBody::empty())
+    let mut resp = Response::new(ProxyBody::empty());
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
 }

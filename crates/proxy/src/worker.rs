@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tracing::warn;
 
-use crate::server::{LiveToken, Phase, Shared, accept_loop, wait_for_phase};
+use crate::server::{LiveToken, Phase, Shared, accept_loop, keep_timers_armed, wait_for_phase};
 
 thread_local! {
     static INDEX: Cell<usize> = const { Cell::new(0) };
@@ -74,6 +74,7 @@ pub(crate) fn spawn(
                             return;
                         }
                     };
+                    tokio::spawn(keep_timers_armed(shared.clone()));
                     accept_loop(shared.clone(), listener, token).await;
                     let mut phase = shared.phase.subscribe();
                     tokio::select! {

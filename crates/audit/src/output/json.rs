@@ -13,7 +13,7 @@
 //! ```
 
 use super::meta_index;
-use super::pretty::Pretty;
+use super::pretty::{Pretty, escape_str, push_uint};
 use crate::finding::{Finding, Severity};
 use crate::rule::{DOCS_BASE, RuleMeta};
 use crate::runner::Report;
@@ -21,16 +21,25 @@ use crate::runner::Report;
 /// The schema version written in `version`.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// One finding object, as an element of the `findings` array.
+/// One finding object, as an element of the `findings` array: what the writer's
+/// `begin_object`/`field_*`/`end_*` calls produce at that depth (keys at 6 spaces, the
+/// locations' at 10), spelled out as literal bytes — rendering was mostly the per-call
+/// bookkeeping of the general writer.
 fn finding(w: &mut Pretty<'_>, f: &Finding, meta: Option<&RuleMeta>, docs: &mut String) {
     w.element();
-    w.begin_object();
-    w.field_str("rule", f.rule);
-    w.field_str("title", meta.map_or("", |m| m.title));
-    w.field_str("severity", f.severity.as_str());
-    w.field_str("confidence", f.confidence.as_str());
-    w.field_str("message", &f.message);
-    w.field_str("help", &f.help);
+    let out = w.buf();
+    out.extend_from_slice(b"{\n      \"rule\": ");
+    escape_str(out, f.rule);
+    out.extend_from_slice(b",\n      \"title\": ");
+    escape_str(out, meta.map_or("", |m| m.title));
+    out.extend_from_slice(b",\n      \"severity\": ");
+    escape_str(out, f.severity.as_str());
+    out.extend_from_slice(b",\n      \"confidence\": ");
+    escape_str(out, f.confidence.as_str());
+    out.extend_from_slice(b",\n      \"message\": ");
+    escape_str(out, &f.message);
+    out.extend_from_slice(b",\n      \"help\": ");
+    escape_str(out, &f.help);
     // `RuleMeta::docs_url`, without allocating per finding.
     docs.clear();
     if let Some(m) = meta {
@@ -39,25 +48,39 @@ fn finding(w: &mut Pretty<'_>, f: &Finding, meta: Option<&RuleMeta>, docs: &mut 
         docs.push_str(m.id);
         docs.push_str(".md");
     }
-    w.field_str("docs", docs);
-    w.field_str("fingerprint", &f.fingerprint);
-    w.key("locations");
-    w.begin_array();
+    out.extend_from_slice(b",\n      \"docs\": ");
+    escape_str(out, docs);
+    out.extend_from_slice(b",\n      \"fingerprint\": ");
+    escape_str(out, &f.fingerprint);
+    out.extend_from_slice(b",\n      \"locations\": [");
     for (i, l) in f.locations.iter().enumerate() {
-        w.element();
-        w.begin_object();
-        w.field_str("path", &l.path);
-        w.field_uint("line", u64::from(l.span.start.line));
-        w.field_uint("column", u64::from(l.span.start.col));
-        w.field_uint("end_line", u64::from(l.span.end.line));
-        w.field_uint("end_column", u64::from(l.span.end.col));
-        w.field_str("label", &l.label);
-        w.key("primary");
-        w.bool(i == 0);
-        w.end_object();
+        out.extend_from_slice(if i == 0 {
+            b"\n        {\n          \"path\": "
+        } else {
+            b",\n        {\n          \"path\": "
+        });
+        escape_str(out, &l.path);
+        out.extend_from_slice(b",\n          \"line\": ");
+        push_uint(out, u64::from(l.span.start.line));
+        out.extend_from_slice(b",\n          \"column\": ");
+        push_uint(out, u64::from(l.span.start.col));
+        out.extend_from_slice(b",\n          \"end_line\": ");
+        push_uint(out, u64::from(l.span.end.line));
+        out.extend_from_slice(b",\n          \"end_column\": ");
+        push_uint(out, u64::from(l.span.end.col));
+        out.extend_from_slice(b",\n          \"label\": ");
+        escape_str(out, &l.label);
+        out.extend_from_slice(if i == 0 {
+            b",\n          \"primary\": true\n        }"
+        } else {
+            b",\n          \"primary\": false\n        }"
+        });
     }
-    w.end_array();
-    w.end_object();
+    if f.locations.is_empty() {
+        out.extend_from_slice(b"]\n    }");
+    } else {
+        out.extend_from_slice(b"\n      ]\n    }");
+    }
 }
 
 /// Write `report` as JSON: the same bytes as `serde_json::to_writer_pretty` of the schema

@@ -126,21 +126,17 @@ impl<'a> Pretty<'a> {
 
     /// An unsigned integer value.
     pub(crate) fn uint(&mut self, n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.out.extend_from_slice(&digits[i..]);
+        push_uint(&mut self.out, n);
+    }
+
+    /// The buffer, to write a value whose layout the caller spells out (it must be what
+    /// the methods above would write at the current position).
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.out
     }
 
     /// A boolean value.
+    #[cfg(test)]
     pub(crate) fn bool(&mut self, b: bool) {
         self.out
             .extend_from_slice(if b { b"true" } else { b"false" });
@@ -157,6 +153,22 @@ impl<'a> Pretty<'a> {
         self.key(key);
         self.uint(value);
     }
+}
+
+/// `n` in decimal.
+pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Does any byte of the 8 in `x` need escaping (`"`, `\\`, a control character)?

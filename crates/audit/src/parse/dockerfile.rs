@@ -100,12 +100,15 @@ impl Keyword {
             Keyword::Healthcheck,
             Keyword::Shell,
         ];
-        // Only keywords of the word's length can match (they are all distinct).
-        if !(3..=11).contains(&word.len()) {
+        // Uppercase the word once (keywords are 3 to 11 ASCII letters), then compare.
+        let mut upper = [0u8; 11];
+        let Some(buf) = upper.get_mut(..word.len()).filter(|_| word.len() >= 3) else {
             return Keyword::Unknown;
-        }
+        };
+        buf.copy_from_slice(word.as_bytes());
+        buf.make_ascii_uppercase();
         ALL.into_iter()
-            .find(|k| k.as_str().len() == word.len() && k.as_str().eq_ignore_ascii_case(word))
+            .find(|k| k.as_str().as_bytes() == &*buf)
             .unwrap_or(Keyword::Unknown)
     }
 
@@ -246,9 +249,10 @@ impl Command {
         let mut i = 0;
         while let Some(w) = self.words.get(i) {
             let t = w.text.as_str();
-            let is_assignment = t
-                .split_once('=')
-                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(is_name_char));
+            let is_assignment = || {
+                t.split_once('=')
+                    .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(is_name_char))
+            };
             if matches!(
                 t,
                 "sudo"
@@ -266,7 +270,7 @@ impl Command {
                     | "nohup"
                     | "{"
                     | "command"
-            ) || is_assignment
+            ) || is_assignment()
                 || (t.starts_with('-') && i > 0 && self.words[i - 1].text == "sudo")
             {
                 i += 1;
@@ -1377,7 +1381,7 @@ impl<'a> Parser<'a> {
     /// Find heredoc markers on the instruction line and read their bodies from line `i`.
     fn heredocs(&mut self, inst: &mut Instruction, mut i: usize) -> usize {
         let body = inst.body();
-        if !body.as_bytes().windows(2).any(|w| w == b"<<") {
+        if !has_double_lt(body) {
             return i;
         }
         let markers: Vec<(String, bool, bool, Range<usize>)> =
@@ -1546,6 +1550,19 @@ impl<'a> Parser<'a> {
             self.issue(r, "no FROM instruction: this Dockerfile cannot build");
         }
     }
+}
+
+/// Does `text` contain `<<`? (`find` of one byte is a `memchr`; most bodies have no `<`.)
+fn has_double_lt(text: &str) -> bool {
+    let mut from = 0;
+    while let Some(i) = text[from..].find('<') {
+        let at = from + i;
+        if text.as_bytes().get(at + 1) == Some(&b'<') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// Strip a trailing escape character (optionally followed by blanks).

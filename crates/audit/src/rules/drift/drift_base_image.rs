@@ -39,7 +39,9 @@ impl Rule for BaseImage {
 
     fn check_repository(&self, repo: &Repository, out: &mut Sink) {
         let mut by_image: BTreeMap<String, Vec<Use>> = BTreeMap::new();
-        let mut add = |r: &ImageRef, loc: Location| {
+        // The location is built only for images that are kept (most stages use a python
+        // or node image, left to drift-tool-version).
+        let mut add = |r: &ImageRef, loc: &dyn Fn() -> Location| {
             // python, node and terraform images are compared with every other pin of
             // their tool by drift-tool-version.
             if r.has_variables() || image_tool(r.hub_name()).is_some() {
@@ -56,7 +58,7 @@ impl Rule for BaseImage {
                 .push(Use {
                     version: v,
                     tag: tag.clone(),
-                    loc,
+                    loc: loc(),
                 });
         };
         for file in &repo.files {
@@ -64,8 +66,10 @@ impl Rule for BaseImage {
                 (Document::Dockerfile(df), _) => {
                     for stage in &df.stages {
                         if stage.base_stage.is_none() {
-                            let span = file.source.span(stage.base_range.clone());
-                            add(&stage.base, Location::new(&file.source, span, "FROM"));
+                            add(&stage.base, &|| {
+                                let span = file.source.span(stage.base_range.clone());
+                                Location::new(&file.source, span, "FROM")
+                            });
                         }
                     }
                 }
@@ -75,10 +79,9 @@ impl Rule for BaseImage {
                             if let Some(img) = svc.image()
                                 && let Some(s) = img.as_str()
                             {
-                                add(
-                                    &ImageRef::parse(s),
-                                    Location::new(&file.source, img.span, "image"),
-                                );
+                                add(&ImageRef::parse(s), &|| {
+                                    Location::new(&file.source, img.span, "image")
+                                });
                             }
                         }
                     }
