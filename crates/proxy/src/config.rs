@@ -26,6 +26,10 @@ pub struct ProxyConfig {
     /// on N dedicated threads, each with its own single-threaded runtime, `SO_REUSEPORT`
     /// listener and upstream connections (nginx/Envoy style: no request ever changes thread).
     pub workers: usize,
+    /// Serve plain HTTP/1.1 requests on the proxy's own fast path (`front`), handing a
+    /// connection to hyper's server only for what needs it (h2c, HTTP/1.0, upgrades, `Expect`,
+    /// streamed request bodies). Off: hyper serves every connection.
+    pub fast_http1: bool,
 }
 
 impl Default for ProxyConfig {
@@ -40,6 +44,7 @@ impl Default for ProxyConfig {
             breaker_cooldown: Duration::from_secs(10),
             pause_timeout: Duration::from_secs(10),
             workers: 0,
+            fast_http1: true,
         }
     }
 }

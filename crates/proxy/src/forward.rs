@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderValue, SET_COOKIE};
 use hyper::http::uri::{Authority, PathAndQuery, Uri};
 use hyper::{Method, Request, Response, StatusCode};
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::balancer;
-use crate::body::ProxyBody;
+use crate::body::{ClientBody, ProxyBody};
 use crate::guard::{ConnState, RequestGuard};
 use crate::h1::{H1Error, RequestBody, ResponseHead, UpstreamBody, UpstreamConn};
 use crate::headers::{self, Added, X_REQUEST_ID};
@@ -28,7 +27,7 @@ use crate::upstream::UpstreamState;
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
-    mut req: Request<Incoming>,
+    mut req: Request<ClientBody>,
 ) -> Response<ProxyBody> {
     let mut guard = RequestGuard::new(conn);
     let (request_id, generated_id) = match req.headers().get(&X_REQUEST_ID) {
@@ -170,7 +169,7 @@ fn lookup(shared: &Shared, host: Option<&str>, path: &str) -> Result<Lookup, Rej
 /// so the common path carries none of its state.
 async fn resolve_route(
     shared: &Shared,
-    req: &Request<Incoming>,
+    req: &Request<ClientBody>,
 ) -> Result<(Arc<RouteTable>, usize), Reject> {
     let host = req
         .headers()

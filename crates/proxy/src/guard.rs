@@ -2,7 +2,7 @@
 //! ends, the client goes away, or an upgraded tunnel closes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::header::HeaderValue;
@@ -20,6 +20,8 @@ pub(crate) struct ConnState {
     /// When `active` last dropped to 0, in µs since `epoch`.
     idle_since_us: AtomicU64,
     epoch: Instant,
+    /// The proxy is draining: the response in progress is the connection's last.
+    closing: AtomicBool,
 }
 
 impl ConnState {
@@ -29,7 +31,16 @@ impl ConnState {
             active: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(micros_since(epoch)),
             epoch,
+            closing: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn close_after_response(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// When the connection will have been idle for `idle`, or `None` while requests are open.

@@ -18,13 +18,14 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use hyper::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use hyper::http::uri::PathAndQuery;
 use hyper::{HeaderMap, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::body::ClientBody;
 use crate::headers::{self, Added};
 
 /// Largest response head accepted (hyper's client allows about 400 KiB; real heads are < 8 KiB).
@@ -74,7 +75,7 @@ pub(crate) struct UpstreamConn {
 
 /// The rest of a request body, written while the response is read (full duplex).
 struct RequestPump {
-    body: Incoming,
+    body: ClientBody,
     chunked: bool,
     out: Vec<u8>,
     written: usize,
@@ -128,16 +129,16 @@ pub(crate) struct ResponseHead {
 pub(crate) enum RequestBody {
     None,
     /// Forwarded as is, its length announced by `Content-Length`.
-    Sized(Incoming),
+    Sized(ClientBody),
     /// Re-framed as chunked (HTTP/2 requests of unknown length).
-    Chunked(Incoming),
+    Chunked(ClientBody),
 }
 
 impl RequestBody {
     /// Picks the framing for `body`, with the `Content-Length` or `Transfer-Encoding` header
     /// to add when the client's request did not carry one (HTTP/2 requests).
     pub(crate) fn frame(
-        body: Incoming,
+        body: ClientBody,
         headers: &HeaderMap,
     ) -> (RequestBody, Option<(HeaderName, HeaderValue)>) {
         if body.is_end_stream() {

@@ -21,6 +21,7 @@ mod breaker;
 mod config;
 mod error;
 mod forward;
+mod front;
 mod guard;
 mod h1;
 mod headers;

@@ -3,11 +3,14 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,9 +20,11 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::body::ClientBody;
 use crate::config::{ProxyConfig, bind_address};
 use crate::error::ProxyError;
 use crate::forward;
+use crate::front::{self, Prefixed};
 use crate::guard::ConnState;
 use crate::route::{Route, validate};
 use crate::stats::{MetricsRegistry, RevisionStats};
@@ -326,28 +331,59 @@ async fn serve_connection(
     let client_ip = HeaderValue::try_from(peer.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let conn_state = Arc::new(ConnState::new(client_ip, shared.epoch));
+    let mut phase = shared.phase.subscribe();
+    let mut idle_check = IdleCheck::new(shared.cfg.idle_timeout);
+
+    let io = if shared.cfg.fast_http1 {
+        let front = front::serve(shared.clone(), conn_state.clone(), stream);
+        tokio::pin!(front);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = front.as_mut() => match outcome {
+                    front::Outcome::Closed => return,
+                    front::Outcome::Handoff(io) => break io,
+                },
+                _ = phase.changed() => match *phase.borrow_and_update() {
+                    Phase::Running => {}
+                    // An idle connection closes now; a busy one after its response.
+                    Phase::Draining => {
+                        conn_state.close_after_response();
+                        if conn_state.idle_deadline(Duration::ZERO).is_some() {
+                            return;
+                        }
+                    }
+                    Phase::Stopped => return,
+                },
+                () = idle_check.wait() => {
+                    if idle_check.expired(&conn_state) {
+                        return;
+                    }
+                }
+            }
+        }
+    } else {
+        Prefixed::new(stream)
+    };
+
     let service = {
         let shared = shared.clone();
         let conn_state = conn_state.clone();
-        service_fn(move |req| {
+        service_fn(move |req: Request<Incoming>| {
             let shared = shared.clone();
             let conn_state = conn_state.clone();
-            async move { Ok::<_, Infallible>(forward::handle(shared, conn_state, req).await) }
+            async move {
+                let req = req.map(ClientBody::Hyper);
+                Ok::<_, Infallible>(forward::handle(shared, conn_state, req).await)
+            }
         })
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
-
-    let idle = shared.cfg.idle_timeout;
-    let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
-    let idle_check = tokio::time::sleep_until(if idle.is_zero() {
-        far_future
-    } else {
-        Instant::now() + idle
-    });
-    tokio::pin!(idle_check);
-    let mut phase = shared.phase.subscribe();
-    let mut closing = false;
+    let mut closing = conn_state.closing();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
     loop {
         tokio::select! {
             biased;
@@ -369,15 +405,52 @@ async fn serve_connection(
                     Phase::Stopped => return,
                 }
             }
-            _ = &mut idle_check, if !closing => {
-                match conn_state.idle_deadline(idle) {
-                    Some(deadline) if deadline <= Instant::now() => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    Some(deadline) => idle_check.as_mut().reset(deadline),
-                    None => idle_check.as_mut().reset(Instant::now() + idle),
+            () = idle_check.wait(), if !closing => {
+                if idle_check.expired(&conn_state) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
                 }
+            }
+        }
+    }
+}
+
+/// One timer per connection for its idle limit, re-armed only when it fires, so requests
+/// themselves never touch it.
+struct IdleCheck {
+    idle: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleCheck {
+    fn new(idle: Duration) -> Self {
+        let first = if idle.is_zero() {
+            Instant::now() + Duration::from_secs(86_400 * 365)
+        } else {
+            Instant::now() + idle
+        };
+        IdleCheck {
+            idle,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+
+    async fn wait(&mut self) {
+        self.sleep.as_mut().await;
+    }
+
+    /// After the timer fired: whether the connection has been idle long enough, re-arming
+    /// the timer for the next check if not.
+    fn expired(&mut self, conn: &ConnState) -> bool {
+        match conn.idle_deadline(self.idle) {
+            Some(deadline) if deadline <= Instant::now() => true,
+            Some(deadline) => {
+                self.sleep.as_mut().reset(deadline);
+                false
+            }
+            None => {
+                self.sleep.as_mut().reset(Instant::now() + self.idle);
+                false
             }
         }
     }

@@ -2,6 +2,7 @@
 //! Integration tests: the real proxy on 127.0.0.1:0 in front of real upstream servers.
 
 mod deploy;
+mod front;
 mod lifecycle;
 mod resilience;
 mod routing;
