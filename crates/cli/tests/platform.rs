@@ -575,3 +575,39 @@ fn up_refuses_a_second_daemon_and_down_without_one_is_harmless() {
         "the running platform is untouched"
     );
 }
+
+/// `THP_enabled` from /proc/PID/status: 0 once the process turned transparent huge pages off.
+fn thp_enabled(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_daemon_and_shims_keep_huge_pages_off_but_services_get_the_machines_policy() {
+    if thp_enabled("self").is_empty() {
+        return; // a kernel without the field (before 5.0) cannot be asked
+    }
+    let mut p = Project::new(&format!("services:\n{}", svc("a", "0ms")));
+    p.up_ok(&[]);
+    let daemon = p.daemon_pid().expect("daemon pid").to_string();
+    let shim = p.pgids()[0].to_string();
+    // The service is the shim's only child.
+    let service = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+                    == Some(shim.clone())
+            })
+        })
+        .expect("the service process under its shim");
+    assert_eq!(thp_enabled(&daemon), "0", "daemon");
+    assert_eq!(thp_enabled(&shim), "0", "shim");
+    assert_eq!(thp_enabled(&service), thp_enabled("self"), "service");
+}

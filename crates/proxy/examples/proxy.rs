@@ -15,6 +15,9 @@ use orchestra_proxy::{Balance, Proxy, ProxyConfig, Route, Target};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As in the `orchestra` daemon, which runs this proxy: no transparent huge pages.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut listen = "127.0.0.1:8080".to_string();
     let mut upstreams: Vec<SocketAddr> = Vec::new();

@@ -5,6 +5,9 @@
 //! table on the request path takes no lock. Requests already in flight keep the table they
 //! started with; a stream opened before a swap finishes on the upstream it was opened on.
 //!
+//! Plain HTTP/1.1 keep-alive requests are read and answered by the proxy's own front (`front`);
+//! HTTP/2 (h2c), HTTP/1.0, upgrades and streamed uploads go through hyper's server.
+//!
 //! Per request: route by host and longest path prefix (`table`), pick a revision by weight or
 //! sticky key (`select`), pick a replica (`balancer`) whose circuit breaker is closed
 //! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection

@@ -38,11 +38,17 @@ pub fn run(argv: &[String]) -> i32 {
             eprintln!("orchestra shim: cannot catch signal {sig}: {e}");
         }
     }
-    let mut child = match Command::new(program)
+    // The binary turns transparent huge pages off for itself; the flag is inherited across
+    // fork and exec, so the service gets the machine's policy back for its own start.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(false);
+    let spawned = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .spawn()
-    {
+        .spawn();
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let (code, what) = match e.kind() {
