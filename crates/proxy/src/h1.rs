@@ -375,6 +375,19 @@ impl UpstreamConn {
         Poll::Ready(Ok(n))
     }
 
+    /// Up to `left` body bytes, reading if none are buffered; the upstream closing first is
+    /// a truncated body.
+    fn poll_take(&mut self, cx: &mut Context<'_>, left: u64) -> Poll<Result<Bytes, H1Error>> {
+        if self.rbuf.is_empty() && ready!(self.poll_fill(cx))? == 0 {
+            return Poll::Ready(Err(H1Error::Truncated));
+        }
+        let take = self
+            .rbuf
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        Poll::Ready(Ok(self.rbuf.split_to(take).freeze()))
+    }
+
     /// Gives up the raw socket and whatever was read past the head (an upgraded protocol).
     pub(crate) fn into_parts(self) -> (TcpStream, Bytes) {
         (self.io, self.rbuf.freeze())
@@ -583,20 +596,14 @@ impl UpstreamBody {
             match self.state {
                 State::Done => return Poll::Ready(None),
                 State::Length(left) => {
-                    if conn.rbuf.is_empty() && ready!(conn.poll_fill(cx))? == 0 {
-                        return Poll::Ready(Some(Err(H1Error::Truncated)));
-                    }
-                    let take = conn
-                        .rbuf
-                        .len()
-                        .min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let left = left - take as u64;
+                    let data = ready!(conn.poll_take(cx, left))?;
+                    let left = left - data.len() as u64;
                     self.state = if left == 0 {
                         State::Done
                     } else {
                         State::Length(left)
                     };
-                    return Poll::Ready(Some(Ok(Frame::data(conn.rbuf.split_to(take).freeze()))));
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 State::UntilClose => {
                     if conn.rbuf.is_empty() && ready!(conn.poll_fill(cx))? == 0 {
@@ -633,22 +640,14 @@ impl UpstreamBody {
                         };
                     }
                     Chunk::Data(left) => {
-                        if conn.rbuf.is_empty() && ready!(conn.poll_fill(cx))? == 0 {
-                            return Poll::Ready(Some(Err(H1Error::Truncated)));
-                        }
-                        let take = conn
-                            .rbuf
-                            .len()
-                            .min(usize::try_from(left).unwrap_or(usize::MAX));
-                        let left = left - take as u64;
+                        let data = ready!(conn.poll_take(cx, left))?;
+                        let left = left - data.len() as u64;
                         self.state = State::Chunked(if left == 0 {
                             Chunk::DataEnd
                         } else {
                             Chunk::Data(left)
                         });
-                        return Poll::Ready(Some(Ok(Frame::data(
-                            conn.rbuf.split_to(take).freeze(),
-                        ))));
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     Chunk::DataEnd => {
                         if conn.rbuf.len() < 2 {
@@ -685,14 +684,7 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::headers::tests::map;
 
     fn framing_of(
         status: StatusCode,
@@ -833,28 +825,18 @@ mod tests {
 
     #[test]
     fn request_body_frames_are_chunk_encoded_when_asked() {
-        let mut buf = Vec::new();
-        assert!(
-            push_frame(
-                &mut buf,
-                Some(Ok(Frame::data(Bytes::from_static(b"hello world!")))),
-                true
-            )
-            .unwrap()
+        let encode = |data: &'static [u8], chunked: bool| {
+            let mut buf = Vec::new();
+            let frame = Some(Ok(Frame::data(Bytes::from_static(data))));
+            assert!(push_frame(&mut buf, frame, chunked).unwrap());
+            assert!(!push_frame(&mut buf, None, chunked).unwrap());
+            buf
+        };
+        assert_eq!(
+            encode(b"hello world!", true),
+            b"c\r\nhello world!\r\n0\r\n\r\n"
         );
-        assert!(!push_frame(&mut buf, None, true).unwrap());
-        assert_eq!(buf, b"c\r\nhello world!\r\n0\r\n\r\n");
-        buf.clear();
-        assert!(
-            push_frame(
-                &mut buf,
-                Some(Ok(Frame::data(Bytes::from_static(b"raw")))),
-                false
-            )
-            .unwrap()
-        );
-        assert!(!push_frame(&mut buf, None, false).unwrap());
-        assert_eq!(buf, b"raw");
+        assert_eq!(encode(b"raw", false), b"raw");
     }
 
     /// A real socket pair: `server` writes what the test scripts, the body reader reads it.
