@@ -13,7 +13,7 @@ use tracing::debug;
 use crate::balancer;
 use crate::body::{ClientBody, ProxyBody};
 use crate::guard::{ConnState, RequestGuard};
-use crate::h1::{H1Error, RequestBody, ResponseHead, UpstreamBody, UpstreamConn};
+use crate::h1::{ExchangeError, H1Error, RequestBody, ResponseHead, UpstreamBody, UpstreamConn};
 use crate::headers::{self, Added, X_REQUEST_ID};
 use crate::pool;
 use crate::respond::Reject;
@@ -332,17 +332,7 @@ async fn exchange(
     let (mut conn, reused) = pool::checkout(upstream, connect_timeout, started)
         .await
         .map_err(Failure::Connect)?;
-    let sent = with_timeout(
-        shared,
-        conn.exchange(
-            attempt.method,
-            attempt.target,
-            attempt.headers,
-            attempt.added,
-            body,
-        ),
-    )
-    .await?;
+    let sent = send(shared, &mut conn, attempt, body).await?;
     match sent {
         Ok(head) => Ok((conn, head)),
         Err(e)
@@ -366,30 +356,50 @@ async fn resend_fresh(
     let mut fresh = pool::connect(upstream, shared.cfg.connect_timeout)
         .await
         .map_err(Failure::Connect)?;
-    let head = with_timeout(
-        shared,
-        fresh.exchange(
-            attempt.method,
-            attempt.target,
-            attempt.headers,
-            attempt.added,
-            RequestBody::None,
-        ),
-    )
-    .await?
-    .map_err(|e| Failure::Other(e.error))?;
+    let head = send(shared, &mut fresh, attempt, RequestBody::None)
+        .await?
+        .map_err(|e| Failure::Other(e.error))?;
     Ok((fresh, head))
 }
 
-async fn with_timeout<T>(shared: &Shared, fut: impl Future<Output = T>) -> Result<T, Failure> {
+/// Sends the request and waits for the response head, up to `request_timeout`. The timer
+/// lives with the connection: moving a registered timer's deadline later is one atomic update,
+/// where a timer per request would take the timer wheel's lock to insert it and again to
+/// remove it.
+async fn send(
+    shared: &Shared,
+    conn: &mut UpstreamConn,
+    attempt: &Attempt<'_>,
+    body: RequestBody,
+) -> Result<Result<ResponseHead, ExchangeError>, Failure> {
     let limit = shared.cfg.request_timeout;
-    if limit.is_zero() {
-        Ok(fut.await)
-    } else {
-        tokio::time::timeout(limit, fut)
-            .await
-            .map_err(|_| Failure::Timeout)
-    }
+    let timer = (!limit.is_zero()).then(|| {
+        let deadline = Instant::now() + limit;
+        match conn.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    });
+    let exchange = conn.exchange(
+        attempt.method,
+        attempt.target,
+        attempt.headers,
+        attempt.added,
+        body,
+    );
+    let Some(mut timer) = timer else {
+        return Ok(exchange.await);
+    };
+    let sent = tokio::select! {
+        biased;
+        sent = exchange => Ok(sent),
+        () = timer.as_mut() => Err(Failure::Timeout),
+    };
+    conn.timer = Some(timer);
+    sent
 }
 
 /// The upstream's response for the client: hop-by-hop headers out, request id and any new

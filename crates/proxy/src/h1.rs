@@ -71,6 +71,8 @@ pub(crate) struct UpstreamConn {
     scratch: Vec<(HeaderName, usize, usize)>,
     /// The part of the request body still being written.
     pump: Option<Box<RequestPump>>,
+    /// The request timeout's timer, reused from one request to the next (see `forward::send`).
+    pub(crate) timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The rest of a request body, written while the response is read (full duplex).
@@ -180,6 +182,7 @@ impl UpstreamConn {
             wbuf: Vec::new(),
             scratch: Vec::new(),
             pump: None,
+            timer: None,
         })
     }
 
