@@ -264,6 +264,11 @@ pub fn is_placeholder(value: &str) -> bool {
 /// Names of files, paths, URLs, ids and settings about secrets do not count.
 #[must_use]
 pub fn is_secret_name(name: &str) -> bool {
+    secret_name_matches(name, &[], &[])
+}
+
+/// [`is_secret_name`] with more words that make a secret and more suffixes that do not.
+pub(crate) fn secret_name_matches(name: &str, more_secret: &[&str], more_not: &[&str]) -> bool {
     // `to_ascii_lowercase` then `-` and `.` → `_`, in one pass (one allocation).
     let lower: String = name
         .chars()
@@ -314,7 +319,8 @@ pub fn is_secret_name(name: &str) -> bool {
         "_arn",
         "_mode",
     ];
-    SECRET.iter().any(|s| lower.contains(s)) && !NOT.iter().any(|s| lower.ends_with(s))
+    let secret = SECRET.iter().chain(more_secret).any(|s| lower.contains(s));
+    secret && !NOT.iter().chain(more_not).any(|s| lower.ends_with(s))
 }
 
 #[cfg(test)]

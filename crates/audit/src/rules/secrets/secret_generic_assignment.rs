@@ -8,6 +8,7 @@ use regex::Regex;
 use super::{is_generated, scannable, secret_provider_token::find_tokens};
 use crate::collect::FileKind;
 use crate::finding::{Confidence, Severity, redact};
+use crate::knowledge::secret_name_matches;
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
 use crate::rules::scan::{Prefilter, entropy, is_placeholder, regex};
 
@@ -52,65 +53,28 @@ static ASSIGN: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-/// Does a key name look like it holds a secret (`DB_PASSWORD`, `OPENAI_API_KEY`)? Names
-/// of files, paths, URLs, ids and settings about secrets do not count.
+/// Does a key name in any text file look like it holds a secret? Stricter about what is *not*
+/// one than [`crate::knowledge::is_secret_name`] (which sees only Dockerfile ENV/ARG keys): free-form config
+/// also names versions, formats, sources and counts of secrets; `PWD` counts here too.
 pub(crate) fn is_secret_key(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase().replace(['-', '.'], "_");
-    const SECRET: &[&str] = &[
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "access_key",
-        "private_key",
-        "auth_key",
-        "credential",
-        "passphrase",
-    ];
-    const NOT: &[&str] = &[
-        "_file",
-        "_path",
-        "_dir",
-        "_url",
-        "_uri",
-        "_name",
-        "_id",
-        "_length",
-        "_enabled",
-        "_header",
-        "_type",
-        "_endpoint",
-        "_ttl",
-        "_expiry",
-        "_expires",
-        "_timeout",
-        "_host",
-        "_port",
-        "_user",
-        "_username",
-        "_policy",
-        "_min",
-        "_max",
-        "_ref",
-        "_arn",
-        "_mode",
-        "_env",
-        "_var",
-        "_key_id",
-        "_count",
-        "_hash",
-        "_version",
-        "_format",
-        "_prefix",
-        "_location",
-        "_source",
-        "_provider",
-        "_field",
-    ];
-    SECRET.iter().any(|s| lower.contains(s)) && !NOT.iter().any(|s| lower.ends_with(s))
+    secret_name_matches(
+        name,
+        &["pwd"],
+        &[
+            "_env",
+            "_var",
+            "_key_id",
+            "_count",
+            "_hash",
+            "_version",
+            "_format",
+            "_prefix",
+            "_location",
+            "_source",
+            "_provider",
+            "_field",
+        ],
+    )
 }
 
 /// The literal value after an assignment operator: quoted, or bare up to a separator.
