@@ -29,6 +29,17 @@ if [[ "${KEEP:-0}" != 1 ]]; then trap 'rm -rf "$TMP"' EXIT; fi
 # Timing uses bash's $EPOCHREALTIME: spawning a timer process would be timed too.
 elapsed() { python3 -c "print(f'{$2 - $1:.4f}')"; }
 rate() { python3 -c "print(f'{$1 / max($2, 1e-9):,.0f}')"; }
+# best_of5 DIR OUT: the best wall time of 5 audits of DIR, the JSON report left in OUT.
+best_of5() {
+  local best=999999 t0 t1
+  for _ in 1 2 3 4 5; do
+    t0=$EPOCHREALTIME
+    "$AUDIT" "$1" --format json --fail-on never >"$2"
+    t1=$EPOCHREALTIME
+    best=$(python3 -c "print(min($best, $(elapsed "$t0" "$t1")))")
+  done
+  echo "$best"
+}
 
 echo "== generating $N_DF Dockerfiles and a $N_REPO-file repository in $TMP"
 python3 "$HERE/gen.py" dockerfiles "$TMP/dockerfiles" "$N_DF"
@@ -66,13 +77,7 @@ best_o=999999
 best_h=999999
 ratios=()
 for _ in $(seq "$ROUNDS"); do
-  round_o=999999
-  for _ in 1 2 3 4 5; do
-    t0=$EPOCHREALTIME
-    "$AUDIT" "$TMP/dockerfiles" --format json --fail-on never >"$TMP/orchestra.json"
-    t1=$EPOCHREALTIME
-    round_o=$(python3 -c "print(min($round_o, $(elapsed "$t0" "$t1")))")
-  done
+  round_o=$(best_of5 "$TMP/dockerfiles" "$TMP/orchestra.json")
   t0=$EPOCHREALTIME
   "$HL" --no-fail "${FILES[@]}" >"$TMP/hadolint.txt" 2>&1 || true
   t1=$EPOCHREALTIME
@@ -93,14 +98,7 @@ t1=$EPOCHREALTIME
 t_per=$(elapsed "$t0" "$t1")
 
 # The 2,000-file repository: wall time, best of 5.
-best_r=999999
-for _ in 1 2 3 4 5; do
-  t0=$EPOCHREALTIME
-  "$AUDIT" "$TMP/repo" --format json --fail-on never >"$TMP/repo.json"
-  t1=$EPOCHREALTIME
-  t=$(elapsed "$t0" "$t1")
-  best_r=$(python3 -c "print(min($best_r, $t))")
-done
+best_r=$(best_of5 "$TMP/repo" "$TMP/repo.json")
 repo_scanned=$(python3 -c "import json; print(json.load(open('$TMP/repo.json'))['summary']['files_scanned'])")
 
 echo
@@ -116,14 +114,7 @@ echo "repository: $repo_scanned files audited in ${best_r}s (wall, $(nproc) core
 
 if [[ -n "${CORPUS:-}" ]]; then
   # The same audit over real-world files: wall time (best of 5), then parser coverage.
-  best_c=999999
-  for _ in 1 2 3 4 5; do
-    t0=$EPOCHREALTIME
-    "$AUDIT" "$CORPUS" --format json --fail-on never >"$TMP/corpus.json"
-    t1=$EPOCHREALTIME
-    t=$(elapsed "$t0" "$t1")
-    best_c=$(python3 -c "print(min($best_c, $t))")
-  done
+  best_c=$(best_of5 "$CORPUS" "$TMP/corpus.json")
   corpus_scanned=$(python3 -c "import json; print(json.load(open('$TMP/corpus.json'))['summary']['files_scanned'])")
   echo
   echo "corpus $CORPUS: $corpus_scanned files audited in ${best_c}s (wall, best of 5)"

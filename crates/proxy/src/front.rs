@@ -13,7 +13,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use crate::body::{ClientBody, ProxyBody};
 use crate::forward;
 use crate::guard::ConnState;
+use crate::h1::parse_decimal;
 use crate::server::Shared;
 
 /// Largest request head accepted; a larger one gets a 431.
@@ -54,8 +55,8 @@ enum Next {
     Reject(StatusCode),
 }
 
-/// Serves requests until the connection closes or a request needs hyper. `closing` is set by
-/// the connection's owner when the proxy drains: the response in progress is the last one.
+/// Serves requests until the connection closes or a request needs hyper. When the proxy
+/// drains, the connection's owner marks it closing: the response in progress is the last one.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Arc<ConnState>, io: TcpStream) -> Outcome {
     let mut front = Front {
         io,
@@ -105,10 +106,7 @@ struct Seen {
 impl Seen {
     fn add(&mut self, name: &HeaderName, value: &[u8]) {
         if name == CONTENT_LENGTH {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            match (n, self.content_length) {
+            match (parse_decimal(value.trim_ascii()), self.content_length) {
                 (Some(n), None) => self.content_length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => self.bad_length = true,
@@ -249,11 +247,10 @@ impl Front {
         if !parts.headers.contains_key(DATE) {
             with_date(|date| push_header(buf, b"date", date));
         }
-        let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| {
-            std::str::from_utf8(v.as_bytes())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-        });
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| parse_decimal(v.as_bytes().trim_ascii()));
         let framing = if no_body {
             Framing::None
         } else if let Some(n) = declared {
@@ -277,38 +274,24 @@ impl Front {
 
         let mut sent: u64 = 0;
         let mut ended = false;
-        while !ended {
-            // Frames that are ready now go out together; then wait for the next one.
-            loop {
+        loop {
+            // Frames that are ready now go out together (the head with them); then wait.
+            while !ended && self.wbuf.len() < GATHER {
                 let polled =
                     std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
                         .await;
-                match polled {
-                    Poll::Pending => break,
-                    Poll::Ready(frame) => {
-                        if !push_body_frame(&mut self.wbuf, frame, framing, &mut sent)? {
-                            ended = true;
-                            break;
-                        }
-                        if self.wbuf.len() >= GATHER {
-                            break;
-                        }
-                    }
-                }
+                let Poll::Ready(frame) = polled else { break };
+                ended = !push_body_frame(&mut self.wbuf, frame, framing, &mut sent)?;
             }
             if !self.wbuf.is_empty() {
                 self.io.write_all(&self.wbuf).await?;
                 self.wbuf.clear();
             }
-            if !ended {
-                let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-                if !push_body_frame(&mut self.wbuf, frame, framing, &mut sent)? {
-                    ended = true;
-                    if !self.wbuf.is_empty() {
-                        self.io.write_all(&self.wbuf).await?;
-                    }
-                }
+            if ended {
+                break;
             }
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            ended = !push_body_frame(&mut self.wbuf, frame, framing, &mut sent)?;
         }
         // A body shorter than its announced length leaves the client waiting for the rest.
         Ok(!matches!(framing, Framing::Length(n) if n != sent))
@@ -464,7 +447,6 @@ impl AsyncWrite for Prefixed {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.get_mut().io).poll_shutdown(cx))?;
-        Poll::Ready(Ok(()))
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

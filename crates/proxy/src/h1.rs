@@ -513,7 +513,8 @@ fn framing(status: StatusCode, announced: &Announced, head_request: bool) -> Fra
     }
 }
 
-fn parse_decimal(s: &[u8]) -> Option<u64> {
+/// A `Content-Length` number: ASCII digits only (no sign, no spaces).
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 {
         return None;
     }

@@ -41,6 +41,10 @@ pub(crate) struct Provider {
     pub rotate: &'static str,
 }
 
+/// Shared by both Vercel token patterns.
+const VERCEL_ROTATE: &str = "Delete the token in Vercel → Account Settings → Tokens, create a \
+                             scoped one and pass it as VERCEL_TOKEN from CI secrets.";
+
 pub(crate) static PROVIDERS: &[Provider] = &[
     Provider {
         name: "GitHub token",
@@ -160,8 +164,7 @@ pub(crate) static PROVIDERS: &[Provider] = &[
         pattern: r#"(?i)vercel[a-z_-]*(?:token|key)["']?\s*[:=]\s*["']?([A-Za-z0-9]{24})\b"#,
         severity: Severity::Critical,
         confidence: Confidence::Medium,
-        rotate: "Delete the token in Vercel → Account Settings → Tokens, create a scoped one \
-                 and pass it as VERCEL_TOKEN from CI secrets.",
+        rotate: VERCEL_ROTATE,
     },
     Provider {
         name: "Vercel token",
@@ -169,8 +172,7 @@ pub(crate) static PROVIDERS: &[Provider] = &[
         pattern: r#"(?i)\bvercel\b[^\n]*--token[= ]+["']?([A-Za-z0-9]{24})\b"#,
         severity: Severity::Critical,
         confidence: Confidence::Medium,
-        rotate: "Delete the token in Vercel → Account Settings → Tokens, create a scoped one \
-                 and pass it as VERCEL_TOKEN from CI secrets.",
+        rotate: VERCEL_ROTATE,
     },
     Provider {
         name: "GitLab token",
