@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Deploy benchmark: 100 consecutive deploys and rollbacks of a routed service
-# under steady load through Orchestra's proxy, then bad canaries.
+# under steady load through Orchestra's proxy, then bad canaries, then 20
+# kill -9 cycles of the daemon in the middle of a canary.
 # Prints: failed requests (target 0), switch time, warm rollback time
 # (target <= 1 s, aim 100 ms), time to catch a bad canary (target <= 10 s).
 #
-#   bash bench/deploy/run.sh            # CYCLES=50 (x2 = 100 operations), RATE=200 req/s
+#   bash bench/deploy/run.sh            # CYCLES=50 (x2 = 100 operations), RATE=200 req/s, KILLS=20
 #   SKIP_BUILD=1 BIN_DIR=target/release bash bench/deploy/run.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,10 +13,12 @@ cd "$root"
 CYCLES=${CYCLES:-50}
 RATE=${RATE:-200}
 BAD=${BAD:-5}
-BIN_DIR=${BIN_DIR:-$root/target/release}
+KILLS=${KILLS:-20}
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -q -p orchestra -p demo-service
 fi
+# Absolute: the platform runs in a temp dir.
+BIN_DIR=$(cd "${BIN_DIR:-$root/target/release}" && pwd)
 command -v hey >/dev/null || { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey; }; }
 export PATH="$BIN_DIR:$PATH"
 
@@ -93,6 +96,40 @@ for i in $(seq 1 "$BAD"); do
   kill "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
 done
 
+# kill -9 of the daemon mid-canary: requests failed per cycle while it is
+# down (the proxy lives in the daemon for now), and the time from the restart
+# to serving the revision state.db, `ps` and `history` agree on.
+daemon_pid() { python3 -c 'import sqlite3; print(sqlite3.connect(".orchestra/state.db").execute("select daemon_pid from runs order by id desc limit 1").fetchone()[0])'; }
+kill_failed=()
+restore_ms=()
+for i in $(seq 1 "$KILLS"); do
+  DEMO_VERSION="k$i" orchestra deploy api --strategy canary >/dev/null
+  until orchestra history api --json | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; sys.exit(0 if r["status"]=="in-progress" and "step" in r["figures"] else 1)'; do sleep 0.05; done
+  hey -z 3s -c 4 -q 25 "http://$proxy/api/" >"$work/kill-hey.txt" 2>&1 &
+  lpid=$!
+  sleep 0.5
+  kill -9 "$(daemon_pid)"
+  while orchestra ps >/dev/null 2>&1; do sleep 0.01; done
+  t=$(date +%s%N)
+  orchestra up -d --admin off --proxy "$proxy" >/dev/null
+  want=$(orchestra ps --json | python3 -c 'import json,sys; print(next(s["revision"] for s in json.load(sys.stdin) if s["name"]=="api"))')
+  until [ "$(curl -s "http://$proxy/api/" | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')" = v1 ]; do :; done
+  restore_ms+=("$(ms "$t")")
+  wait "$lpid" 2>/dev/null || true
+  kill_failed+=("$(python3 - "$work/kill-hey.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
+errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
+bad = sum(int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes) if c != "200")
+print(bad + sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M)))
+PY
+)")
+  agreed=$(orchestra history api --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print("yes" if all(x["status"] not in ("in-progress","live") for x in r) else "no")')
+  [ "$agreed" = yes ] || { echo "cycle $i: a release is still open after the restart" >&2; exit 1; }
+  [ -n "$want" ] || exit 1
+done
+
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "median %s, min %s, max %s (n=%d)", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
 read -r total non200 errs < <(python3 - "$work/hey.txt" <<'PY'
 import re, sys
@@ -115,3 +152,7 @@ echo "| switch (route swap + persist) ms | $(stats "${switch_ms[@]}") | <= 1 hea
 echo "| warm rollback, command wall ms | $(stats "${rollback_ms[@]}") | <= 1000 (aim 100) |"
 echo "| warm rollback, until the old version answers ms | $(stats "${visible_ms[@]}") | <= 1000 (aim 100) |"
 echo "| bad canary (30% errors) caught, deploy start to failed ms | $(stats "${catch_ms[@]}") | <= 10000 |"
+if [ "$KILLS" -gt 0 ]; then
+  echo "| kill -9 mid-canary: failed requests per cycle (3 s of load, daemon down) | $(stats "${kill_failed[@]}") | 0 once the data plane outlives the daemon |"
+  echo "| kill -9 mid-canary: restart to serving the agreed revision ms | $(stats "${restore_ms[@]}") | - |"
+fi

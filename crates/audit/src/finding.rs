@@ -195,7 +195,7 @@ pub fn redact(value: &str) -> String {
     format!("{prefix}{}", "*".repeat(n.saturating_sub(4).min(12)))
 }
 
-/// 64-bit FNV-1a: a stable, dependency-free hash for fingerprints.
+/// 64-bit FNV-1a (the `fnv` crate): a stable hash for fingerprints.
 #[must_use]
 pub fn fnv1a(parts: &[&str]) -> u64 {
     let mut h = Fnv1a::new();
@@ -207,19 +207,17 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
 
 /// Incremental [`fnv1a`]: `part` hashes one part and its terminating zero byte; `bytes`
 /// + `end_part` do the same for a part fed in pieces.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Fnv1a(u64);
+#[derive(Default)]
+pub(crate) struct Fnv1a(fnv::FnvHasher);
 
 impl Fnv1a {
     pub(crate) fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+        Self::default()
     }
 
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        // `Hasher::write` feeds the bytes as they are (`Hash for str` would add a 0xff).
+        std::hash::Hasher::write(&mut self.0, bytes);
     }
 
     pub(crate) fn end_part(&mut self) {
@@ -232,7 +230,7 @@ impl Fnv1a {
     }
 
     pub(crate) fn finish(self) -> u64 {
-        self.0
+        std::hash::Hasher::finish(&self.0)
     }
 }
 
@@ -253,5 +251,25 @@ mod tests {
         let r = redact("sk-live-0123456789abcdef");
         assert!(r.starts_with("sk-l"));
         assert!(!r.contains("0123"));
+    }
+
+    /// Pins the fingerprint hash: fingerprints are compared against earlier
+    /// reports (baselines, SARIF), so they must not change.
+    #[test]
+    fn fnv1a_is_pinned() {
+        assert_eq!(fnv1a(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(
+            fnv1a(&["rule", "path", "a b", "msg"]),
+            0xe29b_b1ac_da90_1cd6
+        );
+        let mut h = Fnv1a::new();
+        h.part("rule");
+        h.part("path");
+        h.bytes(b"a");
+        h.bytes(b" ");
+        h.bytes(b"b");
+        h.end_part();
+        h.part("msg");
+        assert_eq!(h.finish(), 0xe29b_b1ac_da90_1cd6);
     }
 }

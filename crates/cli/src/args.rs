@@ -127,6 +127,11 @@ pub struct UpArgs {
     /// Proxy address for services with a `route:` (`off` to disable) [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR|off")]
     pub proxy: Option<String>,
+    /// Run what the last releases left live, even where the manifest now
+    /// says otherwise (after a crash that is what happens anyway; after a
+    /// clean `down` the manifest wins unless this is given).
+    #[arg(long)]
+    pub restore: bool,
     /// With -d: how long to wait for everything to become healthy.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub timeout: String,

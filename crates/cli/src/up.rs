@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
@@ -49,6 +50,7 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
         profiles: a.profiles.clone(),
         admin,
         shim: vec![exe.to_string_lossy().into_owned(), "__shim".into()],
+        restore: a.restore,
     }))
 }
 
@@ -142,6 +144,9 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
         .map(|a| format!(", admin http://{a}"))
         .unwrap_or_default();
     println!("orchestra: starting `{project}`: {n} services{admin}; Ctrl-C stops everything");
+    for (svc, note) in daemon.recovered() {
+        println!("↺ {svc}: {note}");
+    }
     let rt = daemon.runtime().clone();
     let mut events = daemon.subscribe();
     let printer = tokio::spawn(async move {
@@ -228,11 +233,13 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             "orchestra is already running for this project; run `orchestra down` first, or `orchestra ps` to see it"
         );
     }
-    std::fs::create_dir_all(&paths.root)
+    paths
+        .prepare()
         .with_context(|| format!("cannot create {}", paths.root.display()))?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&paths.daemon_log)
         .with_context(|| format!("cannot open {}", paths.daemon_log.display()))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
@@ -254,6 +261,9 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     }
     if let Some(p) = &a.proxy {
         cmd.arg("--proxy").arg(p);
+    }
+    if a.restore {
+        cmd.arg("--restore");
     }
     cmd.args(&a.services);
     cmd.stdin(Stdio::null())
@@ -286,6 +296,13 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let info = client.get("/v1/daemon").await?;
+    for note in info["recovered"].as_array().into_iter().flatten() {
+        println!(
+            "↺ {}: {}",
+            note[0].as_str().unwrap_or("?"),
+            note[1].as_str().unwrap_or_default()
+        );
+    }
     let mut progress: Option<Progress> = None;
     let deadline = t0 + timeout;
     loop {

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -144,8 +144,14 @@ impl Drop for Load {
 
 /// Start the platform with a proxy on a free port; returns the proxy address.
 fn up(p: &mut Project) -> String {
-    let out = p.up_ok(&["--proxy", "127.0.0.1:0"]);
-    out.split("proxy http://").nth(1).unwrap().trim().to_owned()
+    up_with(p, &[]).1
+}
+
+/// `up -d` with these extra arguments and a proxy on a free port: (what it printed, the proxy address).
+fn up_with(p: &mut Project, extra: &[&str]) -> (String, String) {
+    let out = p.up_ok(&[&["--proxy", "127.0.0.1:0"], extra].concat());
+    let addr = out.split("proxy http://").nth(1).unwrap().trim().to_owned();
+    (out, addr)
 }
 
 fn deploy(p: &Project, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
@@ -187,10 +193,8 @@ fn blue_green_under_load_has_no_failed_request_and_warm_rollback_is_instant() {
     wait_for(10, "v2 to serve", || {
         (get_version(&addr) == "v2").then_some(())
     });
-    // The old revision is warm: rollback only moves traffic.
-    let t0 = Instant::now();
+    // The old revision is warm: rollback only moves traffic (timed in bench/deploy).
     let out = p.run(&["rollback", "api"]);
-    let took = t0.elapsed();
     assert!(
         out.status.success(),
         "{}",
@@ -198,7 +202,6 @@ fn blue_green_under_load_has_no_failed_request_and_warm_rollback_is_instant() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rolled back to warm revision"), "{text}");
-    assert!(took < Duration::from_secs(1), "warm rollback took {took:?}");
     assert_eq!(get_version(&addr), "v1");
     std::thread::sleep(Duration::from_millis(300));
     let (ok, failed, versions) = load.finish();
@@ -312,15 +315,14 @@ fn a_canary_failing_thirty_percent_of_requests_is_rolled_back_by_itself() {
     ));
     let addr = up(&mut p);
     let load = Load::start(&addr, "/api/");
-    let t0 = Instant::now();
+    // How soon it is caught is bench/deploy's; that it is caught within its
+    // step is the controller's unit test, on virtual time.
     let out = deploy(
         &p,
         &[("DEMO_VERSION", "v2"), ("DEMO_FAIL_RATE", "0.3")],
         &["--wait"],
     );
-    let caught = t0.elapsed();
     assert!(!out.status.success());
-    assert!(caught < Duration::from_secs(10), "caught in {caught:?}");
     let (_, failed, versions) = load.finish();
     assert!(failed > 0, "the canary did fail some requests");
     assert_eq!(versions.last().unwrap(), "v1");
@@ -452,27 +454,20 @@ fn sigkill_mid_canary_leaves_routing_and_state_in_agreement_after_restart() {
         let r: Value = serde_json::from_slice(&p.run(&["history", "--json"]).stdout).ok()?;
         (r[0]["figures"]["step"].as_u64() == Some(50)).then_some(())
     });
-    let daemon = p.daemon_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for(10, "the daemon's socket to be dead", || {
-        (!p.run(&["ps"]).status.success()).then_some(())
-    });
+    kill_daemon(&p);
     let _ = addr;
     let addr = up(&mut p);
     let rel = &releases(&p)[0];
     assert_eq!(rel["status"], "rolled-back", "{rel}");
-    // Routing agrees: everything on the stable revision, which is what runs.
-    let routes: Value = {
+    // The rollout agrees: everything on the stable revision, which is what runs.
+    let rollouts = {
         let store =
             orchestra_state::StateStore::open(&p.path().join(".orchestra/state.db")).unwrap();
-        serde_json::to_value(store.routing().unwrap()).unwrap()
+        store.rollouts().unwrap()
     };
-    assert!(routes[0]["canary_revision"].is_null(), "{routes}");
-    assert_eq!(routes[0]["stable_revision"], p.service("api")["revision"]);
+    let r: Value = serde_json::from_str(&rollouts[0].1).unwrap();
+    assert_eq!(r["phase"]["phase"], "stable", "{r}");
+    assert_eq!(r["stable"]["revision"], p.service("api")["revision"]);
     for _ in 0..20 {
         assert_eq!(get_version(&addr), "v1");
     }
@@ -505,21 +500,388 @@ fn cold_rollback_starts_the_old_revision_first_and_pause_holds_requests() {
     // Paused: a request waits instead of failing, and completes on resume.
     assert!(p.run(&["pause", "api"]).status.success());
     let a = addr.clone();
+    let resumed = Arc::new(AtomicBool::new(false));
+    let r = resumed.clone();
     let held = std::thread::spawn(move || {
-        let t0 = Instant::now();
         let v = get_version(&a);
-        (v, t0.elapsed())
+        // Answered only after the resume was asked for.
+        (v, r.load(Ordering::SeqCst))
     });
     std::thread::sleep(Duration::from_millis(300));
     assert!(!held.is_finished(), "the request is held while paused");
+    resumed.store(true, Ordering::SeqCst);
     assert!(p.run(&["resume", "api"]).status.success());
-    let (v, waited) = held.join().unwrap();
+    let (v, after_resume) = held.join().unwrap();
     assert_eq!(v, "v1");
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(after_resume, "the held request completed before the resume");
     assert!(p.run(&["maintenance", "api", "on"]).status.success());
     let (code, body) = http_get(&addr, "/api/").unwrap();
     assert_eq!(code, 503);
     assert!(body.contains("maintenance"), "{body}");
     assert!(p.run(&["maintenance", "api", "off"]).status.success());
     assert_eq!(get_version(&addr), "v1");
+}
+
+/// Releases as `history --json` gives them, asserting none is left open.
+fn settled_releases(p: &Project) -> Vec<Value> {
+    let rel = releases(p);
+    for r in &rel {
+        assert!(
+            r["status"] != "in-progress" && r["status"] != "live",
+            "release left open: {r}"
+        );
+    }
+    rel
+}
+
+/// The stored rollout of `api`.
+fn stored_rollout(p: &Project) -> Value {
+    let store = orchestra_state::StateStore::open(&p.path().join(".orchestra/state.db")).unwrap();
+    let rows = store.rollouts().unwrap();
+    let (_, json) = rows.iter().find(|(s, _)| s == "api").unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+/// SIGKILL the daemon and wait until its socket no longer answers.
+fn kill_daemon(p: &Project) {
+    let daemon = p.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(10, "the daemon's socket to be dead", || {
+        (!p.run(&["ps"]).status.success()).then_some(())
+    });
+}
+
+#[test]
+fn after_a_clean_down_the_manifest_wins_and_restore_brings_the_release_back() {
+    let mut p = Project::new(&manifest("{ strategy: blue-green, keep_warm: 0s }"));
+    let addr = up(&mut p);
+    assert!(
+        deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"])
+            .status
+            .success()
+    );
+    assert_eq!(get_version(&addr), "v2");
+    assert!(p.down().status.success());
+    // The api's command edited to a literal version while it was down.
+    p.write(
+        "orchestra.yaml",
+        &manifest("{ strategy: blue-green, keep_warm: 0s }")
+            .replace("${DEMO_VERSION:-v1}", "v3-edited"),
+    );
+    let (out, addr) = up_with(&mut p, &[]);
+    assert_eq!(get_version(&addr), "v3-edited", "the edit is what runs");
+    assert!(
+        out.contains("differs from its last release") && out.contains("--restore"),
+        "up says which services differ and how to get the release back:\n{out}"
+    );
+    assert!(p.down().status.success());
+    let (out, addr) = up_with(&mut p, &["--restore"]);
+    assert_eq!(get_version(&addr), "v2", "--restore runs the last release");
+    assert!(
+        out.contains("as its last release left it (--restore)"),
+        "{out}"
+    );
+    settled_releases(&p);
+}
+
+#[test]
+fn abort_acts_in_every_phase_of_a_blue_green_deploy_and_says_when_it_cannot() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: blue-green, keep_warm: 5m, hooks: { pre: [[sleep, \"3\"]] } }",
+    ));
+    let addr = up(&mut p);
+    let out = p.run(&["abort", "api"]);
+    assert!(!out.status.success(), "nothing to abort is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no deploy of `api` is in progress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // While the pre hook runs: the new revision never starts.
+    assert!(deploy(&p, &[("DEMO_VERSION", "v2")], &[]).status.success());
+    let out = p.run(&["abort", "api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(releases(&p)[0]["status"], "aborted");
+    assert_eq!(get_version(&addr), "v1");
+    assert_eq!(p.services().len(), 1, "no candidate was started");
+    // After the switch, while the old revision is warm: traffic goes back.
+    p.write(
+        "orchestra.yaml",
+        &manifest("{ strategy: blue-green, keep_warm: 5m }"),
+    );
+    assert!(
+        deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"])
+            .status
+            .success()
+    );
+    assert_eq!(get_version(&addr), "v2");
+    assert_eq!(releases(&p)[0]["status"], "live");
+    let load = Load::start(&addr, "/api/");
+    assert!(p.run(&["abort", "api"]).status.success());
+    assert_eq!(get_version(&addr), "v1");
+    let (_, failed, _) = load.finish();
+    assert_eq!(failed, 0);
+    let rel = settled_releases(&p);
+    assert_eq!(rel[0]["status"], "aborted", "{}", rel[0]);
+    let log = std::fs::read_to_string(p.path().join(".orchestra/daemon.log")).unwrap();
+    assert!(!log.contains("ERROR"), "the daemon logged errors:\n{log}");
+}
+
+#[test]
+fn an_inconclusive_canary_never_promotes_unless_told_to() {
+    // No traffic at all: min_requests is never met.
+    let mut p = Project::new(&manifest(
+        "{ strategy: canary, steps: [50], step_interval: 300ms, keep_warm: 0s, verify: { min_requests: 50, deadline: 1s } }",
+    ));
+    let addr = up(&mut p);
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not be verified at 50%"), "{err}");
+    let rel = &settled_releases(&p)[0];
+    assert_eq!(rel["status"], "failed");
+    assert_eq!(rel["figures"]["inconclusive"], "fail", "{rel}");
+    assert_eq!(get_version(&addr), "v1");
+
+    p.write(
+        "orchestra.yaml",
+        &manifest("{ strategy: canary, steps: [50], step_interval: 300ms, keep_warm: 0s, verify: { min_requests: 50, deadline: 1s, on_inconclusive: pass } }"),
+    );
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(10, "the release to succeed", || {
+        (releases(&p)[0]["status"] == "succeeded").then_some(())
+    });
+    let rel = &releases(&p)[0];
+    assert!(
+        rel["reason"]
+            .as_str()
+            .unwrap()
+            .contains("on_inconclusive: pass"),
+        "the record says it passed unverified: {rel}"
+    );
+    assert_eq!(get_version(&addr), "v2");
+}
+
+#[test]
+fn a_rollback_to_an_unknown_revision_changes_nothing_and_a_new_route_takes_effect() {
+    let text = manifest("{ strategy: blue-green, keep_warm: 0s }")
+        .replace("path: /api", "path: \"${ROUTE:-/api}\"");
+    let mut p = Project::new(&text);
+    let addr = up(&mut p);
+    let out = p.run(&["rollback", "api", "--to", "0123456789abcdef"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no revision"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(releases(&p).is_empty(), "no release was started");
+    // The new revision moves the route.
+    let out = deploy(&p, &[("DEMO_VERSION", "v2"), ("ROUTE", "/v2")], &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, body) = http_get(&addr, "/v2/").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"v2\""), "{body}");
+    assert_eq!(http_get(&addr, "/api/").unwrap().0, 404);
+}
+
+#[test]
+fn state_is_private_and_holds_no_secret_value() {
+    let secret = "sk-test-9f8e7d6c5b4a39281706"; // orchestra: ignore[secret-generic-assignment] test value
+    let text = manifest("{ strategy: blue-green, keep_warm: 0s }").replace(
+        "    route:",
+        &format!("    env: {{ OPENAI_API_KEY: {secret}, LOG_LEVEL: debug }}\n    route:"),
+    );
+    let mut p = Project::new(&text);
+    up(&mut p);
+    assert!(
+        deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"])
+            .status
+            .success()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let dir = p.path().join(".orchestra");
+    let mode = |f: &std::path::Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("state.db")), 0o600);
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_each_phase_recovers_to_one_answer() {
+    // (deploy block, what to wait for before the kill, version served after)
+    let cases = [
+        (
+            "{ strategy: blue-green, keep_warm: 5m, hooks: { pre: [[sleep, \"3\"]] } }",
+            "pre hooks",
+            "v1",
+        ),
+        ("{ strategy: blue-green, keep_warm: 5m }", "starting", "v1"),
+        (
+            "{ strategy: canary, steps: [50], step_interval: 60s }",
+            "canary",
+            "v1",
+        ),
+        (
+            "{ strategy: blue-green, keep_warm: 5m, hooks: { post: [[sleep, \"3\"]] } }",
+            "switched",
+            "v2",
+        ),
+    ];
+    for (block, phase, after) in cases {
+        let mut p = Project::new(&manifest(block));
+        let addr = up(&mut p);
+        let load = Load::start(&addr, "/api/");
+        // The "starting" case: a candidate that never turns healthy in time.
+        let env: &[(&str, &str)] = if phase == "starting" {
+            &[("DEMO_VERSION", "v2"), ("HEALTH_PATH", "/elsewhere")]
+        } else {
+            &[("DEMO_VERSION", "v2")]
+        };
+        assert!(deploy(&p, env, &[]).status.success());
+        wait_for(20, phase, || {
+            let r = stored_rollout(&p);
+            let ph = r["phase"]["phase"].as_str().unwrap_or_default().to_owned();
+            let started = r["phase"]["started"].as_bool().unwrap_or(false);
+            let at = match phase {
+                "pre hooks" => ph == "starting" && !started,
+                "starting" => ph == "starting" && started,
+                "canary" => ph == "canary",
+                _ => ph == "switched",
+            };
+            at.then_some(())
+        });
+        kill_daemon(&p);
+        let (ok, failed, _) = load.finish();
+        eprintln!("{phase}: {failed} requests failed while the daemon was down ({ok} ok)");
+        let (out, addr) = up_with(&mut p, &[]);
+        assert!(
+            out.contains("↺ api: release 1 "),
+            "{phase}: up says what it restored:\n{out}"
+        );
+        let rel = settled_releases(&p);
+        let r = stored_rollout(&p);
+        assert_eq!(r["phase"]["phase"], "stable", "{phase}: {r}");
+        let running = p.service("api")["revision"].clone();
+        assert_eq!(r["stable"]["revision"], running, "{phase}: rollout vs ps");
+        assert_eq!(
+            rel[0]["status"],
+            if after == "v2" {
+                "succeeded"
+            } else {
+                "rolled-back"
+            },
+            "{phase}: {}",
+            rel[0]
+        );
+        for _ in 0..10 {
+            assert_eq!(get_version(&addr), after, "{phase}");
+        }
+        assert_eq!(p.services().len(), 1, "{phase}: one revision runs");
+    }
+}
+
+#[test]
+fn synthetic_traffic_verifies_a_quiet_canary_and_catches_a_bad_one() {
+    // No client traffic at all: only the probes the verifier sends itself.
+    let block = "{ strategy: canary, steps: [50], step_interval: 1s, keep_warm: 0s, verify: { min_requests: 20, max_error_rate: 5%, deadline: 20s, synthetic: { path: /, rate: 50 } } }";
+    let mut p = Project::new(&manifest(block));
+    let addr = up(&mut p);
+    let out = deploy(
+        &p,
+        &[("DEMO_VERSION", "bad"), ("DEMO_FAIL_RATE", "0.5")],
+        &["--wait"],
+    );
+    assert!(!out.status.success());
+    let rel = &settled_releases(&p)[0];
+    assert_eq!(rel["status"], "failed", "{rel}");
+    assert!(
+        rel["figures"]["synthetic"]["errors"].as_u64().unwrap() > 0,
+        "the probes found the failures: {rel}"
+    );
+    assert_eq!(get_version(&addr), "v1");
+    let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(10, "the release to succeed", || {
+        (releases(&p)[0]["status"] == "succeeded").then_some(())
+    });
+    let rel = &releases(&p)[0];
+    assert!(
+        rel["figures"]["synthetic"]["requests"].as_u64().unwrap() >= 20,
+        "verified on synthetic traffic: {rel}"
+    );
+    assert_eq!(rel["figures"]["live"]["requests"], 0, "{rel}");
+    assert_eq!(get_version(&addr), "v2");
+}
+
+#[test]
+fn a_route_waiting_for_its_first_ready_replica_answers_503_and_logs_nothing() {
+    // Ready only 3 s after it is healthy: the route exists before any replica is ready.
+    let text = "services:\n  api:\n    command: [demo-service, --port, \"${PORT}\", --not-ready-for, 3s]\n    route: /api\n    healthcheck: { http: /health, interval: 100ms }\n    readiness: { http: /ready, interval: 100ms }\n";
+    let mut p = Project::new(text);
+    let admin = free_port();
+    let proxy = free_port();
+    let mut c = p.command(&[
+        "up",
+        "--admin",
+        &format!("127.0.0.1:{admin}"),
+        "--proxy",
+        &format!("127.0.0.1:{proxy}"),
+    ]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let fg = c.spawn().unwrap();
+    p.set_daemon_pid(fg.id() as i32);
+    let addr = format!("127.0.0.1:{proxy}");
+    // 404 only until the daemon publishes its first table.
+    let (code, body) = wait_for(20, "the route to answer", || {
+        http_get(&addr, "/api/").filter(|r| r.0 != 404)
+    });
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("no ready replica of api"), "{body}");
+    wait_for(20, "the replica to be ready", || {
+        (http_get(&addr, "/api/").map(|r| r.0) == Some(200)).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fg.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = fg.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("rejected"),
+        "waiting for a replica is not an error:\n{stderr}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Human-friendly duration parsing ("500ms", "2s", "1m", "1.5s").
+//! Human-friendly duration parsing ("500ms", "2s", "1m", "1.5s"): the
+//! manifest's parser, with the two rules this service adds on top.
 
 use std::time::Duration;
 
@@ -6,44 +7,22 @@ use std::time::Duration;
 /// in the service free of overflow without checking each addition.
 const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Parses a duration such as `500ms`, `2s`, `1.5s`, `1m` or `1h`.
+/// Parses a duration such as `500ms`, `2s`, `1.5s`, `1m` or `1h`, as the
+/// manifest does ([`orchestra_manifest::parse_duration`]).
 ///
-/// A number needs a unit (`ms`, `s`, `m`, `h`), except a bare `0`: a bare
-/// `5` is ambiguous between seconds and milliseconds, so it is rejected.
+/// A number needs a unit, except a bare `0`: a bare `5` is ambiguous
+/// between seconds and milliseconds, so it is rejected. At most 366 days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s == "0" {
+    if text.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {text:?} needs a unit: ms, s, m or h (e.g. 500ms, 2s)"))?;
-    let (number, unit) = s.split_at(split);
-    if number.is_empty() {
-        return Err(format!(
-            "invalid duration {text:?}: expected a number and a unit, e.g. 500ms, 2s, 1.5s, 1m"
-        ));
-    }
-    let nanos_per_unit: f64 = match unit {
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => {
-            return Err(format!(
-                "duration {text:?} has unknown unit {unit:?}; use ms, s, m or h"
-            ));
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?} has an invalid number {number:?}"))?;
-    // Rounding to whole nanoseconds makes "0.1s" exactly 100ms.
-    let nanos = (value * nanos_per_unit).round();
-    if !nanos.is_finite() || nanos > MAX.as_nanos() as f64 {
+    let d = orchestra_manifest::parse_duration(text).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (expected e.g. 500ms, 2s, 1.5s, 1m)")
+    })?;
+    if d > MAX {
         return Err(format!("duration {text:?} is too long (at most 366 days)"));
     }
-    Ok(Duration::from_nanos(nanos as u64))
+    Ok(d)
 }
 
 #[cfg(test)]

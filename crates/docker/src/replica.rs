@@ -40,7 +40,7 @@ impl LogSink {
     /// Push one line.
     pub fn line(&self, stream: Stream, text: String) {
         self.hub.push(LogLine {
-            at_ms: orchestra_state::now_ms(),
+            at_ms: orchestra_clock::now_ms(),
             service: self.service.clone(),
             replica: self.replica,
             stream,

@@ -101,6 +101,9 @@ pub(crate) struct ServiceMeta {
     pub ports: Vec<(Location, String)>,
     /// Named volumes mounted: name, location and path of the entry.
     pub volume_refs: Vec<NameRef>,
+    /// Where the route's path prefix is written (the `path` value, else the `route` value)
+    /// and its field path, when the service has a valid route.
+    pub route: Option<(Location, String)>,
 }
 
 /// A reference by name (to a service or a volume), found in the manifest.
@@ -749,9 +752,12 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         );
     }
 
-    let route = f
-        .get("route")
-        .and_then(|n| deploy::route(ctx, n, &f.path("route")));
+    let route = f.get("route").and_then(|n| {
+        let p = f.path("route");
+        let spec = deploy::route(ctx, n, &p)?;
+        meta.route = Some(deploy::route_location(n, &p));
+        Some(spec)
+    });
     let routed = f.get("route").is_some();
     let deploy = f
         .get("deploy")

@@ -8,7 +8,7 @@
 //! 3. **overlay**: deep-merge `env.<name>` for `--env <name>`, then drop `env:`;
 //! 4. **convert**: strict typed conversion into [`Manifest`];
 //! 5. **env files**: read each service's `env_file`s under its `env`;
-//! 6. **semantic checks**: dependencies, cycles, ports, volumes, profiles.
+//! 6. **semantic checks**: dependencies, cycles, ports, routes, volumes, profiles.
 //!
 //! The only I/O is reading the manifest, the `.env` beside it and `env_file`s.
 //!

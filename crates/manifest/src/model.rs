@@ -378,7 +378,7 @@ pub enum Strategy {
 }
 
 /// `deploy.verify`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifySpec {
     /// Highest acceptable failed fraction (0..=1).
     pub max_error_rate: f64,
@@ -386,6 +386,77 @@ pub struct VerifySpec {
     pub max_p99: Duration,
     /// Fewer requests than this in a window decide nothing.
     pub min_requests: u64,
+    /// What a canary step (or the watch after a switch) does when `deadline` passes with
+    /// fewer than `min_requests` requests. Default `fail`.
+    // Defaults are left out of the serialization so that revisions (a hash of it) of
+    // manifests that do not set these fields stay what they were; `default` reads
+    // definitions stored before the fields existed.
+    #[serde(default, skip_serializing_if = "OnInconclusive::is_fail")]
+    pub on_inconclusive: OnInconclusive,
+    /// How long a canary step (or the watch after a switch) may wait for `min_requests`
+    /// before `on_inconclusive` decides; greater than zero. Default 60s.
+    #[serde(
+        default = "VerifySpec::default_deadline",
+        skip_serializing_if = "VerifySpec::is_default_deadline"
+    )]
+    pub deadline: Duration,
+    /// Probe traffic sent to the canary itself while live traffic is below `min_requests`,
+    /// so that a quiet service can still be verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<Synthetic>,
+}
+
+/// `deploy.verify.synthetic: { path, rate }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Synthetic {
+    /// The path requested (GET), e.g. `/` or `/v1/models`.
+    pub path: String,
+    /// Requests per second, 1..=1000.
+    pub rate: u32,
+}
+
+impl VerifySpec {
+    /// The `deadline` when none is given.
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+    fn default_deadline() -> Duration {
+        Self::DEFAULT_DEADLINE
+    }
+
+    fn is_default_deadline(d: &Duration) -> bool {
+        *d == Self::DEFAULT_DEADLINE
+    }
+}
+
+/// The defaults `deploy.verify` fields take when not written (see [`DeploySpec::default_for`]).
+impl Default for VerifySpec {
+    fn default() -> Self {
+        Self {
+            max_error_rate: 0.01,
+            max_p99: Duration::from_millis(500),
+            min_requests: 20,
+            on_inconclusive: OnInconclusive::Fail,
+            deadline: Self::DEFAULT_DEADLINE,
+            synthetic: None,
+        }
+    }
+}
+
+/// `deploy.verify.on_inconclusive`: the decision when too few requests arrived in time.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInconclusive {
+    /// Treat it as a failed verification: roll back.
+    #[default]
+    Fail,
+    /// Treat it as a passed verification: go on.
+    Pass,
+}
+
+impl OnInconclusive {
+    fn is_fail(&self) -> bool {
+        *self == OnInconclusive::Fail
+    }
 }
 
 /// `deploy.hooks`: argv lists; `${URL}` is the new revision's own address.
@@ -410,11 +481,7 @@ impl DeploySpec {
             },
             steps: vec![10, 50, 100],
             step_interval: Duration::from_secs(10),
-            verify: VerifySpec {
-                max_error_rate: 0.01,
-                max_p99: Duration::from_millis(500),
-                min_requests: 20,
-            },
+            verify: VerifySpec::default(),
             keep_warm: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             hooks: Hooks::default(),

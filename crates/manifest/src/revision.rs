@@ -1,5 +1,7 @@
 //! Stable content hashes of service definitions.
 
+use std::hash::Hasher;
+
 use crate::model::{Location, Service};
 
 impl Service {
@@ -22,10 +24,24 @@ impl Service {
 
 /// FNV-1a, 64-bit: tiny, and stable (unlike std's randomly seeded hasher).
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a64;
+
+    /// Pins the hash itself: revisions are stored in state and compared across
+    /// versions, so a change of hash function would restart every service.
+    #[test]
+    fn fnv1a64_is_pinned() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"orchestra"), 0xf864_d149_32aa_5428);
+        assert_eq!(
+            format!("{:012x}", fnv1a64(br#"{"name":"web"}"#) >> 16),
+            "c9c0f5ecb092"
+        );
     }
-    hash
 }

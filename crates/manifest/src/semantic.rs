@@ -9,13 +9,14 @@ use crate::model::{Condition, Manifest, Restart};
 use crate::suggest::did_you_mean;
 
 /// Checks dependencies (unknown, self, cycles, `completed` on `always`), duplicate
-/// ports and profile members. Every problem is pushed; nothing stops early.
+/// ports, duplicate routes and profile members. Every problem is pushed; nothing stops early.
 pub(crate) fn check(manifest: &Manifest, meta: &Meta, diags: &mut Vec<Diagnostic>) {
     let file = manifest.file.as_path();
     let declared: Vec<&str> = meta.declared.iter().map(|(n, _)| n.as_str()).collect();
     dependencies(manifest, meta, &declared, file, diags);
     cycles(manifest, meta, file, diags);
     ports(manifest, meta, file, diags);
+    routes(manifest, meta, file, diags);
     volumes(manifest, meta, file, diags);
     for r in &meta.profile_refs {
         if !declared.contains(&r.name.as_str()) {
@@ -297,6 +298,63 @@ fn ports(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnost
                 }
                 None => seen.push(hp),
             }
+        }
+    }
+}
+
+/// The path prefix as the proxy matches it: without trailing slashes, `""` for the root.
+/// Kept identical to `normalize_prefix` in the proxy crate, which this crate does not
+/// depend on: two routes are the same exactly when the proxy could not tell them apart.
+fn normalize_prefix(prefix: &str) -> &str {
+    prefix.trim_end_matches('/')
+}
+
+/// Two services may not route the same host (case-insensitive; no host is its own value)
+/// and the same normalized path prefix: the proxy would send all of it to one of them.
+/// Nested prefixes (`/api`, `/api/v1`) are fine: the longest one wins. Overlays are merged
+/// before conversion, so a duplicate an `--env` overlay creates is caught here too.
+fn routes(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnostic>) {
+    struct Seen<'a> {
+        host: Option<String>,
+        prefix: &'a str,
+        service: &'a str,
+        loc: crate::model::Location,
+        path: &'a str,
+    }
+    let mut seen: Vec<Seen<'_>> = Vec::new();
+    for (s, sm) in manifest.services.iter().zip(&meta.services) {
+        let (Some(route), Some((loc, path))) = (&s.route, &sm.route) else {
+            continue;
+        };
+        let host = route.host.as_ref().map(|h| h.to_ascii_lowercase());
+        let prefix = normalize_prefix(&route.path);
+        match seen.iter().find(|o| o.host == host && o.prefix == prefix) {
+            Some(first) => {
+                let shown = if prefix.is_empty() { "/" } else { prefix };
+                let what = match &host {
+                    Some(h) => format!("host `{h}` and path prefix `{shown}`"),
+                    None => format!("path prefix `{shown}` (any host)"),
+                };
+                let message = format!(
+                    "service `{}` already routes {what} (at {}:{}:{}, {})",
+                    first.service,
+                    file.display(),
+                    first.loc.line,
+                    first.loc.col,
+                    first.path,
+                );
+                diags.push(Diagnostic::new(file, *loc, path, message).hint(
+                    "give one of them another `path` or `host`; a trailing `/` does not make a prefix different, nested prefixes such as `/api` and `/api/v1` are fine"
+                        .to_owned(),
+                ));
+            }
+            None => seen.push(Seen {
+                host,
+                prefix,
+                service: &s.name,
+                loc: *loc,
+                path,
+            }),
         }
     }
 }

@@ -1520,3 +1520,189 @@ services:
     at(&d, 4, 5, "services.api.network_mode");
     assert_eq!(d.message, "unknown field `network_mode`");
 }
+
+// ---------------------------------------------------------------- routes and verify
+
+#[test]
+fn bad_duplicate_route_names_both_services() {
+    let d = one(
+        "services:\n  a:\n    command: x\n    route: /api\n  b:\n    command: y\n    route: { path: /api/ }\n",
+    );
+    at(&d, 7, 20, "services.b.route.path");
+    assert_eq!(
+        d.message,
+        "service `a` already routes path prefix `/api` (any host) (at /proj/orchestra.yaml:4:12, services.a.route)"
+    );
+    assert!(
+        d.to_string()
+            .starts_with("/proj/orchestra.yaml:7:20: services.b.route.path: service `a`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn bad_duplicate_route_compares_hosts_case_insensitively_and_roots() {
+    // `/` and the default path (no `path:`) are both the root; hosts differ only in case.
+    let d = one(
+        "services:\n  a:\n    command: x\n    route: { host: Shop.Example }\n  b:\n    command: y\n    route: { host: shop.example, path: / }\n",
+    );
+    at(&d, 7, 40, "services.b.route.path");
+    assert!(
+        d.message
+            .starts_with("service `a` already routes host `shop.example` and path prefix `/`"),
+        "{}",
+        d.message
+    );
+    // A route without `path` points at the route itself.
+    let d = one(
+        "services:\n  a:\n    command: x\n    route: /\n  b:\n    command: y\n    route: { strip_prefix: true }\n",
+    );
+    at(&d, 7, 12, "services.b.route");
+    // A third duplicate is reported against the first route too.
+    let d = errs(
+        "services:\n  a:\n    command: x\n    route: /api\n  b:\n    command: y\n    route: /api\n  c:\n    command: z\n    route: /api//\n",
+    );
+    let got: Vec<_> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [(7, "services.b.route"), (10, "services.c.route")],
+        "{d:#?}"
+    );
+    assert!(d.iter().all(|d| d.message.starts_with("service `a` ")));
+}
+
+#[test]
+fn nested_prefixes_and_other_hosts_are_not_duplicates() {
+    let m = ok(
+        "services:\n  a:\n    command: x\n    route: /api\n  b:\n    command: y\n    route: /api/v1\n  c:\n    command: z\n    route: { path: /api, host: shop.example }\n  d:\n    command: w\n    route: /apiv2\n",
+    );
+    assert_eq!(m.services.len(), 4);
+}
+
+#[test]
+fn an_overlay_cannot_create_a_duplicate_route() {
+    let src = "services:\n  a:\n    command: x\n    route: /api\n  b:\n    command: y\n    route: /b\nenv:\n  prod:\n    services:\n      b:\n        route: /api/\n";
+    ok(src);
+    let o = LoadOptions {
+        environment: Some("prod".into()),
+        vars: BTreeMap::new(),
+    };
+    let d = errs_with(src, &o);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    // The location is where the overlay wrote the clashing value.
+    at(&d[0], 12, 16, "services.b.route");
+    assert!(
+        d[0].message
+            .starts_with("service `a` already routes path prefix `/api`")
+    );
+}
+
+#[test]
+fn verify_defaults_and_new_fields() {
+    let m = ok("services:\n  api:\n    command: x\n    route: /\n");
+    let v = m.service("api").unwrap().deploy.verify.clone();
+    assert_eq!(v, VerifySpec::default());
+    assert_eq!(v.on_inconclusive, OnInconclusive::Fail);
+    assert_eq!(v.deadline, Duration::from_secs(60));
+    assert_eq!(DeploySpec::default_for(false).verify, VerifySpec::default());
+
+    let m = ok(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy:\n      verify: { on_inconclusive: pass, deadline: 2m, min_requests: 5 }\n",
+    );
+    let v = m.service("api").unwrap().deploy.verify.clone();
+    assert_eq!(v.on_inconclusive, OnInconclusive::Pass);
+    assert_eq!(v.deadline, Duration::from_secs(120));
+    assert_eq!(v.min_requests, 5);
+    assert_eq!(v.max_p99, Duration::from_millis(500));
+}
+
+#[test]
+fn bad_verify_fields_are_located() {
+    let d = errs(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy:\n      verify:\n        on_inconclusive: maybe\n        deadline: 0s\n",
+    );
+    let got: Vec<_> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                7,
+                26,
+                "services.api.deploy.verify.on_inconclusive",
+                "unknown on_inconclusive"
+            ),
+            (
+                8,
+                19,
+                "services.api.deploy.verify.deadline",
+                "duration must be greater than zero"
+            ),
+        ]
+    );
+    assert_eq!(d[0].expected.as_deref(), Some("fail or pass"));
+    let d = one(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy: { verify: { deadline: soon } }\n",
+    );
+    at(&d, 5, 35, "services.api.deploy.verify.deadline");
+    assert_eq!(d.message, "invalid duration");
+    let d = one(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy: { verify: { on_inconclusiv: pass } }\n",
+    );
+    at(&d, 5, 25, "services.api.deploy.verify.on_inconclusiv");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `on_inconclusive`?"));
+}
+
+#[test]
+fn verify_defaults_leave_the_revision_unchanged() {
+    // Revisions hash the serialized definition: fields left at their defaults are not
+    // serialized, so adding them did not change existing revisions.
+    let m = ok("services:\n  api:\n    command: x\n    route: /\n");
+    let json = serde_json::to_value(&m.service("api").unwrap().deploy.verify).unwrap();
+    assert_eq!(json.get("on_inconclusive"), None);
+    assert_eq!(json.get("deadline"), None);
+    let back: VerifySpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, VerifySpec::default());
+    let set = ok(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy: { verify: { on_inconclusive: pass } }\n",
+    );
+    let json = serde_json::to_value(&set.service("api").unwrap().deploy.verify).unwrap();
+    assert_eq!(json["on_inconclusive"], "pass");
+    assert_ne!(
+        m.service("api").unwrap().revision(),
+        set.service("api").unwrap().revision()
+    );
+}
+
+#[test]
+fn synthetic_verification_traffic_is_parsed_and_checked() {
+    let m = ok(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy:\n      verify: { synthetic: { path: /v1/models, rate: 20 } }\n",
+    );
+    let v = &m.service("api").unwrap().deploy.verify;
+    assert_eq!(
+        v.synthetic,
+        Some(Synthetic {
+            path: "/v1/models".into(),
+            rate: 20
+        })
+    );
+    let d = errs(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy:\n      verify:\n        synthetic: { path: health, rate: 5000 }\n",
+    );
+    let got: Vec<_> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (7, "services.api.deploy.verify.synthetic.path"),
+            (7, "services.api.deploy.verify.synthetic.rate"),
+        ]
+    );
+    let d = one(
+        "services:\n  api:\n    command: x\n    route: /\n    deploy: { verify: { synthetic: { path: / } } }\n",
+    );
+    assert_eq!(d.path, "services.api.deploy.verify.synthetic");
+    assert!(d.message.contains("`rate` is missing"), "{}", d.message);
+}

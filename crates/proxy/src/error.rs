@@ -47,6 +47,49 @@ impl fmt::Display for RouteIssue {
     }
 }
 
+/// A route [`crate::Proxy::apply_routes`] left out of the table it installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedRoute {
+    /// Index of the route in the table passed to `apply_routes`.
+    pub route: usize,
+    /// The route's service name.
+    pub service: String,
+    /// Why, every problem of the route: `field: message`, joined by `; `.
+    pub reason: String,
+}
+
+impl fmt::Display for RejectedRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "routes[{}] ({}) left out: {}",
+            self.route, self.service, self.reason
+        )
+    }
+}
+
+impl RejectedRoute {
+    /// One entry per route named in `issues` (which are in route order).
+    pub(crate) fn from_issues(issues: &[RouteIssue]) -> Vec<RejectedRoute> {
+        let mut out: Vec<RejectedRoute> = Vec::new();
+        for issue in issues {
+            let part = format!("{}: {}", issue.field, issue.message);
+            match out.last_mut() {
+                Some(last) if last.route == issue.route => {
+                    last.reason.push_str("; ");
+                    last.reason.push_str(&part);
+                }
+                _ => out.push(RejectedRoute {
+                    route: issue.route,
+                    service: issue.service.clone(),
+                    reason: part,
+                }),
+            }
+        }
+        out
+    }
+}
+
 fn list(issues: &[RouteIssue]) -> String {
     let parts: Vec<String> = issues.iter().map(ToString::to_string).collect();
     parts.join("; ")

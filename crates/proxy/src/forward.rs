@@ -43,6 +43,10 @@ pub(crate) async fn handle(
         return Reject::NoTarget.into_response(&request_id, Some(guard));
     };
     let target = &route.targets[target_idx];
+    if let Some(text) = &target.not_ready {
+        // Not the revision's failure (nothing of it ran), so not in its stats either.
+        return Reject::NotReady(text.clone()).into_response(&request_id, Some(guard));
+    }
     guard.set_revision(target.metrics.clone());
     let started = Instant::now();
 

@@ -1,8 +1,9 @@
 //! Orchestra's reverse proxy data plane.
 //!
-//! The deploy controller owns a [`Proxy`] and drives it with [`Proxy::set_routes`]: every call
-//! validates the new table, compiles it and swaps it in atomically (`arc-swap`), so reading the
-//! table on the request path takes no lock. Requests already in flight keep the table they
+//! The deploy controller owns a [`Proxy`] and drives it with [`Proxy::apply_routes`] (or the
+//! all-or-nothing [`Proxy::set_routes`]): every call validates the new table, compiles it and
+//! swaps it in atomically (`arc-swap`), so reading the table on the request path takes no lock.
+//! A route whose revisions have no ready replica yet is valid and answers 503. Requests already in flight keep the table they
 //! started with; a stream opened before a swap finishes on the upstream it was opened on.
 //!
 //! Plain HTTP/1.1 keep-alive requests are read and answered by the proxy's own front (`front`);
@@ -41,7 +42,7 @@ mod upstream;
 mod worker;
 
 pub use config::ProxyConfig;
-pub use error::{ProxyError, RouteIssue};
+pub use error::{ProxyError, RejectedRoute, RouteIssue};
 pub use histogram::Histogram;
 pub use route::{Balance, Route, Sticky, Target};
 pub use server::Proxy;

@@ -15,6 +15,8 @@ pub(crate) enum Reject {
     Maintenance(Bytes),
     PausedTooLong,
     NoTarget,
+    /// The chosen revision has no ready replica yet; the plain-text body names it.
+    NotReady(Bytes),
     NoHealthyUpstream,
     ConnectFailed,
     UpstreamFailed,
@@ -30,6 +32,7 @@ impl Reject {
             Reject::Maintenance(_)
             | Reject::PausedTooLong
             | Reject::NoTarget
+            | Reject::NotReady(_)
             | Reject::NoHealthyUpstream => StatusCode::SERVICE_UNAVAILABLE,
             Reject::ConnectFailed | Reject::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -43,6 +46,7 @@ impl Reject {
             Reject::Maintenance(_) => "service in maintenance",
             Reject::PausedTooLong => "route paused; timed out waiting for it to resume",
             Reject::NoTarget => "no revision takes traffic on this route",
+            Reject::NotReady(_) => "no ready replica yet",
             Reject::NoHealthyUpstream => "no healthy upstream (circuit breakers open)",
             Reject::ConnectFailed => "could not connect to upstream",
             Reject::UpstreamFailed => "upstream connection failed",
@@ -57,8 +61,14 @@ impl Reject {
         guard: Option<RequestGuard>,
     ) -> Response<ProxyBody> {
         let status = self.status();
+        // Replicas that are starting are usually ready within a second or two.
+        let retry_after = match self {
+            Reject::NotReady(_) => "1",
+            _ => "5",
+        };
         let (content_type, body) = match self {
             Reject::Maintenance(page) => (maintenance_type(&page), page),
+            Reject::NotReady(text) => (HeaderValue::from_static("text/plain; charset=utf-8"), text),
             other => {
                 let json = serde_json::json!({
                     "error": other.message(),
@@ -76,7 +86,7 @@ impl Reject {
         headers.insert(CONTENT_TYPE, content_type);
         headers.insert(X_REQUEST_ID, request_id.clone());
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(retry_after));
         }
         resp
     }
@@ -110,6 +120,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body_of(resp).await).unwrap();
         assert_eq!(v["request_id"], "req-1");
         assert_eq!(v["error"], "upstream did not answer in time");
+    }
+
+    #[tokio::test]
+    async fn not_ready_is_plain_text_and_retries_soon() {
+        let id = HeaderValue::from_static("r");
+        let body = Bytes::from_static(b"no ready replica of api (revision v1) yet\n");
+        let resp = Reject::NotReady(body).into_response(&id, None);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(resp.headers()["x-request-id"], "r");
+        assert_eq!(
+            body_of(resp).await,
+            "no ready replica of api (revision v1) yet\n"
+        );
+        let resp = Reject::NoHealthyUpstream.into_response(&id, None);
+        assert_eq!(resp.headers()["retry-after"], "5");
     }
 
     #[tokio::test]

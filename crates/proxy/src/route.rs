@@ -1,6 +1,6 @@
 //! The routing table as the deploy controller writes it, and its validation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use hyper::header::HeaderName;
@@ -75,75 +75,93 @@ fn valid_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
-/// Every problem in `routes`, in order; empty when the table is usable.
+/// Every problem in `routes`, in route order; empty when the table is usable.
+///
+/// A route is checked on its own first; then, among the routes with no problem of their own,
+/// a later route with the same host and normalized prefix as an earlier one is a problem of
+/// the later one (so a broken first copy never keeps a good second one out).
 pub(crate) fn validate(routes: &[Route]) -> Vec<RouteIssue> {
     let mut issues = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<(Option<String>, &str), usize> = HashMap::new();
     for (i, r) in routes.iter().enumerate() {
-        let mut issue = |field: String, message: &str| {
-            issues.push(RouteIssue {
-                route: i,
-                service: r.service.clone(),
-                field,
-                message: message.to_string(),
-            });
-        };
-        if r.service.trim().is_empty() {
-            issue("service".into(), "must not be empty");
-        }
-        if let Some(h) = &r.host
-            && (h.is_empty() || h.contains(['/', ' ']))
-        {
-            issue("host".into(), "must be a host name without scheme or path");
-        }
-        if !r.path_prefix.starts_with('/') {
-            issue("path_prefix".into(), "must start with '/'");
-        } else if r.path_prefix.contains(['?', '#']) {
-            issue("path_prefix".into(), "must not contain '?' or '#'");
+        let own = route_issues(i, r);
+        if !own.is_empty() {
+            issues.extend(own);
+            continue;
         }
         let key = (
             r.host.as_ref().map(|h| h.to_ascii_lowercase()),
-            normalize_prefix(&r.path_prefix).to_string(),
+            normalize_prefix(&r.path_prefix),
         );
-        if !seen.insert(key) {
+        match seen.get(&key) {
+            Some(&first) => issues.push(RouteIssue {
+                route: i,
+                service: r.service.clone(),
+                field: "path_prefix".into(),
+                message: format!(
+                    "service `{}` has the same host and path prefix as routes[{first}] (service `{}`)",
+                    r.service, routes[first].service
+                ),
+            }),
+            None => {
+                seen.insert(key, i);
+            }
+        }
+    }
+    issues
+}
+
+/// The problems of one route on its own. A target with weight but no upstreams is not one:
+/// its replicas are not ready yet, and a request that picks it gets a 503 until they are.
+fn route_issues(i: usize, r: &Route) -> Vec<RouteIssue> {
+    let mut issues = Vec::new();
+    let mut issue = |field: String, message: &str| {
+        issues.push(RouteIssue {
+            route: i,
+            service: r.service.clone(),
+            field,
+            message: message.to_string(),
+        });
+    };
+    if r.service.trim().is_empty() {
+        issue("service".into(), "must not be empty");
+    }
+    if let Some(h) = &r.host
+        && (h.is_empty() || h.contains(['/', ' ']))
+    {
+        issue("host".into(), "must be a host name without scheme or path");
+    }
+    if !r.path_prefix.starts_with('/') {
+        issue("path_prefix".into(), "must start with '/'");
+    } else if r.path_prefix.contains(['?', '#']) {
+        issue("path_prefix".into(), "must not contain '?' or '#'");
+    }
+    match &r.sticky {
+        Some(Sticky::Cookie(name)) if !valid_cookie_name(name) => {
+            issue("sticky".into(), "cookie name must be a non-empty token");
+        }
+        Some(Sticky::Header(name)) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
+            issue("sticky".into(), "not a valid header name");
+        }
+        _ => {}
+    }
+    let mut revisions = HashSet::new();
+    for (t, target) in r.targets.iter().enumerate() {
+        if target.revision.is_empty() {
+            issue(format!("targets[{t}].revision"), "must not be empty");
+        } else if !revisions.insert(target.revision.as_str()) {
             issue(
-                "path_prefix".into(),
-                "another route already has this host and prefix",
+                format!("targets[{t}].revision"),
+                "listed twice in the same route",
             );
         }
-        match &r.sticky {
-            Some(Sticky::Cookie(name)) if !valid_cookie_name(name) => {
-                issue("sticky".into(), "cookie name must be a non-empty token");
-            }
-            Some(Sticky::Header(name)) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
-                issue("sticky".into(), "not a valid header name");
-            }
-            _ => {}
-        }
-        let mut revisions = HashSet::new();
-        for (t, target) in r.targets.iter().enumerate() {
-            if target.revision.is_empty() {
-                issue(format!("targets[{t}].revision"), "must not be empty");
-            } else if !revisions.insert(target.revision.as_str()) {
-                issue(
-                    format!("targets[{t}].revision"),
-                    "listed twice in the same route",
-                );
-            }
-            if target.weight > 0 && target.upstreams.is_empty() {
-                issue(
-                    format!("targets[{t}].upstreams"),
-                    "a target with weight > 0 needs at least one upstream",
-                );
-            }
-        }
-        let total: u64 = r.targets.iter().map(|t| u64::from(t.weight)).sum();
-        if total == 0 && r.maintenance.is_none() && !r.paused {
-            issue(
-                "targets".into(),
-                "no target has weight > 0 (set maintenance or paused to take the route out)",
-            );
-        }
+    }
+    let total: u64 = r.targets.iter().map(|t| u64::from(t.weight)).sum();
+    if total == 0 && r.maintenance.is_none() && !r.paused {
+        issue(
+            "targets".into(),
+            "no target has weight > 0 (set maintenance or paused to take the route out)",
+        );
     }
     issues
 }
@@ -187,7 +205,8 @@ mod tests {
         });
         let mut zero = route("/z");
         zero.targets[0].weight = 0;
-        let dup = route("/api/");
+        let mut dup = route("/api/");
+        dup.service = "api2".into();
         let issues = validate(&[bad, zero, route("/api"), dup]);
         let fields: Vec<_> = issues.iter().map(|i| (i.route, i.field.as_str())).collect();
         assert_eq!(
@@ -197,10 +216,48 @@ mod tests {
                 (0, "path_prefix"),
                 (0, "sticky"),
                 (0, "targets[1].revision"),
-                (0, "targets[1].upstreams"),
                 (1, "targets"),
                 (3, "path_prefix"),
             ]
+        );
+        assert_eq!(
+            issues[5].message,
+            "service `api2` has the same host and path prefix as routes[2] (service `api`)"
+        );
+    }
+
+    #[test]
+    fn weight_without_upstreams_is_valid() {
+        let mut r = route("/");
+        r.targets[0].upstreams.clear();
+        assert!(validate(&[r]).is_empty());
+    }
+
+    #[test]
+    fn duplicates_compare_hosts_without_case_and_skip_broken_routes() {
+        let mut a = route("/");
+        a.host = Some("Shop.Example".into());
+        let mut b = route("");
+        b.host = Some("shop.example".into());
+        // Broken (`""` does not start with '/'), so it claims nothing.
+        assert_eq!(validate(&[a.clone(), b]).len(), 1);
+        let mut b = route("/");
+        b.host = Some("shop.example".into());
+        let issues = validate(&[a.clone(), b.clone()]);
+        assert_eq!(
+            issues.iter().map(|i| i.route).collect::<Vec<_>>(),
+            [1],
+            "{issues:?}"
+        );
+        // A broken first copy leaves the second one unopposed.
+        a.sticky = Some(Sticky::Cookie(String::new()));
+        let issues = validate(&[a, b]);
+        assert_eq!(
+            issues
+                .iter()
+                .map(|i| (i.route, i.field.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "sticky")]
         );
     }
 

@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::body::ClientBody;
 use crate::config::{ProxyConfig, bind_address};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, RejectedRoute};
 use crate::forward;
 use crate::front::{self, Prefixed};
 use crate::guard::ConnState;
@@ -117,7 +117,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds `cfg.listen` and starts accepting on the current tokio runtime. The table starts
-    /// empty (every request gets a 404) until [`Proxy::set_routes`].
+    /// empty (every request gets a 404) until [`Proxy::set_routes`] or [`Proxy::apply_routes`].
     pub async fn start(cfg: ProxyConfig) -> Result<Proxy, ProxyError> {
         let addr = bind_address(&cfg.listen);
         let bind_error = |source| ProxyError::Bind {
@@ -196,10 +196,36 @@ impl Proxy {
         if !issues.is_empty() {
             return Err(ProxyError::InvalidRoutes { issues });
         }
+        self.install(routes);
+        Ok(())
+    }
+
+    /// Installs every valid route of `routes` atomically and leaves out only the invalid ones,
+    /// so one bad route never takes the others down; returns the routes left out and why, in
+    /// table order (empty when all went in). Of two routes with the same host and prefix the
+    /// first valid one is kept. A route whose targets have no upstreams yet is valid: it
+    /// answers 503 until a later table gives it replicas.
+    pub fn apply_routes(&self, routes: Vec<Route>) -> Vec<RejectedRoute> {
+        let issues = validate(&routes);
+        let rejected = RejectedRoute::from_issues(&issues);
+        let kept = if rejected.is_empty() {
+            routes
+        } else {
+            routes
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !rejected.iter().any(|r| r.route == *i))
+                .map(|(_, r)| r)
+                .collect()
+        };
+        self.install(kept);
+        rejected
+    }
+
+    fn install(&self, routes: Vec<Route>) {
         let table = RouteTable::compile(routes, &self.shared.metrics, &self.shared.upstreams);
         self.shared.table.store(Arc::new(table));
         self.shared.routes_changed.send_modify(|g| *g += 1);
-        Ok(())
     }
 
     /// The table in force, as it was given.

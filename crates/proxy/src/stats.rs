@@ -89,7 +89,7 @@ impl RevisionMetrics {
     }
 }
 
-/// Revision name → its metrics. Touched only by `set_routes` and the stats readers; the request
+/// Revision name → its metrics. Touched only by table installs and the stats readers; the request
 /// path reaches the metrics through the compiled route table.
 #[derive(Default)]
 pub(crate) struct MetricsRegistry {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use hyper::header::HeaderName;
 
-use crate::route::{Balance, Route, Sticky, normalize_prefix};
+use crate::route::{Balance, Route, Sticky, Target, normalize_prefix};
 use crate::select;
 use crate::stats::{MetricsRegistry, RevisionMetrics};
 use crate::upstream::{UpstreamRegistry, UpstreamState};
@@ -23,6 +23,8 @@ pub(crate) enum CompiledSticky {
 pub(crate) struct CompiledTarget {
     pub(crate) metrics: Arc<RevisionMetrics>,
     pub(crate) upstreams: Vec<Arc<UpstreamState>>,
+    /// With no upstreams: the 503 body for requests that pick this target anyway.
+    pub(crate) not_ready: Option<Bytes>,
     /// Rotation for round robin and tie-breaking.
     pub(crate) next: AtomicUsize,
 }
@@ -34,7 +36,8 @@ pub(crate) struct CompiledRoute {
     prefix: String,
     pub(crate) strip_prefix: bool,
     pub(crate) targets: Vec<CompiledTarget>,
-    /// Cumulative weights in target order.
+    /// Cumulative weights in target order, counting only targets with upstreams when any
+    /// has them (their weights renormalized among themselves); else the weights as given.
     pub(crate) cum: Vec<u64>,
     pub(crate) sticky: Option<CompiledSticky>,
     pub(crate) balance: Balance,
@@ -81,6 +84,19 @@ impl CompiledRoute {
             }
         }
         path_has_prefix(path, &self.prefix)
+    }
+}
+
+/// Cumulative weights for picking a target: a target without upstreams keeps its share only
+/// when no weighted target has any, so a canary that is up takes all the traffic of a stable
+/// that is not (and the other way round); with none up, picks follow the weights as given and
+/// answer 503.
+fn effective_cumulative(targets: &[Target]) -> Vec<u64> {
+    let ready = |t: &Target| t.weight > 0 && !t.upstreams.is_empty();
+    if targets.iter().any(ready) {
+        select::cumulative(targets.iter().map(|t| if ready(t) { t.weight } else { 0 }))
+    } else {
+        select::cumulative(targets.iter().map(|t| t.weight))
     }
 }
 
@@ -134,9 +150,15 @@ impl RouteTable {
                             .map(|a| upstreams.get_or_create(*a))
                             .collect(),
                         next: AtomicUsize::new(0),
+                        not_ready: t.upstreams.is_empty().then(|| {
+                            Bytes::from(format!(
+                                "no ready replica of {} (revision {}) yet\n",
+                                r.service, t.revision
+                            ))
+                        }),
                     })
                     .collect(),
-                cum: select::cumulative(r.targets.iter().map(|t| t.weight)),
+                cum: effective_cumulative(&r.targets),
                 sticky: r.sticky.as_ref().and_then(|s| match s {
                     Sticky::Cookie(name) => Some(CompiledSticky::Cookie(name.clone())),
                     Sticky::Header(name) => HeaderName::from_bytes(name.as_bytes())
@@ -167,7 +189,6 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::Target;
     use std::time::Duration;
 
     fn route(host: Option<&str>, prefix: &str, strip: bool) -> Route {
@@ -267,6 +288,42 @@ mod tests {
         assert_eq!(host_without_port("a.b:80"), "a.b");
         assert_eq!(host_without_port("a.b"), "a.b");
         assert_eq!(host_without_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn targets_without_upstreams_give_way_to_ready_ones() {
+        let t = |weight, ups: &[&str]| Target {
+            revision: format!("r{weight}"),
+            weight,
+            upstreams: ups.iter().map(|a| a.parse().unwrap()).collect(),
+        };
+        // Stable (90) not up, canary (10) up: all of it to the canary.
+        assert_eq!(
+            effective_cumulative(&[t(90, &[]), t(10, &["127.0.0.1:1"])]),
+            [0, 10]
+        );
+        assert_eq!(
+            effective_cumulative(&[t(90, &["127.0.0.1:1"]), t(10, &[])]),
+            [90, 90]
+        );
+        // Nothing up: the weights as given (the pick then answers 503).
+        assert_eq!(effective_cumulative(&[t(90, &[]), t(10, &[])]), [90, 100]);
+        // A zero-weight target with upstreams does not count as ready.
+        assert_eq!(
+            effective_cumulative(&[t(0, &["127.0.0.1:1"]), t(10, &[])]),
+            [0, 10]
+        );
+        let mut r = route(None, "/", false);
+        r.service = "api".into();
+        r.targets = vec![t(3, &[]), t(1, &["127.0.0.1:1"])];
+        let table = table(vec![r]);
+        let compiled = &table.routes[0];
+        assert!((0..50).all(|_| compiled.pick_weighted() == Some(1)));
+        assert_eq!(
+            compiled.targets[0].not_ready.as_deref(),
+            Some(&b"no ready replica of api (revision r3) yet\n"[..])
+        );
+        assert!(compiled.targets[1].not_ready.is_none());
     }
 
     #[test]

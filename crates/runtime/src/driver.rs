@@ -4,6 +4,8 @@
 //! ([`process::ProcessDriver`]), containers in a crate of their own that the
 //! daemon plugs in through [`crate::RuntimeConfig::containers`].
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 pub mod process;
 
 use std::future::Future;

@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -134,10 +134,7 @@ impl LogHub {
     pub fn push(&self, line: LogLine) {
         let rendered = line.render();
         {
-            let mut map = match self.services.lock() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
+            let mut map = self.services.lock();
             let log = map.entry(line.service.clone()).or_insert_with(|| {
                 let path = self.dir.join(format!("{}.log", line.service));
                 let written = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -169,10 +166,7 @@ impl LogHub {
 
     /// The last `n` lines of one service (or of all, merged by time).
     pub fn tail(&self, service: Option<&str>, n: usize) -> Vec<LogLine> {
-        let map = match self.services.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let map = self.services.lock();
         let mut lines: Vec<LogLine> = match service {
             Some(s) => map
                 .get(s)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use orchestra_manifest::Check;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// How a probe failed, for diagnosis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,20 +145,13 @@ pub async fn run(check: &Check, port: u16, timeout: Duration, ctx: &ExecContext)
         Ok(Err((failure, status, excerpt))) => (Some(failure), status, excerpt),
     };
     ProbeResult {
-        at_ms: orchestra_state_now(),
+        at_ms: orchestra_clock::now_ms(),
         target,
         failure,
         status,
         excerpt,
         millis,
     }
-}
-
-fn orchestra_state_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 type Outcome = Result<(Option<u16>, String), (Failure, Option<u16>, String)>;

@@ -70,7 +70,14 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 async fn status(State(s): State<Shared>) -> Response {
-    Json(s.runtime.status()).into_response()
+    let st = s.runtime.status();
+    // The routing table follows runtime changes a moment later; make sure
+    // every replica this answer calls ready is already in it, so that `up -d`
+    // returning means the proxy serves.
+    if let Some(d) = &s.deployer {
+        d.publish();
+    }
+    Json(st).into_response()
 }
 
 async fn daemon(State(s): State<Shared>) -> Response {
@@ -279,7 +286,8 @@ async fn deploy_control(s: &Shared, name: &str, action: &str, to: Option<&str>) 
         Ok(r) => Json(json!({ "service": name, "result": r })).into_response(),
         Err(e) => {
             let code = match e {
-                orchestra_deploy::DeployError::InProgress { .. } => StatusCode::CONFLICT,
+                orchestra_deploy::DeployError::Refused(_)
+                | orchestra_deploy::DeployError::RollbackFailed(_) => StatusCode::CONFLICT,
                 orchestra_deploy::DeployError::UnknownService(_)
                 | orchestra_deploy::DeployError::UnknownRevision { .. } => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
@@ -306,11 +314,6 @@ async fn deploy(
     let Some(d) = &s.deployer else {
         return no_proxy();
     };
-    for svc in &body.services {
-        if let Ok(def) = serde_json::to_string(svc) {
-            let _ = s.state.record_revision(&svc.name, &svc.revision(), &def);
-        }
-    }
     Json(d.deploy(body.services, body.strategy)).into_response()
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use orchestra_manifest::Manifest;
+use orchestra_deploy::recovery::LastStop;
 use orchestra_plan::StartPlan;
 use orchestra_runtime::{Event, EventKind, Runtime, RuntimeConfig, procfs};
 use orchestra_state::{StateError, StateStore};
@@ -82,7 +82,7 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:7070";
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// The validated manifest.
-    pub manifest: Arc<Manifest>,
+    pub manifest: Arc<orchestra_manifest::Manifest>,
     /// The start plan for the selected services.
     pub plan: StartPlan,
     /// Profiles chosen (recorded in state).
@@ -93,6 +93,8 @@ pub struct DaemonOptions {
     pub shim: Vec<String>,
     /// Proxy listener; `None` when no selected service has a `route:`.
     pub proxy: Option<String>,
+    /// `up --restore`: run what the last releases left live even after a clean `down`.
+    pub restore: bool,
 }
 
 /// Default proxy address.
@@ -115,6 +117,8 @@ pub struct DaemonInfo {
     pub proxy: Option<String>,
     /// When it started (ms since the epoch).
     pub started_at_ms: i64,
+    /// What it restored or left out at start, and why: (service, note).
+    pub recovered: Vec<(String, String)>,
 }
 
 /// Shared by the API handlers.
@@ -167,7 +171,7 @@ impl Daemon {
             let path = path.clone();
             move |source| DaemonError::Io { path, source }
         };
-        std::fs::create_dir_all(&paths.logs).map_err(io(&paths.logs))?;
+        paths.prepare().map_err(io(&paths.root))?;
         if paths.socket.as_os_str().len() > 107 {
             return Err(DaemonError::SocketPathTooLong(paths.socket.clone()));
         }
@@ -209,9 +213,16 @@ impl Daemon {
 
         let state = Arc::new(StateStore::open(&paths.db)?);
         let reaped = reap_leftovers(&state)?;
-        let (manifest, recovered) = recover(&state, &opts.manifest)?;
+        let last = match state.last_run()? {
+            None => LastStop::None,
+            Some((_, _, true)) => LastStop::Clean,
+            Some((_, _, false)) => LastStop::Crash,
+        };
+        let recovery =
+            orchestra_deploy::recovery::recover(&state, &opts.manifest, last, opts.restore)?;
+        let recovered = recovery.notes;
         let mut opts = opts;
-        opts.manifest = Arc::new(manifest);
+        opts.manifest = Arc::new(recovery.manifest);
         let run_id = state.begin_run(
             &opts.manifest.file,
             opts.manifest.environment.as_deref(),
@@ -240,7 +251,7 @@ impl Daemon {
         }
         for name in &opts.plan.order {
             if let Some(svc) = opts.manifest.service(name) {
-                let def = serde_json::to_string(svc).unwrap_or_default();
+                let def = orchestra_deploy::stored::encode(svc);
                 state.record_revision(name, &svc.revision(), &def)?;
             }
         }
@@ -287,9 +298,11 @@ impl Daemon {
             admin: admin_addr.map(|a| a.to_string()),
             proxy: proxy.as_ref().map(|p| p.local_addr().to_string()),
             started_at_ms: orchestra_state::now_ms(),
+            recovered,
         });
-        let deployer =
-            proxy.map(|p| orchestra_deploy::Deployer::start(runtime.clone(), p, state.clone()));
+        let deployer = proxy.map(|p| {
+            orchestra_deploy::Deployer::start(runtime.clone(), Arc::new(p), state.clone())
+        });
         let shared = Shared {
             deployer,
             runtime,
@@ -320,6 +333,11 @@ impl Daemon {
     /// The runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.shared.runtime
+    }
+
+    /// What the daemon restored or left out at start, and why.
+    pub fn recovered(&self) -> &[(String, String)] {
+        &self.shared.info.recovered
     }
 
     /// The admin address actually bound.
@@ -423,65 +441,6 @@ fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(Strin
     ) {
         tracing::warn!("cannot record event: {e}");
     }
-}
-
-/// Make the manifest agree with what the state says is live: a service whose
-/// last release moved it to another revision runs that revision again; a
-/// release a killed daemon left in progress is closed as rolled back, its
-/// traffic on the stable revision. Returns (service, what was done).
-pub fn recover(
-    state: &StateStore,
-    manifest: &Manifest,
-) -> Result<(Manifest, Vec<(String, String)>), StateError> {
-    let mut m = manifest.clone();
-    let mut done = Vec::new();
-    for r in state.releases(None, 10_000)? {
-        if r.status == "in-progress" {
-            let reason = format!(
-                "the daemon stopped during this release; traffic stays on {}",
-                r.from_revision.as_deref().unwrap_or("the stable revision")
-            );
-            state.end_release(r.id, "rolled-back", &reason)?;
-            done.push((
-                r.service.clone(),
-                format!("release {} rolled back: {reason}", r.id),
-            ));
-        } else if r.status == "live" {
-            // It was live and watched; the watch ended with the daemon.
-            state.end_release(
-                r.id,
-                "succeeded",
-                "live; the daemon stopped while the old revision was warm",
-            )?;
-        }
-    }
-    for mut rt in state.routing()? {
-        if rt.canary_revision.is_some() {
-            rt.canary_revision = None;
-            rt.canary_weight = 0;
-            state.set_routing(&rt)?;
-        }
-        let Some(idx) = m.services.iter().position(|s| s.name == rt.service) else {
-            continue;
-        };
-        if m.services[idx].revision() == rt.stable_revision {
-            continue;
-        }
-        if let Some(def) = state
-            .revision_definition(&rt.service, &rt.stable_revision)?
-            .and_then(|j| serde_json::from_str::<orchestra_manifest::Service>(&j).ok())
-        {
-            done.push((
-                rt.service.clone(),
-                format!(
-                    "running revision {} as its last release left it",
-                    rt.stable_revision
-                ),
-            ));
-            m.services[idx] = def;
-        }
-    }
-    Ok((m, done))
 }
 
 /// Kill the process groups a previous daemon recorded as running and never

@@ -29,4 +29,19 @@ impl Paths {
             root,
         }
     }
+
+    /// Create `.orchestra/` (owner only: it holds the state and the logs) and its log folder.
+    pub fn prepare(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)?;
+        // An older one may have been created 0755.
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.logs)
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -23,6 +23,15 @@ pub enum StateError {
         /// What SQLite said.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The database file's mode could not be set to owner-only.
+    #[error("cannot make state database {path} private (mode 0600): {source}")]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
     /// A query failed.
     #[error("state database: {0}")]
@@ -105,15 +114,112 @@ const MIGRATIONS: &[&str] = &[
         release_id INTEGER,
         updated_at_ms INTEGER NOT NULL
      );",
+    // 3: one row per routed service holding its whole rollout state (the
+    // deploy crate's model, as JSON); routing is derived from it, so the
+    // separate routing table goes.
+    "DROP TABLE routing;
+     CREATE TABLE rollouts (
+        service TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+     );",
 ];
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseStatus {
+    /// Started, traffic not yet (or not fully) on the new revision.
+    InProgress,
+    /// Switched; watched while the old revision is warm.
+    Live,
+    /// Done: the new revision is live.
+    Succeeded,
+    /// Did not become healthy or failed verification; traffic stayed or went back.
+    Failed,
+    /// Stopped by request.
+    Aborted,
+    /// Traffic went back to the revision it replaced.
+    RolledBack,
+    /// A later release replaced it while it was watched.
+    Superseded,
 }
+
+impl ReleaseStatus {
+    /// Every status, for parsing and listings.
+    pub const ALL: [ReleaseStatus; 7] = [
+        Self::InProgress,
+        Self::Live,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Aborted,
+        Self::RolledBack,
+        Self::Superseded,
+    ];
+
+    /// The stored and displayed spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in-progress",
+            Self::Live => "live",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+            Self::RolledBack => "rolled-back",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// No longer moving traffic (`live` still watches, but the switch is done).
+    pub fn is_settled(self) -> bool {
+        self != Self::InProgress
+    }
+
+    /// Ended for good: nothing watches it any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::InProgress | Self::Live)
+    }
+}
+
+impl std::fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change to a release row, written in the same transaction as a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseUpdate {
+    /// Release id.
+    pub id: i64,
+    /// Its new status.
+    pub status: ReleaseStatus,
+    /// Why.
+    pub reason: String,
+}
+
+/// A release about to begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRelease<'a> {
+    /// Service.
+    pub service: &'a str,
+    /// `canary`, `blue-green`, `recreate`, `rollback`.
+    pub strategy: &'a str,
+    /// Revision it replaces.
+    pub from: Option<&'a str>,
+    /// Revision it ships.
+    pub to: &'a str,
+    /// The definition it ships (JSON, secrets redacted by the caller).
+    pub manifest: &'a str,
+}
+
+/// Milliseconds since the Unix epoch (one copy for every crate, in `orchestra-clock`).
+pub use orchestra_clock::now_ms;
 
 /// One recorded event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -164,8 +270,8 @@ pub struct ReleaseRecord {
     pub from_revision: Option<String>,
     /// Revision it shipped.
     pub to_revision: String,
-    /// `in-progress`, `succeeded`, `failed`, `aborted`, `rolled-back`.
-    pub status: String,
+    /// Where it stands.
+    pub status: ReleaseStatus,
     /// Why it ended as it did.
     pub reason: String,
     /// The verifier's figures (JSON).
@@ -174,21 +280,6 @@ pub struct ReleaseRecord {
     pub started_at_ms: i64,
     /// When it ended.
     pub ended_at_ms: Option<i64>,
-}
-
-/// How a service's traffic is split, as last persisted.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RoutingRecord {
-    /// Service.
-    pub service: String,
-    /// Revision that takes the rest of the traffic.
-    pub stable_revision: String,
-    /// Revision under test, if any.
-    pub canary_revision: Option<String>,
-    /// Its share in percent.
-    pub canary_weight: u32,
-    /// The release that set it.
-    pub release_id: Option<i64>,
 }
 
 /// The state database. Cheap to share behind an `Arc`.
@@ -213,6 +304,17 @@ impl StateStore {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
+        // Releases and definitions are the team's private business: owner only.
+        // SQLite gives the -wal and -shm files the database file's mode.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| StateError::Permissions {
+                    path: path.to_owned(),
+                    source: e,
+                },
+            )?;
+        }
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
         conn.execute_batch(
@@ -475,22 +577,59 @@ impl StateStore {
         })
     }
 
-    /// Start a release; returns its id.
-    pub fn begin_release(
+    /// Start a release; returns its id. Only for releases that move no
+    /// traffic by themselves; a rollout starts one with [`Self::begin_rollout`].
+    pub fn begin_release(&self, r: &NewRelease<'_>) -> Result<i64, StateError> {
+        self.with(|c| insert_release(c, r))
+    }
+
+    /// Start a release and persist the rollout state that carries it, in one
+    /// transaction: `rollout` gets the new release id and returns the state
+    /// (JSON) and the release rows it changes (the new one included), or
+    /// `None` to write nothing at all.
+    pub fn begin_rollout(
+        &self,
+        r: &NewRelease<'_>,
+        rollout: impl FnOnce(i64) -> Option<(String, Vec<ReleaseUpdate>)>,
+    ) -> Result<Option<i64>, StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let id = insert_release(&tx, r)?;
+            // Dropping the transaction rolls the insert back.
+            let Some((state, updates)) = rollout(id) else {
+                return Ok(None);
+            };
+            for u in &updates {
+                update_release(&tx, u)?;
+            }
+            upsert_rollout(&tx, r.service, &state)?;
+            tx.commit()?;
+            Ok(Some(id))
+        })
+    }
+
+    /// Persist a service's rollout state and the release changes it implies, in one transaction.
+    pub fn save_rollout(
         &self,
         service: &str,
-        strategy: &str,
-        from: Option<&str>,
-        to: &str,
-        manifest: &str,
-    ) -> Result<i64, StateError> {
+        state: &str,
+        updates: &[ReleaseUpdate],
+    ) -> Result<(), StateError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO releases (service, strategy, from_revision, to_revision, status, manifest, started_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'in-progress', ?5, ?6)",
-                params![service, strategy, from, to, manifest, now_ms()],
-            )?;
-            Ok(c.last_insert_rowid())
+            let tx = c.transaction()?;
+            for u in updates {
+                update_release(&tx, u)?;
+            }
+            upsert_rollout(&tx, service, state)?;
+            tx.commit()
+        })
+    }
+
+    /// Every persisted rollout: (service, state JSON).
+    pub fn rollouts(&self) -> Result<Vec<(String, String)>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT service, state FROM rollouts ORDER BY service")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
     }
 
@@ -505,14 +644,20 @@ impl StateStore {
         })
     }
 
-    /// End a release with its final status and reason.
-    pub fn end_release(&self, id: i64, status: &str, reason: &str) -> Result<(), StateError> {
+    /// Set a release's status and reason (and its end time when the status is final).
+    pub fn end_release(&self, u: &ReleaseUpdate) -> Result<(), StateError> {
+        self.with(|c| update_release(c, u))
+    }
+
+    /// One release.
+    pub fn release(&self, id: i64) -> Result<Option<ReleaseRecord>, StateError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE releases SET status = ?2, reason = ?3, ended_at_ms = ?4 WHERE id = ?1",
-                params![id, status, reason, now_ms()],
+            c.query_row(
+                &format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = ?1"),
+                [id],
+                release_row,
             )
-            .map(|_| ())
+            .optional()
         })
     }
 
@@ -523,60 +668,12 @@ impl StateStore {
         limit: usize,
     ) -> Result<Vec<ReleaseRecord>, StateError> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, service, strategy, from_revision, to_revision, status, reason, figures,
-                        started_at_ms, ended_at_ms
-                 FROM releases WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC LIMIT ?2",
-            )?;
-            st.query_map(params![service, limit as i64], |r| {
-                let figures: String = r.get(7)?;
-                Ok(ReleaseRecord {
-                    id: r.get(0)?,
-                    service: r.get(1)?,
-                    strategy: r.get(2)?,
-                    from_revision: r.get(3)?,
-                    to_revision: r.get(4)?,
-                    status: r.get(5)?,
-                    reason: r.get(6)?,
-                    figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
-                    started_at_ms: r.get(8)?,
-                    ended_at_ms: r.get(9)?,
-                })
-            })?
-            .collect()
-        })
-    }
-
-    /// Persist how a service's traffic is split (one row per service).
-    pub fn set_routing(&self, r: &RoutingRecord) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO routing (service, stable_revision, canary_revision, canary_weight, release_id, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(service) DO UPDATE SET stable_revision = ?2, canary_revision = ?3,
-                   canary_weight = ?4, release_id = ?5, updated_at_ms = ?6",
-                params![r.service, r.stable_revision, r.canary_revision, r.canary_weight, r.release_id, now_ms()],
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// The persisted split of every service.
-    pub fn routing(&self) -> Result<Vec<RoutingRecord>, StateError> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT service, stable_revision, canary_revision, canary_weight, release_id FROM routing ORDER BY service",
-            )?;
-            st.query_map([], |r| {
-                Ok(RoutingRecord {
-                    service: r.get(0)?,
-                    stable_revision: r.get(1)?,
-                    canary_revision: r.get(2)?,
-                    canary_weight: r.get(3)?,
-                    release_id: r.get(4)?,
-                })
-            })?
-            .collect()
+            let mut st = c.prepare(&format!(
+                "SELECT {RELEASE_COLUMNS}
+                 FROM releases WHERE (?1 IS NULL OR service = ?1) ORDER BY id DESC LIMIT ?2"
+            ))?;
+            st.query_map(params![service, limit as i64], release_row)?
+                .collect()
         })
     }
 
@@ -609,6 +706,67 @@ impl StateStore {
     }
 }
 
+const RELEASE_COLUMNS: &str = "id, service, strategy, from_revision, to_revision, status, reason, figures, started_at_ms, ended_at_ms";
+
+fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
+    let figures: String = r.get(7)?;
+    let status: String = r.get(5)?;
+    Ok(ReleaseRecord {
+        id: r.get(0)?,
+        service: r.get(1)?,
+        strategy: r.get(2)?,
+        from_revision: r.get(3)?,
+        to_revision: r.get(4)?,
+        // Written only by this crate; an unknown spelling is a newer build's.
+        status: ReleaseStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                5,
+                rusqlite::types::Type::Text,
+                format!("unknown release status `{status}`").into(),
+            )
+        })?,
+        reason: r.get(6)?,
+        figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
+        started_at_ms: r.get(8)?,
+        ended_at_ms: r.get(9)?,
+    })
+}
+
+fn insert_release(c: &Connection, r: &NewRelease<'_>) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO releases (service, strategy, from_revision, to_revision, status, manifest, started_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.service,
+            r.strategy,
+            r.from,
+            r.to,
+            ReleaseStatus::InProgress.as_str(),
+            r.manifest,
+            now_ms()
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+fn update_release(c: &Connection, u: &ReleaseUpdate) -> rusqlite::Result<()> {
+    let ended = u.status.is_final().then(now_ms);
+    c.execute(
+        "UPDATE releases SET status = ?2, reason = ?3, ended_at_ms = COALESCE(?4, ended_at_ms) WHERE id = ?1",
+        params![u.id, u.status.as_str(), u.reason, ended],
+    )
+    .map(|_| ())
+}
+
+fn upsert_rollout(c: &Connection, service: &str, state: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO rollouts (service, state, updated_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(service) DO UPDATE SET state = ?2, updated_at_ms = ?3",
+        params![service, state, now_ms()],
+    )
+    .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +777,11 @@ mod tests {
         let db = dir.path().join("state.db");
         let s = StateStore::open(&db).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
         let run = s
             .begin_run(Path::new("/x/orchestra.yaml"), Some("prod"), &[], 42)
             .unwrap();
@@ -680,33 +843,60 @@ mod tests {
     }
 
     #[test]
-    fn releases_and_routing_round_trip() {
+    fn a_rollout_and_its_release_are_written_together() {
         let s = StateStore::open_in_memory().unwrap();
+        let new = NewRelease {
+            service: "api",
+            strategy: "canary",
+            from: Some("r1"),
+            to: "r2",
+            manifest: "{}",
+        };
         let id = s
-            .begin_release("api", "canary", Some("r1"), "r2", "{}")
+            .begin_rollout(&new, |id| {
+                Some((format!("{{\"release\":{id}}}"), Vec::new()))
+            })
+            .unwrap()
             .unwrap();
+        // Refused by the caller: the release row goes with the transaction.
+        assert_eq!(s.begin_rollout(&new, |_| None).unwrap(), None);
+        assert_eq!(s.releases(None, 10).unwrap().len(), 1);
+        assert_eq!(
+            s.rollouts().unwrap(),
+            [("api".into(), format!("{{\"release\":{id}}}"))]
+        );
         s.release_figures(id, &serde_json::json!({"canary": {"requests": 10}}))
             .unwrap();
-        s.end_release(id, "failed", "error rate 30%").unwrap();
+        let r = s.release(id).unwrap().unwrap();
+        assert_eq!(r.status, ReleaseStatus::InProgress);
+        assert!(r.ended_at_ms.is_none());
+        s.save_rollout(
+            "api",
+            "{}",
+            &[ReleaseUpdate {
+                id,
+                status: ReleaseStatus::Failed,
+                reason: "error rate 30%".into(),
+            }],
+        )
+        .unwrap();
         let r = &s.releases(Some("api"), 10).unwrap()[0];
         assert_eq!(
-            (r.status.as_str(), r.reason.as_str()),
-            ("failed", "error rate 30%")
+            (r.status, r.reason.as_str()),
+            (ReleaseStatus::Failed, "error rate 30%")
         );
         assert_eq!(r.figures["canary"]["requests"], 10);
         assert!(r.ended_at_ms.is_some());
-        let mut rt = RoutingRecord {
-            service: "api".into(),
-            stable_revision: "r1".into(),
-            canary_revision: Some("r2".into()),
-            canary_weight: 50,
-            release_id: Some(id),
-        };
-        s.set_routing(&rt).unwrap();
-        rt.canary_weight = 0;
-        rt.canary_revision = None;
-        s.set_routing(&rt).unwrap();
-        assert_eq!(s.routing().unwrap(), vec![rt]);
+        assert_eq!(s.rollouts().unwrap()[0].1, "{}");
+    }
+
+    #[test]
+    fn release_statuses_round_trip_their_spelling() {
+        for st in ReleaseStatus::ALL {
+            assert_eq!(ReleaseStatus::parse(st.as_str()), Some(st));
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        assert_eq!(ReleaseStatus::parse("bogus"), None);
     }
 
     #[test]

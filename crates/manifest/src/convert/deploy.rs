@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::{Ctx, Fields, join};
-use crate::model::{Balance, DeploySpec, Hooks, RouteSpec, Sticky, Strategy};
+use crate::model::{
+    Balance, DeploySpec, Hooks, Location, OnInconclusive, RouteSpec, Sticky, Strategy, Synthetic,
+};
 use crate::node::{Kind, Node};
 
 const ROUTE_FIELDS: &[&str] = &["path", "host", "strip_prefix", "sticky", "balance"];
@@ -17,7 +19,15 @@ const DEPLOY_FIELDS: &[&str] = &[
     "drain_timeout",
     "hooks",
 ];
-const VERIFY_FIELDS: &[&str] = &["max_error_rate", "max_p99", "min_requests"];
+const VERIFY_FIELDS: &[&str] = &[
+    "max_error_rate",
+    "max_p99",
+    "min_requests",
+    "on_inconclusive",
+    "deadline",
+    "synthetic",
+];
+const SYNTHETIC_FIELDS: &[&str] = &["path", "rate"];
 const HOOK_FIELDS: &[&str] = &["pre", "smoke", "post"];
 
 /// `route: /api` or `route: { path, host, strip_prefix, sticky, balance }`.
@@ -100,6 +110,19 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteS
     ok.then_some(spec)
 }
 
+/// Where a converted route's path prefix is written, for the semantic pass: the `path`
+/// value of the long form, else the `route` value itself (short form, or `/` by default).
+pub(super) fn route_location(node: &Node, path: &str) -> (Location, String) {
+    if let Kind::Map(entries) = &node.kind
+        && let Some(e) = entries
+            .iter()
+            .find(|e| e.key == "path" && e.value.kind != Kind::Null)
+    {
+        return (e.value.loc, join(path, "path"));
+    }
+    (node.loc, path.to_owned())
+}
+
 fn route_path(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
     let p = ctx.string(node, path)?;
     if p.starts_with('/') {
@@ -123,6 +146,46 @@ fn boolean(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<bool> {
             None
         }
     }
+}
+
+/// `verify.synthetic: { path, rate }`: both required.
+fn synthetic(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Synthetic> {
+    let f = ctx.fields(node, path, SYNTHETIC_FIELDS, &[])?;
+    for key in SYNTHETIC_FIELDS {
+        if f.get(key).is_none() {
+            let d = ctx
+                .diag(node.loc, path, format!("`{key}` is missing"))
+                .hint(Some("write `synthetic: { path: /, rate: 20 }`".to_owned()));
+            ctx.push(d);
+        }
+    }
+    let p = f.get("path").and_then(|n| {
+        let fp = f.path("path");
+        let v = ctx.nonempty_string(n, &fp)?;
+        if v.starts_with('/') {
+            Some(v)
+        } else {
+            let d = ctx
+                .diag(n.loc, &fp, "a request path starts with `/`")
+                .found(n.describe());
+            ctx.push(d);
+            None
+        }
+    });
+    let rate = f.get("rate").and_then(|n| {
+        ctx.uint(
+            n,
+            &f.path("rate"),
+            1,
+            1000,
+            "requests per second, 1 to 1000",
+        )
+        .and_then(|v| u32::try_from(v).ok())
+    });
+    Some(Synthetic {
+        path: p?,
+        rate: rate?,
+    })
 }
 
 /// `deploy: { strategy, steps, step_interval, verify, keep_warm, drain_timeout, hooks }`.
@@ -230,6 +293,35 @@ pub(super) fn deploy(
                         "a whole number",
                     ) {
                         Some(v) => spec.verify.min_requests = v,
+                        None => ok = false,
+                    }
+                }
+                if let Some(r) = vf.get("on_inconclusive") {
+                    let p = vf.path("on_inconclusive");
+                    match ctx.string(r, &p).as_deref() {
+                        Some("fail") => spec.verify.on_inconclusive = OnInconclusive::Fail,
+                        Some("pass") => spec.verify.on_inconclusive = OnInconclusive::Pass,
+                        Some(_) => {
+                            let d = ctx
+                                .diag(r.loc, &p, "unknown on_inconclusive")
+                                .found(r.describe())
+                                .expected("fail or pass");
+                            ctx.push(d);
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                if let Some(r) = vf.get("deadline") {
+                    // Zero would decide every step before a single request could arrive.
+                    match ctx.duration(r, &vf.path("deadline"), true) {
+                        Some(d) => spec.verify.deadline = d,
+                        None => ok = false,
+                    }
+                }
+                if let Some(r) = vf.get("synthetic") {
+                    match synthetic(ctx, r, &vf.path("synthetic")) {
+                        Some(sy) => spec.verify.synthetic = Some(sy),
                         None => ok = false,
                     }
                 }

@@ -1,7 +1,7 @@
 //! Route matching, header rewriting, error answers, table validation, h2c.
 
 use hyper::Request;
-use orchestra_proxy::ProxyError;
+use orchestra_proxy::{ProxyError, Sticky};
 
 use crate::support::*;
 
@@ -131,7 +131,7 @@ async fn invalid_tables_are_refused_and_the_running_one_kept() {
         panic!("{err}");
     };
     let fields: Vec<_> = issues.iter().map(|i| i.field.as_str()).collect();
-    assert_eq!(fields, ["path_prefix", "targets[0].upstreams"]);
+    assert_eq!(fields, ["path_prefix"]);
     assert!(
         err.to_string().contains("routes[0] (bad): path_prefix"),
         "{err}"
@@ -174,4 +174,135 @@ async fn bind_errors_name_the_address() {
     .unwrap();
     assert!(matches!(err, ProxyError::Bind { .. }));
     assert!(err.to_string().contains(&taken), "{err}");
+}
+
+#[tokio::test]
+async fn apply_routes_serves_the_good_routes_and_reports_the_bad_ones() {
+    let api = Upstream::start("api").await;
+    let web = Upstream::start("web").await;
+    let proxy = start_proxy(config()).await;
+    let mut bad = route("bad", "nope", vec![target("b1", 1, &[web.addr])]);
+    bad.sticky = Some(Sticky::Cookie("a b".into()));
+    let rejected = proxy.apply_routes(vec![
+        bad,
+        route("api", "/api", vec![target("a1", 1, &[api.addr])]),
+        route("web", "/", vec![target("w1", 1, &[web.addr])]),
+        // Same prefix once normalized: the first one stays.
+        route("api2", "/api/", vec![target("a2", 1, &[web.addr])]),
+    ]);
+    let got: Vec<_> = rejected
+        .iter()
+        .map(|r| (r.route, r.service.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                0,
+                "bad",
+                "path_prefix: must start with '/'; sticky: cookie name must be a non-empty token"
+            ),
+            (
+                3,
+                "api2",
+                "path_prefix: service `api2` has the same host and path prefix as routes[1] (service `api`)"
+            ),
+        ]
+    );
+    assert_eq!(
+        rejected[1].to_string(),
+        format!("routes[3] (api2) left out: {}", rejected[1].reason)
+    );
+    let services: Vec<_> = proxy.routes().iter().map(|r| r.service.clone()).collect();
+    assert_eq!(services, ["api", "web"]);
+    assert_eq!(get(&proxy, "/api/x").await.name(), "api");
+    assert_eq!(get(&proxy, "/other").await.name(), "web");
+    // set_routes stays all-or-nothing: the same table is refused whole, the running one kept.
+    let err = proxy
+        .set_routes(vec![
+            route("bad", "nope", vec![target("b1", 1, &[web.addr])]),
+            route("api", "/", vec![target("a1", 1, &[api.addr])]),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, ProxyError::InvalidRoutes { .. }), "{err}");
+    assert_eq!(proxy.routes().len(), 2);
+    // A clean table leaves nothing out.
+    assert!(
+        proxy
+            .apply_routes(vec![route("api", "/", vec![target("a1", 1, &[api.addr])])])
+            .is_empty()
+    );
+    assert_eq!(get(&proxy, "/other").await.name(), "api");
+}
+
+#[tokio::test]
+async fn a_route_without_ready_replicas_answers_503_until_it_has_some() {
+    let up = Upstream::start("api").await;
+    // Both fronts: the proxy's own HTTP/1.1 one and hyper's.
+    for fast_http1 in [true, false] {
+        let proxy = start_proxy(orchestra_proxy::ProxyConfig {
+            fast_http1,
+            ..config()
+        })
+        .await;
+        let rejected = proxy.apply_routes(vec![route("api", "/", vec![target("v1", 1, &[])])]);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let r = get(&proxy, "/x").await;
+        assert_eq!(r.status, 503, "fast_http1={fast_http1}");
+        assert_eq!(r.body, "no ready replica of api (revision v1) yet\n");
+        assert_eq!(r.headers["retry-after"], "1");
+        assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+        assert!(r.headers.contains_key("x-request-id"));
+        // Nothing of v1 ran, so nothing counts against it.
+        assert_eq!(proxy.stats("v1").requests, 0);
+        // h2c goes through hyper's server as well.
+        let req = Request::get(format!("http://{}/x", proxy.local_addr()))
+            .body(empty())
+            .unwrap();
+        assert_eq!(send(&h2c_client(), req).await.status, 503);
+        // set_routes takes such a route too.
+        proxy
+            .set_routes(vec![route("api", "/", vec![target("v1", 1, &[])])])
+            .unwrap();
+        assert_eq!(get(&proxy, "/x").await.status, 503);
+        // Once the replica is ready, the route serves.
+        proxy
+            .set_routes(vec![route("api", "/", vec![target("v1", 1, &[up.addr])])])
+            .unwrap();
+        let r = get(&proxy, "/x").await;
+        assert_eq!((r.status, r.name().as_str()), (200, "api"));
+    }
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_stable_without_replicas_sends_everything_to_the_canary() {
+    let canary = Upstream::start("canary").await;
+    let stable = Upstream::start("stable").await;
+    let proxy = start_proxy(config()).await;
+    let rejected = proxy.apply_routes(vec![route(
+        "api",
+        "/",
+        vec![target("v1", 90, &[]), target("v2", 10, &[canary.addr])],
+    )]);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let c = client();
+    for _ in 0..20 {
+        let r = send(&c, get_req(&proxy, "/", &[])).await;
+        assert_eq!((r.status, r.name().as_str()), (200, "canary"));
+    }
+    // Sticky clients too: every key lands on the revision that is up.
+    let mut sticky = route(
+        "api",
+        "/",
+        vec![target("v1", 10, &[stable.addr]), target("v2", 90, &[])],
+    );
+    sticky.sticky = Some(Sticky::Header("x-user".into()));
+    assert!(proxy.apply_routes(vec![sticky]).is_empty());
+    for i in 0..20 {
+        let user = format!("user-{i}");
+        let r = send(&c, get_req(&proxy, "/", &[("x-user", user.as_str())])).await;
+        assert_eq!((r.status, r.name().as_str()), (200, "stable"), "{user}");
+    }
+    assert_eq!((canary.hits(), stable.hits()), (20, 20));
 }

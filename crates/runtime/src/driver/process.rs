@@ -268,7 +268,7 @@ fn pipe_lines<R: AsyncRead + Unpin + Send + 'static>(
                         buf.pop();
                     }
                     hub.push(LogLine {
-                        at_ms: orchestra_state::now_ms(),
+                        at_ms: orchestra_clock::now_ms(),
                         service: service.clone(),
                         replica: idx,
                         stream,

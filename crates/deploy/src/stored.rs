@@ -1,0 +1,183 @@
+//! Definitions as they are written to state.db: without the values of
+//! secret-looking variables or of anything read from an `env_file`. A stored
+//! definition names what it left out; restoring one takes those values from
+//! the manifest as it is now, and the revision id tells whether they changed.
+
+use orchestra_manifest::Service;
+use serde::{Deserialize, Serialize};
+
+/// What a stored definition holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    /// The definition, redacted values emptied.
+    definition: Service,
+    /// The variables whose values were left out.
+    redacted: Vec<String>,
+}
+
+/// Name fragments of variables that hold credentials.
+const SECRET_WORDS: &[&str] = &[
+    "KEY",
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "PWD",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "DSN",
+    "COOKIE",
+    "SALT",
+    "SIGNING",
+];
+
+/// Whether a variable's name says it holds a credential (`OPENAI_API_KEY`,
+/// `db_password`, `GITHUB_TOKEN`...).
+pub fn secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| {
+            SECRET_WORDS
+                .iter()
+                .any(|w| word.ends_with(w) || word.starts_with(w))
+        })
+}
+
+/// Whether a value carries a password in a URL (`scheme://user:password@host/path`).
+fn url_with_password(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(_, rest)| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        authority
+            .rsplit_once('@')
+            .is_some_and(|(user, _)| user.contains(':'))
+    })
+}
+
+/// The variables of `def` whose values must not reach the disk.
+pub fn private_vars(def: &Service) -> Vec<String> {
+    def.env
+        .iter()
+        // Whatever an env_file held is private: that is what env files are for.
+        .filter(|(k, v)| !def.env_files.is_empty() || secret_name(k) || url_with_password(v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The JSON written to state.db for `def`.
+pub fn encode(def: &Service) -> String {
+    let redacted = private_vars(def);
+    let mut definition = def.clone();
+    for k in &redacted {
+        if let Some(v) = definition.env.get_mut(k) {
+            v.clear();
+        }
+    }
+    serde_json::to_string(&Stored {
+        definition,
+        redacted,
+    })
+    .unwrap_or_default()
+}
+
+/// A stored definition with the values it left out taken from `current`
+/// (the manifest's definition of the same service now). Returns the
+/// definition and the variables it could not fill. Also reads definitions
+/// stored before redaction existed.
+pub fn decode(json: &str, current: Option<&Service>) -> Option<(Service, Vec<String>)> {
+    let stored = match serde_json::from_str::<Stored>(json) {
+        Ok(s) => s,
+        Err(_) => {
+            return serde_json::from_str::<Service>(json)
+                .ok()
+                .map(|d| (d, Vec::new()));
+        }
+    };
+    let mut def = stored.definition;
+    let mut missing = Vec::new();
+    for k in stored.redacted {
+        match current.and_then(|c| c.env.get(&k)) {
+            Some(v) => {
+                def.env.insert(k, v.clone());
+            }
+            None => missing.push(k),
+        }
+    }
+    Some((def, missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(env: &[(&str, &str)], env_file: bool) -> Service {
+        let yaml = "services:\n  api:\n    command: [demo-service]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("orchestra.yaml");
+        std::fs::write(&f, yaml).unwrap();
+        let m = orchestra_manifest::load(&f, &orchestra_manifest::LoadOptions::default()).unwrap();
+        let mut s = m.services[0].clone();
+        s.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if env_file {
+            s.env_files = vec![dir.path().join(".env.api")];
+        }
+        s
+    }
+
+    #[test]
+    fn secret_values_never_reach_the_stored_text() {
+        let s = service(
+            &[
+                ("OPENAI_API_KEY", "sk-live-123456"),
+                ("db_password", "hunter2"),
+                // orchestra: ignore[secret-url-credentials] test value
+                ("DATABASE_URL", "postgres://app:pw-in-url@db/app"),
+                ("LOG_LEVEL", "debug"),
+            ],
+            false,
+        );
+        let text = encode(&s);
+        for secret in ["sk-live-123456", "hunter2", "pw-in-url"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("debug"), "plain values stay: {text}");
+        let (back, missing) = decode(&text, Some(&s)).unwrap();
+        assert!(missing.is_empty());
+        assert_eq!(back.revision(), s.revision());
+    }
+
+    #[test]
+    fn everything_from_an_env_file_is_private_and_a_changed_value_shows_in_the_revision() {
+        let s = service(&[("MODEL", "gpt-5")], true);
+        let text = encode(&s);
+        assert!(!text.contains("gpt-5"), "{text}");
+        let mut now = s.clone();
+        now.env.insert("MODEL".into(), "gpt-6".into());
+        let (back, _) = decode(&text, Some(&now)).unwrap();
+        assert_ne!(back.revision(), s.revision());
+        let (_, missing) = decode(&text, None).unwrap();
+        assert_eq!(missing, ["MODEL"]);
+    }
+
+    #[test]
+    fn names_that_look_secret() {
+        for n in [
+            "OPENAI_API_KEY",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "PGPASSWORD",
+            "SENTRY_DSN",
+            "auth_header",
+        ] {
+            assert!(secret_name(n), "{n}");
+        }
+        for n in ["PORT", "LOG_LEVEL", "MODEL_NAME", "WORKERS", "PATH"] {
+            assert!(!secret_name(n), "{n}");
+        }
+    }
+}
