@@ -9,20 +9,11 @@ use std::time::Duration;
 
 use orchestra_runtime::logs::format_ts;
 use orchestra_server::client::Client;
+use orchestra_state::ReleaseStatus;
 use serde_json::{Value, json};
 
 use crate::args::{DeployArgs, HistoryArgs, RollbackArgs};
 use crate::project;
-
-/// Release statuses after which `--wait` stops waiting.
-const SETTLED: &[&str] = &[
-    "live",
-    "succeeded",
-    "failed",
-    "aborted",
-    "rolled-back",
-    "superseded",
-];
 
 /// `orchestra deploy`
 pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitCode> {
@@ -106,13 +97,17 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
         }
         let all = c.get("/v1/releases?limit=200").await?;
         for r in all.as_array().into_iter().flatten() {
-            let (Some(id), Some(st)) = (r["id"].as_i64(), r["status"].as_str()) else {
+            let (Some(id), Some(st)) = (
+                r["id"].as_i64(),
+                r["status"].as_str().and_then(ReleaseStatus::parse),
+            ) else {
                 continue;
             };
-            if releases.contains_key(&id) && SETTLED.contains(&st) {
+            // Live is settled too: the switch is done, the watch goes on.
+            if releases.contains_key(&id) && st.is_settled() {
                 let svc = releases.remove(&id).unwrap_or_default();
                 let reason = r["reason"].as_str().unwrap_or_default();
-                let ok = st == "live" || st == "succeeded";
+                let ok = matches!(st, ReleaseStatus::Live | ReleaseStatus::Succeeded);
                 failed |= !ok;
                 if ok {
                     println!("✓ {svc}: release {id} {st}: {reason}");

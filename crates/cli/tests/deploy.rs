@@ -754,6 +754,18 @@ fn sigkill_at_each_phase_recovers_to_one_answer() {
             "switched",
             "v2",
         ),
+        (
+            "{ strategy: canary, steps: [50], hooks: { pre: [[sleep, \"3\"]] } }",
+            "pre hooks",
+            "v1",
+        ),
+        ("{ strategy: canary, steps: [50] }", "starting", "v1"),
+        // Past its only step (min_requests met by the load), watched while v1 is warm.
+        (
+            "{ strategy: canary, steps: [50], step_interval: 500ms, keep_warm: 5m, verify: { min_requests: 5 }, hooks: { post: [[sleep, \"3\"]] } }",
+            "switched",
+            "v2",
+        ),
     ];
     for (block, phase, after) in cases {
         let mut p = Project::new(&manifest(block));

@@ -9,9 +9,8 @@
 //! daemon killed between any two steps restarts from a state that `history`,
 //! routing, `ps` and the served revision all agree on ([`Rollout::recover`]).
 
-use std::fmt;
-
 use orchestra_manifest::{RouteSpec, Strategy};
+pub use orchestra_runtime::status::Role;
 use orchestra_state::{ReleaseStatus, ReleaseUpdate};
 use serde::{Deserialize, Serialize};
 
@@ -284,30 +283,6 @@ pub enum Refused {
     /// The revision asked for is already the stable one.
     #[error("{0} is already live")]
     AlreadyLive(String),
-}
-
-/// The label `ps` shows for an instance, derived from the rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Takes the stable share of the traffic.
-    Live,
-    /// Starting, no traffic yet.
-    Candidate,
-    /// A canary at this weight.
-    Canary(u32),
-    /// Running without traffic, for an instant rollback.
-    Warm,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Role::Live => f.write_str("live"),
-            Role::Candidate => f.write_str("candidate"),
-            Role::Canary(w) => write!(f, "canary {w}%"),
-            Role::Warm => f.write_str("warm"),
-        }
-    }
 }
 
 fn update(id: i64, status: ReleaseStatus, reason: impl Into<String>) -> ReleaseUpdate {

@@ -159,6 +159,66 @@ impl FailureReport {
     }
 }
 
+/// The role of one revision of a service, set by the deploy controller from
+/// its rollout state. Written as `ps` shows it (`live`, `canary 10%`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Takes the service's (stable share of the) traffic.
+    Live,
+    /// Starting beside the live one, no traffic yet.
+    Candidate,
+    /// A canary at this weight, in percent.
+    Canary(u32),
+    /// Running without traffic, for an instant rollback.
+    Warm,
+    /// Was live until another revision was made live.
+    Previous,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Live => f.write_str("live"),
+            Role::Candidate => f.write_str("candidate"),
+            Role::Canary(w) => write!(f, "canary {w}%"),
+            Role::Warm => f.write_str("warm"),
+            Role::Previous => f.write_str("previous"),
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "live" => Role::Live,
+            "candidate" => Role::Candidate,
+            "warm" => Role::Warm,
+            "previous" => Role::Previous,
+            other => other
+                .strip_prefix("canary ")
+                .and_then(|w| w.strip_suffix('%'))
+                .and_then(|w| w.parse().ok())
+                .map(Role::Canary)
+                .ok_or_else(|| format!("unknown role `{other}`"))?,
+        })
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
@@ -170,8 +230,8 @@ pub struct ServiceStatus {
     pub revision: String,
     /// The runtime's key for this revision: `service@revision`.
     pub instance: String,
-    /// `live`, or for other revisions of the service: `candidate`, `canary`, `previous`, `warm`...
-    pub role: String,
+    /// What this revision is for: `live`, or `candidate`, `canary N%`, `warm`, `previous`.
+    pub role: Role,
     /// Aggregate phase over its replicas.
     pub phase: Phase,
     /// Why, in words.
@@ -330,6 +390,24 @@ pub fn settled(services: &[ServiceStatus]) -> Settled {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn roles_read_back_as_ps_writes_them() {
+        for r in [
+            Role::Live,
+            Role::Candidate,
+            Role::Canary(10),
+            Role::Warm,
+            Role::Previous,
+        ] {
+            let json = serde_json::to_value(r).unwrap();
+            assert_eq!(json, r.to_string());
+            assert_eq!(serde_json::from_value::<Role>(json).unwrap(), r);
+        }
+        assert_eq!(Role::Canary(50).to_string(), "canary 50%");
+        assert!("canary x%".parse::<Role>().is_err());
+    }
+
     use super::*;
 
     fn rep(phase: Phase) -> ReplicaStatus {
@@ -345,7 +423,7 @@ mod tests {
             kind: "process".into(),
             revision: "r".into(),
             instance: format!("{name}@r"),
-            role: "live".into(),
+            role: Role::Live,
             phase,
             reason: String::new(),
             waiting_on: vec![],

@@ -72,7 +72,7 @@ impl Deployer {
                     .and_then(|r| r.roles().into_iter().find(|(k, _)| *k == key))
                     .map(|(_, role)| role)
                     .unwrap_or(Role::Candidate);
-                rt.start_revision(&def, &role.to_string());
+                rt.start_revision(&def, role);
             }
             Effect::Stop { key, drain } => {
                 let revision = key.rsplit('@').next().unwrap_or_default().to_owned();

@@ -357,7 +357,7 @@ impl Deployer {
             rt.set_live(&r.stable.key);
         }
         for (key, role) in r.roles() {
-            rt.set_role(&key, &role.to_string());
+            rt.set_role(&key, role);
         }
     }
 

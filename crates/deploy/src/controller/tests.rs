@@ -185,7 +185,10 @@ async fn blue_green_keeps_the_old_revision_warm_for_keep_warm_then_stops_it() {
     assert_eq!(e.traffic.weights(), [(v2.clone(), 100, 1)]);
     assert!(matches!(e.phase(), Phase::Switched { .. }));
     let v1_key = orchestra_runtime::instance_key("api", &e.v1());
-    assert_eq!(e.rt.instance(&v1_key).expect("v1 runs").role, "warm");
+    assert_eq!(
+        e.rt.instance(&v1_key).expect("v1 runs").role,
+        orchestra_runtime::status::Role::Warm
+    );
     // Still warm, still watched, just before keep_warm ends...
     tokio::time::sleep(Duration::from_secs(290)).await;
     assert_eq!(e.release(id).status, ReleaseStatus::Live);

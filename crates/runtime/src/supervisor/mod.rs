@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 use crate::driver::Driver;
 use crate::driver::process::ProcessDriver;
 use crate::logs::LogHub;
-use crate::status::{self, Phase, PlatformStatus, ServiceStatus};
+use crate::status::{self, Phase, PlatformStatus, Role, ServiceStatus};
 use table::{Entry, Inner, Table};
 
 pub use crate::driver::process::{reap_group, resolve_program};
@@ -195,7 +195,7 @@ impl Runtime {
         let mut keys = Vec::new();
         for name in &cfg.plan.order {
             if let Some(svc) = cfg.manifest.service(name) {
-                let e = Entry::new(svc, "live");
+                let e = Entry::new(svc, Role::Live);
                 let key = e.status.instance.clone();
                 table.live.insert(name.clone(), key.clone());
                 table.entries.insert(key.clone(), e);
@@ -332,13 +332,13 @@ impl Runtime {
     /// Start another revision of a service beside the live one, not gated on
     /// dependencies (they are running). Returns its instance key. Starting a
     /// revision that already runs returns the existing key.
-    pub fn start_revision(&self, svc: &Service, role: &str) -> String {
+    pub fn start_revision(&self, svc: &Service, role: Role) -> String {
         let key = instance_key(&svc.name, &svc.revision());
         let exists = {
             let mut t = self.inner.table.lock();
             match t.entries.get_mut(&key) {
                 Some(e) => {
-                    e.status.role = role.to_owned();
+                    e.status.role = role;
                     e.running()
                 }
                 None => {
@@ -370,10 +370,10 @@ impl Runtime {
                 && p != key
                 && let Some(e) = t.entries.get_mut(p)
             {
-                e.status.role = "previous".into();
+                e.status.role = Role::Previous;
             }
             if let Some(e) = t.entries.get_mut(key) {
-                e.status.role = "live".into();
+                e.status.role = Role::Live;
             }
             prev
         };
@@ -382,8 +382,8 @@ impl Runtime {
     }
 
     /// Set an instance's role label (`candidate`, `canary`, `warm`...).
-    pub fn set_role(&self, key: &str, role: &str) {
-        self.inner.update(key, |s| s.role = role.to_owned());
+    pub fn set_role(&self, key: &str, role: Role) {
+        self.inner.update(key, |s| s.role = role);
     }
 
     /// Loopback addresses of an instance's replicas that are healthy and ready.

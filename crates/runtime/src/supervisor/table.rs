@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::{Event, RuntimeConfig, instance_key};
 use crate::driver::Driver;
 use crate::logs::LogHub;
-use crate::status::{Phase, ServiceStatus};
+use crate::status::{Phase, Role, ServiceStatus};
 
 /// One running revision of a service: its status and the handles that control it.
 pub(super) struct Entry {
@@ -27,7 +27,7 @@ pub(super) struct Entry {
 
 impl Entry {
     /// A new entry for one revision of `svc`, waiting, with this role.
-    pub(super) fn new(svc: &Service, role: &str) -> Entry {
+    pub(super) fn new(svc: &Service, role: Role) -> Entry {
         let revision = svc.revision();
         Entry {
             service: svc.name.clone(),
@@ -37,7 +37,7 @@ impl Entry {
                 kind: kind_of(&svc.workload).to_owned(),
                 revision: revision.clone(),
                 instance: instance_key(&svc.name, &revision),
-                role: role.to_owned(),
+                role,
                 phase: Phase::Waiting,
                 reason: String::new(),
                 waiting_on: Vec::new(),
