@@ -13,6 +13,14 @@ if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; the
   export DOCKER_HOST
 fi
 
+# The secrets tests check interoperability with the `age` CLI: install Debian's
+# `age` if it is missing (without it those tests fail under CI=true, skip otherwise).
+if ! command -v age >/dev/null 2>&1; then
+  echo "test.sh: installing age (Debian)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq age >&2 || { apt-get update -qq >&2 && apt-get install -y -qq age >&2; }
+fi
+
 # The end-to-end tests need the workspace's binaries (orchestra, demo-service).
 cargo build --workspace --all-targets
 cargo fmt --all -- --check

@@ -63,6 +63,8 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Turn a docker-compose.yml into an orchestra.yaml, reporting everything not carried over.
     Import(ImportArgs),
+    /// Secrets, encrypted with age beside the manifest: set, get, list, import, recipients.
+    Secrets(crate::secrets::SecretsArgs),
     /// Audit the repository's container, CI and infrastructure files.
     Audit(orchestra_audit::cli::AuditArgs),
     /// Safe, automatic fixes to the repository.

@@ -17,7 +17,7 @@ use crate::project;
 
 /// `orchestra deploy`
 pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitCode> {
-    let Some(m) = project::load_or_report(file, a.environment.as_deref())? else {
+    let Some(mut m) = project::load_or_report(file, a.environment.as_deref())? else {
         return Ok(ExitCode::FAILURE);
     };
     let c = Client::new(&project::project_paths(file)?.socket);
@@ -35,6 +35,22 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
         if !running.contains(name) {
             anyhow::bail!("`{name}` is not running in this platform; start it with `orchestra up`");
         }
+    }
+    // The latest version of each secret: a rotated secret makes a new revision.
+    let names: Vec<String> = m
+        .services
+        .iter()
+        .filter(|s| running.contains(&s.name))
+        .filter(|s| a.services.is_empty() || a.services.contains(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    let store = orchestra_secrets::Store::open(orchestra_secrets::store_dir(&m.dir));
+    if let Err(diags) = crate::inject::inject(&mut m, &store, &names, || {
+        let path = orchestra_secrets::default_key_path().map_err(|e| e.to_string())?;
+        orchestra_secrets::Identity::load(&path).map_err(|e| e.to_string())
+    }) {
+        eprint!("{}", project::render_diagnostics(&diags));
+        return Ok(ExitCode::FAILURE);
     }
     let defs: Vec<&orchestra_manifest::Service> = m
         .services

@@ -3,8 +3,10 @@
 
 mod args;
 mod deploy;
+mod inject;
 mod inspect;
 mod project;
+mod secrets;
 mod up;
 
 use std::io::Write;
@@ -58,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
         Command::Import(a) => project::import(&a),
+        Command::Secrets(a) => secrets::run(cli.file.as_deref(), a),
         Command::Audit(a) => {
             let mut out = std::io::stdout().lock();
             let code = orchestra_audit::cli::run_audit(&a, &mut out)?;
@@ -107,6 +110,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         }
         Command::Validate(_)
         | Command::Import(_)
+        | Command::Secrets(_)
         | Command::Audit(_)
         | Command::Fix(_)
         | Command::Shim(_) => Ok(ExitCode::SUCCESS),

@@ -93,7 +93,18 @@ pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
 /// `orchestra validate`
 pub fn validate(file: Option<&Path>, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let path = manifest_path(file)?;
-    let res = orchestra_manifest::load(&path, &load_options(a.environment.as_deref()));
+    let res =
+        orchestra_manifest::load(&path, &load_options(a.environment.as_deref())).and_then(|m| {
+            // A secret the store lacks is a manifest error: it names where it is referenced.
+            let store = orchestra_secrets::Store::open(orchestra_secrets::store_dir(&m.dir));
+            let all: Vec<String> = m.services.iter().map(|s| s.name.clone()).collect();
+            let missing = crate::inject::missing(&m, &store, &all);
+            if missing.is_empty() {
+                Ok(m)
+            } else {
+                Err(LoadError::Invalid(missing))
+            }
+        });
     match res {
         Ok(m) => {
             if a.json {

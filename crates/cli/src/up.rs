@@ -25,8 +25,15 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
     let Some(m) = project::load_or_report(file, a.environment.as_deref())? else {
         return Ok(None);
     };
+    let mut m = m;
     let selected = orchestra_plan::select(&m, &a.profiles, &a.services)?;
     let plan = orchestra_plan::plan(&m, &selected)?;
+    // Secrets become environment variables; nothing starts with a partial set.
+    let store = orchestra_secrets::Store::open(orchestra_secrets::store_dir(&m.dir));
+    if let Err(diags) = crate::inject::inject(&mut m, &store, &plan.order, load_identity) {
+        eprint!("{}", project::render_diagnostics(&diags));
+        return Ok(None);
+    }
     let admin = match a.admin.as_deref().or(m.admin_listen.as_deref()) {
         Some("off") => AdminListen::Off,
         Some(addr) => AdminListen::Addr(addr.to_owned()),
@@ -43,6 +50,7 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
         None => Some(orchestra_server::daemon::DEFAULT_PROXY.to_owned()),
     };
     let exe = std::env::current_exe().context("cannot find the orchestra executable")?;
+    let secrets = Arc::new(crate::inject::StoreValues::new(&m));
     Ok(Some(DaemonOptions {
         proxy,
         manifest: Arc::new(m),
@@ -51,7 +59,14 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
         admin,
         shim: vec![exe.to_string_lossy().into_owned(), "__shim".into()],
         restore: a.restore,
+        secrets,
     }))
+}
+
+/// The user's age identity, for reading secret values.
+fn load_identity() -> Result<orchestra_secrets::Identity, String> {
+    let path = orchestra_secrets::default_key_path().map_err(|e| e.to_string())?;
+    orchestra_secrets::Identity::load(&path).map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGINT or SIGTERM; a second one exits at once (the shims then

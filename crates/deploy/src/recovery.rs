@@ -8,7 +8,7 @@ use orchestra_manifest::Manifest;
 use orchestra_state::{ReleaseStatus, ReleaseUpdate, StateError, StateStore};
 
 use crate::rollout::Rollout;
-use crate::stored;
+use crate::stored::{self, SecretValues};
 
 /// How the previous daemon ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub fn recover(
     manifest: &Manifest,
     last: LastStop,
     restore: bool,
+    secrets: &dyn SecretValues,
 ) -> Result<Recovery, StateError> {
     let mut m = manifest.clone();
     let mut notes = Vec::new();
@@ -98,7 +99,7 @@ pub fn recover(
         }
         let def = state
             .revision_definition(&service, live)?
-            .and_then(|j| stored::decode(&j, Some(&m.services[idx])));
+            .and_then(|j| stored::decode(&j, Some(&m.services[idx]), secrets));
         match def {
             Some((def, _)) if def.revision() == *live => {
                 notes.push((

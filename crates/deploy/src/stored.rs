@@ -61,9 +61,31 @@ pub fn private_vars(def: &Service) -> Vec<String> {
     def.env
         .iter()
         // Whatever an env_file held is private: that is what env files are for.
-        .filter(|(k, v)| !def.env_files.is_empty() || secret_name(k) || url_with_password(v))
+        .filter(|(k, v)| {
+            !def.env_files.is_empty()
+                || def.secrets.contains(k)
+                || secret_name(k)
+                || url_with_password(v)
+        })
         .map(|(k, _)| k.clone())
         .collect()
+}
+
+/// Where a stored definition's secret values come back from: the secret
+/// store, by the version the definition recorded.
+pub trait SecretValues: Send + Sync + std::fmt::Debug {
+    /// The value of version `version` of secret `name`, if it can be read.
+    fn value(&self, name: &str, version: u32) -> Option<String>;
+}
+
+/// No secret store: secret values come from nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoSecrets;
+
+impl SecretValues for NoSecrets {
+    fn value(&self, _name: &str, _version: u32) -> Option<String> {
+        None
+    }
 }
 
 /// The JSON written to state.db for `def`.
@@ -82,11 +104,16 @@ pub fn encode(def: &Service) -> String {
     .unwrap_or_default()
 }
 
-/// A stored definition with the values it left out taken from `current`
+/// A stored definition with the values it left out filled back in: a secret
+/// at the version it recorded, from `secrets`; anything else from `current`
 /// (the manifest's definition of the same service now). Returns the
 /// definition and the variables it could not fill. Also reads definitions
 /// stored before redaction existed.
-pub fn decode(json: &str, current: Option<&Service>) -> Option<(Service, Vec<String>)> {
+pub fn decode(
+    json: &str,
+    current: Option<&Service>,
+    secrets: &dyn SecretValues,
+) -> Option<(Service, Vec<String>)> {
     let stored = match serde_json::from_str::<Stored>(json) {
         Ok(s) => s,
         Err(_) => {
@@ -98,6 +125,15 @@ pub fn decode(json: &str, current: Option<&Service>) -> Option<(Service, Vec<Str
     let mut def = stored.definition;
     let mut missing = Vec::new();
     for k in stored.redacted {
+        if let Some(version) = def.secret_versions.get(&k).copied() {
+            match secrets.value(&k, version) {
+                Some(v) => {
+                    def.env.insert(k, v);
+                }
+                None => missing.push(k),
+            }
+            continue;
+        }
         match current.and_then(|c| c.env.get(&k)) {
             Some(v) => {
                 def.env.insert(k, v.clone());
@@ -146,7 +182,7 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("debug"), "plain values stay: {text}");
-        let (back, missing) = decode(&text, Some(&s)).unwrap();
+        let (back, missing) = decode(&text, Some(&s), &NoSecrets).unwrap();
         assert!(missing.is_empty());
         assert_eq!(back.revision(), s.revision());
     }
@@ -158,10 +194,35 @@ mod tests {
         assert!(!text.contains("gpt-5"), "{text}");
         let mut now = s.clone();
         now.env.insert("MODEL".into(), "gpt-6".into());
-        let (back, _) = decode(&text, Some(&now)).unwrap();
+        let (back, _) = decode(&text, Some(&now), &NoSecrets).unwrap();
         assert_ne!(back.revision(), s.revision());
-        let (_, missing) = decode(&text, None).unwrap();
+        let (_, missing) = decode(&text, None, &NoSecrets).unwrap();
         assert_eq!(missing, ["MODEL"]);
+    }
+
+    #[test]
+    fn a_secret_comes_back_at_the_version_the_definition_recorded() {
+        #[derive(Debug)]
+        struct Store;
+        impl SecretValues for Store {
+            fn value(&self, name: &str, version: u32) -> Option<String> {
+                (name == "MODEL_TOKEN").then(|| format!("value-{version}"))
+            }
+        }
+        let mut s = service(&[("MODEL_TOKEN", "value-2")], false);
+        s.secrets = vec!["MODEL_TOKEN".into()];
+        s.secret_versions.insert("MODEL_TOKEN".into(), 2);
+        let text = encode(&s);
+        assert!(!text.contains("value-2"), "{text}");
+        // The manifest has moved on to version 3; the stored revision still says 2.
+        let mut now = s.clone();
+        now.env.insert("MODEL_TOKEN".into(), "value-3".into());
+        let (back, missing) = decode(&text, Some(&now), &Store).unwrap();
+        assert!(missing.is_empty());
+        assert_eq!(back.env["MODEL_TOKEN"], "value-2");
+        assert_eq!(back.revision(), s.revision());
+        let (_, missing) = decode(&text, Some(&now), &NoSecrets).unwrap();
+        assert_eq!(missing, ["MODEL_TOKEN"]);
     }
 
     #[test]

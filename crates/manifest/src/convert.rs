@@ -725,7 +725,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("volumes")
         .map(|n| volumes(ctx, n, &f.path("volumes"), &name, &mut meta))
         .unwrap_or_default();
-    let secrets = f
+    let (secrets, secret_locations) = f
         .get("secrets")
         .map(|n| secrets(ctx, n, &f.path("secrets")))
         .unwrap_or_default();
@@ -784,6 +784,8 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         ports,
         volumes,
         secrets,
+        secret_locations,
+        secret_versions: BTreeMap::new(),
         user,
         labels,
         route,
@@ -1817,12 +1819,13 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<String> {
+fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> (Vec<String>, Vec<Location>) {
     let Kind::Seq(items) = &node.kind else {
         ctx.type_error(node, path, "a list of secret names");
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut out: Vec<String> = Vec::new();
+    let mut at: Vec<Location> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");
         let Some(name) = ctx.string(item, &p) else {
@@ -1851,8 +1854,9 @@ fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<String> {
             continue;
         }
         out.push(name);
+        at.push(item.loc);
     }
-    out
+    (out, at)
 }
 
 /// `{K: V}` or `[K=V]`; a null value or a bare `K` is the empty string.

@@ -110,6 +110,14 @@ pub struct Service {
     /// only; the values never appear in the manifest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Where each entry of `secrets` is written, in the same order (for errors).
+    #[serde(skip)]
+    pub secret_locations: Vec<Location>,
+    /// The store version of each secret whose value was put in `env`; set when
+    /// the values are injected, so that a release records, and a rollback
+    /// restores, exactly those versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_versions: BTreeMap<String, u32>,
     /// The user (`name`, `uid` or `uid:gid`) the container runs as (containers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,

@@ -95,6 +95,8 @@ pub struct DaemonOptions {
     pub proxy: Option<String>,
     /// `up --restore`: run what the last releases left live even after a clean `down`.
     pub restore: bool,
+    /// Secret values by version, for definitions read back from state.db.
+    pub secrets: Arc<dyn orchestra_deploy::stored::SecretValues>,
 }
 
 /// Default proxy address.
@@ -218,8 +220,13 @@ impl Daemon {
             Some((_, _, true)) => LastStop::Clean,
             Some((_, _, false)) => LastStop::Crash,
         };
-        let recovery =
-            orchestra_deploy::recovery::recover(&state, &opts.manifest, last, opts.restore)?;
+        let recovery = orchestra_deploy::recovery::recover(
+            &state,
+            &opts.manifest,
+            last,
+            opts.restore,
+            opts.secrets.as_ref(),
+        )?;
         let recovered = recovery.notes;
         let mut opts = opts;
         opts.manifest = Arc::new(recovery.manifest);
@@ -301,7 +308,12 @@ impl Daemon {
             recovered,
         });
         let deployer = proxy.map(|p| {
-            orchestra_deploy::Deployer::start(runtime.clone(), Arc::new(p), state.clone())
+            orchestra_deploy::Deployer::start(
+                runtime.clone(),
+                Arc::new(p),
+                state.clone(),
+                opts.secrets.clone(),
+            )
         });
         let shared = Shared {
             deployer,

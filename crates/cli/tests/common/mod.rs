@@ -81,6 +81,8 @@ impl Project {
         c.args(args)
             .current_dir(self.path())
             .env("PATH", path_env())
+            // Each project its own age identity: tests never touch the user's.
+            .env("ORCHESTRA_AGE_KEY_FILE", self.path().join(".age/key.txt"))
             .env_remove("DEMO_VERSION")
             .stdin(Stdio::null());
         c

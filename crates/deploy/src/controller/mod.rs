@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::rollout::{self, Input, Kind, Phase, Plan, Refused, Rev, Rollout, Transition};
 use crate::routes;
-use crate::stored;
+use crate::stored::{self, SecretValues};
 use crate::traffic::Traffic;
 
 /// Why a deploy command was refused.
@@ -89,6 +89,8 @@ struct Inner {
     proxy: Arc<dyn Traffic>,
     /// Wall time that follows tokio's clock (paused in tests).
     clock: Clock,
+    /// Secret values by version, for definitions read back from state.db.
+    secrets: Arc<dyn SecretValues>,
     state: Arc<StateStore>,
     /// The one owner of every service's traffic.
     rollouts: Mutex<BTreeMap<String, Rollout>>,
@@ -152,7 +154,12 @@ impl Deployer {
     /// on what runs now (the recovered state, see `crate::recovery`), and the
     /// routing table follows the runtime (a replica that is not ready leaves
     /// the rotation).
-    pub fn start(runtime: Runtime, proxy: Arc<dyn Traffic>, state: Arc<StateStore>) -> Deployer {
+    pub fn start(
+        runtime: Runtime,
+        proxy: Arc<dyn Traffic>,
+        state: Arc<StateStore>,
+        secrets: Arc<dyn SecretValues>,
+    ) -> Deployer {
         let mut rollouts = BTreeMap::new();
         let mut defs = HashMap::new();
         for svc in &runtime.manifest().services {
@@ -182,6 +189,7 @@ impl Deployer {
                 proxy,
                 state,
                 clock: Clock::new(),
+                secrets,
                 rollouts: Mutex::new(rollouts),
                 queues: Mutex::new(HashMap::new()),
                 defs: Mutex::new(defs),
@@ -396,7 +404,7 @@ impl Deployer {
         let rev = key.rsplit('@').next()?;
         let json = self.inner.state.revision_definition(service, rev).ok()??;
         let current = self.inner.runtime.manifest().service(service);
-        let (def, _missing) = stored::decode(&json, current)?;
+        let (def, _missing) = stored::decode(&json, current, self.inner.secrets.as_ref())?;
         // A value taken from today's manifest that changed gives another revision:
         // that is not the one asked for.
         (def.revision() == rev).then(|| self.remember(&def).1)

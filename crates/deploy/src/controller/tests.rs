@@ -112,7 +112,12 @@ async fn env(deploy: &str, driver: FakeDriver) -> Env {
     assert_eq!(rt.settled().await, orchestra_runtime::status::Settled::Up);
     let traffic = Arc::new(FakeTraffic::default());
     let state = Arc::new(StateStore::open_in_memory().expect("state"));
-    let d = Deployer::start(rt.clone(), traffic.clone(), state.clone());
+    let d = Deployer::start(
+        rt.clone(),
+        traffic.clone(),
+        state.clone(),
+        Arc::new(crate::stored::NoSecrets),
+    );
     Env {
         d,
         rt,
