@@ -244,7 +244,8 @@ pub async fn history(file: Option<&Path>, a: &HistoryArgs) -> anyhow::Result<Exi
         "{:>4}  {:10} {:10} {:27} {:12} {:24} {:>8}  REASON",
         "ID", "SERVICE", "STRATEGY", "FROM -> TO", "STATUS", "STARTED", "TOOK"
     );
-    for rel in r.as_array().into_iter().flatten() {
+    let all: Vec<&Value> = r.as_array().into_iter().flatten().collect();
+    for (i, rel) in all.iter().enumerate() {
         let started = rel["started_at_ms"].as_i64().unwrap_or(0);
         let took = rel["ended_at_ms"]
             .as_i64()
@@ -270,6 +271,29 @@ pub async fn history(file: Option<&Path>, a: &HistoryArgs) -> anyhow::Result<Exi
                 .next()
                 .unwrap_or(""),
         );
+        // Secret changes beside definition changes: against the service's previous release.
+        let before = all[i + 1..]
+            .iter()
+            .find(|r| r["service"] == rel["service"])
+            .map(|r| &r["secrets"]);
+        if let Some(line) = secret_changes(&rel["secrets"], before) {
+            println!("{:>4}  {line}", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `secrets: MODEL_TOKEN v2 -> v3, DB_PASSWORD v1` when a release's secret versions
+/// differ from those of the one before it.
+fn secret_changes(now: &Value, before: Option<&Value>) -> Option<String> {
+    let now = now.as_object().filter(|m| !m.is_empty())?;
+    let mut parts = Vec::new();
+    for (name, v) in now {
+        match before.and_then(|b| b.get(name)) {
+            Some(old) if old == v => {}
+            Some(old) => parts.push(format!("{name} v{old} -> v{v}")),
+            None => parts.push(format!("{name} v{v}")),
+        }
+    }
+    (!parts.is_empty()).then(|| format!("secrets: {}", parts.join(", ")))
 }

@@ -63,6 +63,14 @@ pub enum SecretsCommand {
         after_help = "The value is all of stdin, less one trailing newline (so `echo value |` works); --from-file stores the file's bytes exactly.\nThere is no value argument: command lines end up in shell history and process lists.\n\nExamples:\n  printf %s \"$TOKEN\" | orchestra secrets set API_TOKEN\n  orchestra secrets set TLS_KEY --from-file server.key --env prod"
     )]
     Set(SetArgs),
+    /// Store a new version (stdin or --from-file), then deploy every service that uses it.
+    #[command(
+        after_help = "Each service that lists the secret ships as a new revision with its own deploy strategy and verification; a failed verification leaves the old version serving, and `orchestra rollback SERVICE` brings the old version back.
+
+Examples:
+  printf %s \"$NEW_KEY\" | orchestra secrets rotate OPENAI_API_KEY --wait"
+    )]
+    Rotate(RotateArgs),
     /// Write a secret's value to stdout, exactly.
     #[command(
         disable_version_flag = true,
@@ -77,7 +85,7 @@ pub enum SecretsCommand {
     History(HistoryArgs),
     /// Store every variable of a dotenv file, reporting the lines it cannot carry.
     #[command(
-        after_help = "Understood: KEY=value, `export KEY=value`, # comments, 'single' (literal) and \"double\" quotes (\\n \\\" \\\\ escapes, multi-line), KEY= (empty).\nNot carried (reported with the line): ${VAR} interpolation, names that are not [A-Z_][A-Z0-9_]*.\n\nExamples:\n  orchestra secrets import .env\n  orchestra secrets import .env.prod --env prod --replace"
+        after_help = "Understood: KEY=value, `export KEY=value`, # comments, 'single' (literal) and \"double\" quotes (\\n \\\" \\\\ escapes, multi-line), KEY= (empty).\nNot carried (reported with the line): ${VAR} interpolation, names that are not environment variable names.\n\nExamples:\n  orchestra secrets import .env\n  orchestra secrets import .env.prod --env prod --replace"
     )]
     Import(ImportArgs),
     /// Who can read the secrets: list, add or remove age recipients.
@@ -121,6 +129,17 @@ pub struct SetArgs {
     /// Read the value from this file (exact bytes) instead of stdin.
     #[arg(long, value_name = "FILE")]
     pub from_file: Option<PathBuf>,
+}
+
+/// `secrets rotate`
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The new value, as for `set`.
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// Wait for the releases to finish, showing progress; exit 1 if one fails.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `secrets get`
@@ -171,6 +190,34 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The access log: an event in the project's state.db for every read and
+    /// write of a secret: who, what, which version; never the value.
+    fn audit(&self, kind: &str, name: &str, version: Option<u32>) {
+        let dir = self
+            .manifest
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        let who = Who::current();
+        let what = match version {
+            Some(v) => format!("{name} version {v} ({})", self.env),
+            None => format!("{name} ({})", self.env),
+        };
+        let reason = format!("{what} by {} (uid {})", who.user, who.uid);
+        let paths = orchestra_server::paths::Paths::for_project(&dir);
+        let done = paths
+            .prepare()
+            .map_err(|e| e.to_string())
+            .and_then(|()| orchestra_state::StateStore::open(&paths.db).map_err(|e| e.to_string()))
+            .and_then(|st| {
+                st.record_event(None, None, None, kind, &reason)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = done {
+            eprintln!("warning: the access log did not record `{kind}` of {name}: {e}");
+        }
+    }
+
     fn key_path() -> anyhow::Result<PathBuf> {
         Ok(orchestra_secrets::default_key_path()?)
     }
@@ -211,10 +258,12 @@ pub fn run(top_file: Option<&Path>, a: SecretsArgs) -> anyhow::Result<ExitCode> 
     match a.command {
         SecretsCommand::Init => init(&ctx),
         SecretsCommand::Set(s) => set(&ctx, &s),
+        SecretsCommand::Rotate(r) => rotate(&ctx, &r),
         SecretsCommand::Get(g) => get(&ctx, &g),
         SecretsCommand::List(l) => list(&ctx, l.json),
         SecretsCommand::Rm(r) => {
             ctx.store.rm(&ctx.env, &r.name, &Who::current())?;
+            ctx.audit("secret-rm", &r.name, None);
             let kept = ctx.store.info(&ctx.env, &r.name)?.versions;
             println!(
                 "{}: removed ({}); its {kept} version{} stay readable with --version N",
@@ -284,14 +333,50 @@ fn set(ctx: &Ctx, a: &SetArgs) -> anyhow::Result<ExitCode> {
     };
     ctx.writer()?;
     let n = ctx.store.set(&ctx.env, &a.name, &value, &Who::current())?;
+    ctx.audit("secret-set", &a.name, Some(n));
     println!("{}: version {n} stored ({})", a.name, ctx.env);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `set`, then a deploy of the services that use the secret: rotation is a
+/// deploy, verified like one.
+fn rotate(ctx: &Ctx, a: &RotateArgs) -> anyhow::Result<ExitCode> {
+    let users = usage(ctx).remove(&a.set.name).unwrap_or_default();
+    let code = set(ctx, &a.set)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    if users.is_empty() {
+        println!("{}: no service uses it; nothing to deploy", a.set.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    ctx.audit(
+        "secret-rotate",
+        &a.set.name,
+        ctx.store.latest(&ctx.env, &a.set.name)?,
+    );
+    println!("{}: deploying {}", a.set.name, users.join(", "));
+    let args = crate::args::DeployArgs {
+        services: users,
+        strategy: None,
+        wait: a.wait,
+        environment: (ctx.env != "default").then(|| ctx.env.clone()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::deploy::deploy(Some(&ctx.manifest), &args))
 }
 
 fn get(ctx: &Ctx, a: &GetArgs) -> anyhow::Result<ExitCode> {
     let id = ctx.identity()?;
     let version = a.version.map_or(Version::Latest, Version::Number);
     let value = ctx.store.get(&ctx.env, &a.name, version, &id)?;
+    let n = match version {
+        Version::Number(n) => Some(n),
+        Version::Latest => ctx.store.latest(&ctx.env, &a.name)?,
+    };
+    ctx.audit("secret-get", &a.name, n);
     let mut out = std::io::stdout().lock();
     out.write_all(&value)?;
     out.flush()?;

@@ -900,8 +900,18 @@ fn a_route_waiting_for_its_first_ready_replica_answers_503_and_logs_nothing() {
 
 /// `secrets set NAME` with the value on stdin.
 fn set_secret(p: &Project, name: &str, value: &str) {
+    let out = with_stdin(p, &["secrets", "set", name], value);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run orchestra with `input` on its stdin.
+fn with_stdin(p: &Project, args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut c = p.command(&["secrets", "set", name]);
+    let mut c = p.command(args);
     c.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -910,14 +920,9 @@ fn set_secret(p: &Project, name: &str, value: &str) {
         .stdin
         .take()
         .unwrap()
-        .write_all(value.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child.wait_with_output().unwrap()
 }
 
 /// What the running api last saw in MODEL_TOKEN, as the digest it wrote.
@@ -936,10 +941,60 @@ fn digest(value: &str) -> String {
     String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
 }
 
+/// A routed api that writes a digest of the MODEL_TOKEN it got to `seen`, and
+/// prints the value itself, which its logs must mask.
+const SECRET_API: &str = "services:\n  api:\n    command: [sh, -c, \"echo got $$MODEL_TOKEN; printf %s \\\"$$MODEL_TOKEN\\\" | md5sum > seen; exec demo-service --port $$PORT --version ${DEMO_VERSION:-v1}\"]\n    secrets: [MODEL_TOKEN]\n    route: /api\n    healthcheck: { http: /health, interval: 200ms, start_period: 5s }\n    deploy: { strategy: blue-green, keep_warm: 0s }\n";
+
+#[test]
+fn a_rotation_under_load_is_a_verified_deploy_and_rollback_brings_the_old_value_back() {
+    let mut p = Project::new(SECRET_API);
+    let (old, new) = ("first-value-3b1d", "second-value-c07e");
+    set_secret(&p, "MODEL_TOKEN", old);
+    let addr = up(&mut p);
+    wait_for(10, "the api to see the first value", || {
+        (seen(&p) == digest(old)).then_some(())
+    });
+    let load = Load::start(&addr, "/api/");
+    let out = with_stdin(&p, &["secrets", "rotate", "MODEL_TOKEN", "--wait"], new);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("version 2 stored") && stdout.contains("deploying api"),
+        "{stdout}"
+    );
+    let (ok, failed, _) = load.finish();
+    assert_eq!(failed, 0, "{ok} ok");
+    wait_for(10, "the api to see the new value", || {
+        (seen(&p) == digest(new)).then_some(())
+    });
+    assert_eq!(releases(&p)[0]["status"], "succeeded");
+    // The old revision was stopped (keep_warm 0s): rollback starts it cold, with its own value.
+    let out = p.run(&["rollback", "api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(10, "the api to see the first value again", || {
+        (seen(&p) == digest(old)).then_some(())
+    });
+    assert_eq!(get_version(&addr), "v1");
+    // Each release records its versions; history shows what changed.
+    let rel = releases(&p);
+    assert_eq!(rel[0]["secrets"]["MODEL_TOKEN"], 1, "{}", rel[0]);
+    assert_eq!(rel[1]["secrets"]["MODEL_TOKEN"], 2, "{}", rel[1]);
+    let text = String::from_utf8_lossy(&p.run(&["history", "api"]).stdout).into_owned();
+    assert!(text.contains("secrets: MODEL_TOKEN v2 -> v1"), "{text}");
+}
+
 #[test]
 fn secrets_are_injected_pinned_to_their_version_and_never_written_in_plaintext() {
     // The service writes a digest of what it got, never the value.
-    let text = "services:\n  api:\n    command: [sh, -c, \"printf %s \\\"$$MODEL_TOKEN\\\" | md5sum > seen; exec demo-service --port $$PORT --version ${DEMO_VERSION:-v1}\"]\n    secrets: [MODEL_TOKEN]\n    route: /api\n    healthcheck: { http: /health, interval: 200ms, start_period: 5s }\n    deploy: { strategy: blue-green, keep_warm: 0s }\n";
+    let text = SECRET_API;
     let mut p = Project::new(text);
     // Missing: validate and up name the reference and the command that fixes it.
     let out = p.run(&["validate"]);
@@ -986,6 +1041,23 @@ fn secrets_are_injected_pinned_to_their_version_and_never_written_in_plaintext()
         Some(seen(&p)).filter(|s| !s.is_empty())
     });
     assert_eq!(got, digest(v2), "the release's version, not the latest");
+    // The access log: every write and every injection, with its version.
+    let events = p.db_events();
+    let of = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(of("secret-set"), 3, "{events:#?}");
+    assert!(
+        of("secret-inject") >= 3,
+        "up, deploy, up again: {events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "secret-set" && e.reason.contains("MODEL_TOKEN version 3")),
+        "{events:#?}"
+    );
+    // Printed by the service, masked in its logs.
+    let logs = String::from_utf8_lossy(&p.run(&["logs", "api"]).stdout).into_owned();
+    assert!(logs.contains("got ***"), "{logs}");
     // Nowhere in the project (but the encrypted store) nor in the daemon's environment.
     let daemon = p.daemon_pid().unwrap();
     let environ = std::fs::read(format!("/proc/{daemon}/environ")).unwrap();

@@ -79,6 +79,37 @@ pub struct LogHub {
     dir: PathBuf,
     services: Mutex<HashMap<String, ServiceLog>>,
     tx: broadcast::Sender<LogLine>,
+    /// Secret values (and their encodings) shown as `***`, per service.
+    masks: Mutex<HashMap<String, Masks>>,
+}
+
+/// The values one service must never print, as CI systems mask them.
+#[derive(Default)]
+struct Masks {
+    values: Vec<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+/// Values shorter than this are not masked: masking every `1` or `ok` would
+/// destroy the logs, and such a value protects nothing.
+const MIN_MASKED: usize = 4;
+
+/// A value and the encodings it is commonly printed in: base64 (with and
+/// without padding, standard and URL alphabets) and URL-encoded.
+fn encodings(value: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = vec![value.to_owned()];
+    for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        out.push(e.encode(value));
+    }
+    out.push(
+        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl std::fmt::Debug for LogHub {
@@ -96,6 +127,39 @@ impl LogHub {
             dir: dir.to_owned(),
             services: Mutex::new(HashMap::new()),
             tx,
+            masks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// From now on, show these values of `service` (and their base64 and URL
+    /// encodings) as `***` in its log lines.
+    pub fn mask<'a>(&self, service: &str, values: impl IntoIterator<Item = &'a str>) {
+        let mut all = self.masks.lock();
+        let m = all.entry(service.to_owned()).or_default();
+        let before = m.values.len();
+        for v in values.into_iter().filter(|v| v.len() >= MIN_MASKED) {
+            for e in encodings(v) {
+                if !m.values.contains(&e) {
+                    m.values.push(e);
+                }
+            }
+        }
+        if m.values.len() != before {
+            m.matcher = aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(&m.values)
+                .ok();
+        }
+    }
+
+    fn masked(&self, service: &str, text: String) -> String {
+        let all = self.masks.lock();
+        match all.get(service).and_then(|m| m.matcher.as_ref()) {
+            Some(ac) if ac.is_match(&text) => {
+                let stars = vec!["***"; ac.patterns_len()];
+                ac.replace_all(&text, &stars)
+            }
+            _ => text,
         }
     }
 
@@ -105,7 +169,8 @@ impl LogHub {
     }
 
     /// Record a line.
-    pub fn push(&self, line: LogLine) {
+    pub fn push(&self, mut line: LogLine) {
+        line.text = self.masked(&line.service, std::mem::take(&mut line.text));
         let rendered = line.render();
         {
             let mut map = self.services.lock();
@@ -174,6 +239,32 @@ fn rotate(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_secret_and_its_encodings_are_masked_in_its_service_lines_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path());
+        hub.mask("api", ["s3cr3t-value", "ok"]);
+        let line = |svc: &str, text: &str| LogLine {
+            at_ms: 0,
+            service: svc.into(),
+            replica: 0,
+            stream: Stream::Stdout,
+            text: text.into(),
+        };
+        hub.push(line(
+            "api",
+            "token=s3cr3t-value b64=czNjcjN0LXZhbHVl url=s3cr3t%2Dvalue ok",
+        ));
+        hub.push(line("web", "s3cr3t-value"));
+        let api = hub.tail(Some("api"), 10);
+        assert_eq!(api[0].text, "token=*** b64=*** url=*** ok");
+        let file = std::fs::read_to_string(dir.path().join("api.log")).unwrap();
+        assert!(!file.contains("s3cr3t"), "{file}");
+        // Masks are per service: another service's line is its own business.
+        assert_eq!(hub.tail(Some("web"), 10)[0].text, "s3cr3t-value");
+    }
+
     use super::*;
 
     fn line(svc: &str, at: i64, text: &str) -> LogLine {

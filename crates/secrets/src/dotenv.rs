@@ -4,7 +4,7 @@
 //! unquoted values (trimmed, ` #` starts a comment), single quotes (literal, may span
 //! lines), double quotes (escapes `\n` `\r` `\t` `\"` `\\` `\$`, may span lines),
 //! `KEY=` (empty). What cannot be carried is reported with its line instead of being
-//! guessed: `$VAR`/`${VAR}` interpolation, names that are not `[A-Z_][A-Z0-9_]*`, a
+//! guessed: `$VAR`/`${VAR}` interpolation, names that are not environment variable names, a
 //! line without `=`, an unterminated quote, text after a closing quote.
 //!
 //! (dotenvy was considered: it interpolates `${VAR}` silently and stops at the first
@@ -108,15 +108,11 @@ fn parse_inner(text: &str) -> (DotenvFile, Vec<(usize, usize, String)>) {
             }
         };
         if validate_name(key).is_err() {
-            let upper = key.to_ascii_uppercase();
-            let hint = if !key.is_empty() && validate_name(&upper).is_ok() {
-                format!(" (secret names are upper case: {upper})")
-            } else {
-                String::new()
-            };
             problem(
                 start + 1,
-                format!("`{key}` is not a secret name, [A-Z_][A-Z0-9_]*{hint}"),
+                format!(
+                    "`{key}` is not a secret name: letters, digits and `_`, not starting with a digit"
+                ),
             );
             continue;
         }
@@ -276,11 +272,13 @@ mod tests {
     #[test]
     fn export_prefix() {
         let f = parse_dotenv("export NAME=abc\nexport\tOTHER='x'\nexportX=1\n");
-        assert_eq!(vars(&f), [("NAME", "abc"), ("OTHER", "x")]);
-        assert!(f.entries[0].export && f.entries[1].export);
-        // `exportX` is a (lower-case) name, not the prefix.
-        assert_eq!(f.problems.len(), 1);
-        assert_eq!(f.problems[0].line, 3);
+        // `exportX` is a name, not the prefix.
+        assert_eq!(
+            vars(&f),
+            [("NAME", "abc"), ("OTHER", "x"), ("exportX", "1")]
+        );
+        assert!(f.entries[0].export && f.entries[1].export && !f.entries[2].export);
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
     }
 
     #[test]
@@ -323,12 +321,16 @@ mod tests {
 
     #[test]
     fn problems_carry_line_numbers_and_never_values() {
-        let text = "A=${HOME}/x\nB=$USER\nlower=1\nnot a line\nC=\"unterminated\nD=1\n";
+        let text = "A=${HOME}/x\nB=$USER\n1st=1\nnot a line\nC=\"unterminated\nD=1\n";
         let f = parse_dotenv(text);
         let lines: Vec<_> = f.problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [1, 2, 3, 4, 5], "{:?}", f.problems);
         assert!(f.problems[0].message.contains("interpolation"));
-        assert!(f.problems[2].message.contains("LOWER"));
+        assert!(
+            f.problems[2].message.contains("1st"),
+            "{}",
+            f.problems[2].message
+        );
         assert!(f.problems[4].message.contains("unterminated"));
         assert!(f.entries.is_empty(), "{:?}", vars(&f));
         for p in &f.problems {
@@ -347,7 +349,7 @@ mod tests {
 
     #[test]
     fn template_blanks_carried_values_only() {
-        let text = "# db\nexport A=1\nB=\"x\ny\"\nc=lower\nD=${X}\n";
-        assert_eq!(template(text), "# db\nexport A=\nB=\nc=lower\nD=${X}\n");
+        let text = "# db\nexport A=1\nB=\"x\ny\"\n1c=digit\nD=${X}\n";
+        assert_eq!(template(text), "# db\nexport A=\nB=\n1c=digit\nD=${X}\n");
     }
 }

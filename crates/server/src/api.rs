@@ -314,7 +314,15 @@ async fn deploy(
     let Some(d) = &s.deployer else {
         return no_proxy();
     };
-    Json(d.deploy(body.services, body.strategy)).into_response()
+    let started = d.deploy(body.services.clone(), body.strategy);
+    for (svc, st) in body.services.iter().zip(&started) {
+        if st.release.is_some()
+            && let Err(e) = crate::daemon::record_injections(&s.state, Some(s.info.run_id), svc)
+        {
+            tracing::warn!("cannot record the secrets given to {}: {e}", svc.name);
+        }
+    }
+    Json(started).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -242,6 +242,11 @@ impl Daemon {
         for (svc, what) in &recovered {
             state.record_event(Some(run_id), Some(svc), None, "recovered", what)?;
         }
+        for name in &opts.plan.order {
+            if let Some(svc) = opts.manifest.service(name) {
+                record_injections(&state, Some(run_id), svc)?;
+            }
+        }
         // Containers outlive a killed daemon: adopt those still wanted, remove the rest.
         let containers = orchestra_docker::DockerDriver::from_env();
         let wanted = orchestra_docker::wanted(&opts.manifest, &opts.plan.order);
@@ -453,6 +458,29 @@ fn record(state: &StateStore, run_id: i64, ev: &Event, rows: &mut HashMap<(Strin
     ) {
         tracing::warn!("cannot record event: {e}");
     }
+}
+
+/// The access log of secrets given to a service: which, which version; never the value.
+pub fn record_injections(
+    state: &StateStore,
+    run_id: Option<i64>,
+    svc: &orchestra_manifest::Service,
+) -> Result<(), StateError> {
+    for (name, version) in &svc.secret_versions {
+        state.record_event(
+            run_id,
+            Some(&svc.name),
+            None,
+            "secret-inject",
+            &format!(
+                "{name} version {version} into {} (revision {}) by the daemon, pid {}",
+                svc.name,
+                svc.revision(),
+                std::process::id()
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// Kill the process groups a previous daemon recorded as running and never

@@ -123,6 +123,8 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         updated_at_ms INTEGER NOT NULL
      );",
+    // 4: the secret versions each release shipped (names and numbers, never values).
+    "ALTER TABLE releases ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Where a release stands.
@@ -216,6 +218,8 @@ pub struct NewRelease<'a> {
     pub to: &'a str,
     /// The definition it ships (JSON, secrets redacted by the caller).
     pub manifest: &'a str,
+    /// The secret versions it ships: `{NAME: version}` (JSON).
+    pub secrets: &'a str,
 }
 
 /// Milliseconds since the Unix epoch (one copy for every crate, in `orchestra-clock`).
@@ -276,6 +280,8 @@ pub struct ReleaseRecord {
     pub reason: String,
     /// The verifier's figures (JSON).
     pub figures: serde_json::Value,
+    /// The secret versions it shipped: `{NAME: version}`.
+    pub secrets: serde_json::Value,
     /// When it started and ended (ms since the epoch).
     pub started_at_ms: i64,
     /// When it ended.
@@ -706,7 +712,7 @@ impl StateStore {
     }
 }
 
-const RELEASE_COLUMNS: &str = "id, service, strategy, from_revision, to_revision, status, reason, figures, started_at_ms, ended_at_ms";
+const RELEASE_COLUMNS: &str = "id, service, strategy, from_revision, to_revision, status, reason, figures, started_at_ms, ended_at_ms, secrets";
 
 fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     let figures: String = r.get(7)?;
@@ -729,13 +735,14 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
         started_at_ms: r.get(8)?,
         ended_at_ms: r.get(9)?,
+        secrets: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(serde_json::Value::Null),
     })
 }
 
 fn insert_release(c: &Connection, r: &NewRelease<'_>) -> rusqlite::Result<i64> {
     c.execute(
-        "INSERT INTO releases (service, strategy, from_revision, to_revision, status, manifest, started_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO releases (service, strategy, from_revision, to_revision, status, manifest, started_at_ms, secrets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             r.service,
             r.strategy,
@@ -743,7 +750,8 @@ fn insert_release(c: &Connection, r: &NewRelease<'_>) -> rusqlite::Result<i64> {
             r.to,
             ReleaseStatus::InProgress.as_str(),
             r.manifest,
-            now_ms()
+            now_ms(),
+            if r.secrets.is_empty() { "{}" } else { r.secrets }
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -851,6 +859,7 @@ mod tests {
             from: Some("r1"),
             to: "r2",
             manifest: "{}",
+            secrets: r#"{"MODEL_TOKEN":2}"#,
         };
         let id = s
             .begin_rollout(&new, |id| {
@@ -869,6 +878,7 @@ mod tests {
             .unwrap();
         let r = s.release(id).unwrap().unwrap();
         assert_eq!(r.status, ReleaseStatus::InProgress);
+        assert_eq!(r.secrets["MODEL_TOKEN"], 2);
         assert!(r.ended_at_ms.is_none());
         s.save_rollout(
             "api",

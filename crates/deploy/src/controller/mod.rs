@@ -478,6 +478,7 @@ impl Deployer {
                 from: Some(&current.stable.revision),
                 to: &revision,
                 manifest: &snapshot,
+                secrets: &serde_json::to_string(&def.secret_versions).unwrap_or_default(),
             },
             |id| Input::Begin {
                 plan: plan(id),

@@ -51,12 +51,18 @@ impl Deployer {
             .definition(service, &r.stable.key)
             .map(|d| ms(d.deploy.keep_warm))
             .unwrap_or(0);
+        // The versions the revision rolled back to shipped with (a warm one is running them).
+        let versions = self
+            .definition(service, &key)
+            .map(|d| serde_json::to_string(&d.secret_versions).unwrap_or_default())
+            .unwrap_or_default();
         let new = NewRelease {
             service,
             strategy: Kind::Rollback.as_str(),
             from: Some(&current),
             to: &target,
             manifest: "",
+            secrets: &versions,
         };
         if r.is_warm(&key) {
             let t0 = Instant::now();

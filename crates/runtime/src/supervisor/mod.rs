@@ -159,6 +159,13 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// The values of a service's secrets, as injected into its environment.
+fn secret_values(svc: &Service) -> impl Iterator<Item = &str> {
+    svc.secrets
+        .iter()
+        .filter_map(|n| svc.env.get(n).map(String::as_str))
+}
+
 /// The key of one revision of a service in the runtime.
 pub fn instance_key(service: &str, revision: &str) -> String {
     format!("{service}@{revision}")
@@ -195,6 +202,7 @@ impl Runtime {
         let mut keys = Vec::new();
         for name in &cfg.plan.order {
             if let Some(svc) = cfg.manifest.service(name) {
+                logs.mask(&svc.name, secret_values(svc));
                 let e = Entry::new(svc, Role::Live);
                 let key = e.status.instance.clone();
                 table.live.insert(name.clone(), key.clone());
@@ -334,6 +342,7 @@ impl Runtime {
     /// revision that already runs returns the existing key.
     pub fn start_revision(&self, svc: &Service, role: Role) -> String {
         let key = instance_key(&svc.name, &svc.revision());
+        self.inner.logs.mask(&svc.name, secret_values(svc));
         let exists = {
             let mut t = self.inner.table.lock();
             match t.entries.get_mut(&key) {
