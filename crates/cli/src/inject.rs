@@ -5,7 +5,7 @@
 //! rollback restores it; state.db keeps the name and version, never the value.
 
 use orchestra_deploy::stored::SecretValues;
-use orchestra_manifest::{Diagnostic, Location, Manifest};
+use orchestra_manifest::{Diagnostic, Location, Manifest, Workload};
 use orchestra_secrets::{Identity, Store, Version};
 
 /// The store environment a manifest's secrets come from.
@@ -64,10 +64,7 @@ pub fn inject(
     if !wanted {
         return Ok(0);
     }
-    let problems = missing(m, store, services);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    check(m, store, services)?;
     let identity = identity()
         .map_err(|e| vec![Diagnostic::new(&m.file, Location::default(), "secrets", e)])?;
     let env = environment(m);
@@ -111,6 +108,33 @@ pub fn inject(
         svc.secret_versions.insert(name, version);
     }
     Ok(n)
+}
+
+/// What `inject` refuses, without reading a value: missing secrets, and
+/// secrets for containers.
+pub fn check(m: &Manifest, store: &Store, services: &[String]) -> Result<(), Vec<Diagnostic>> {
+    let mut problems = missing(m, store, services);
+    // In a container an environment variable is part of its config, which
+    // `docker inspect` shows: containers get secrets once they can get them
+    // as files on tmpfs.
+    for svc in m.services.iter().filter(|s| services.contains(&s.name)) {
+        if !svc.secrets.is_empty() && !matches!(svc.workload, Workload::Process { .. }) {
+            problems.push(
+                Diagnostic::new(
+                    &m.file,
+                    svc.secret_locations.first().copied().unwrap_or(svc.location),
+                    format!("services.{}.secrets", svc.name),
+                    "secrets are not given to containers yet: as environment variables they would show in `docker inspect`",
+                )
+                .hint("run it as a process (`command:`), or pass the value another way until secrets arrive as files in /run/secrets".to_owned()),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// The store, read with the user's identity, as the daemon's source of

@@ -21,7 +21,9 @@ use crate::args::UpArgs;
 use crate::project;
 
 /// Validate, select and plan; `None` when the manifest has errors (already printed).
-fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptions>> {
+/// `inject`: put the secrets' values into the definitions (the process that runs the
+/// daemon), or only check that they exist (`up -d`, which hands over to one).
+fn prepare(file: Option<&Path>, a: &UpArgs, inject: bool) -> anyhow::Result<Option<DaemonOptions>> {
     let Some(m) = project::load_or_report(file, a.environment.as_deref())? else {
         return Ok(None);
     };
@@ -30,7 +32,12 @@ fn prepare(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<Option<DaemonOptio
     let plan = orchestra_plan::plan(&m, &selected)?;
     // Secrets become environment variables; nothing starts with a partial set.
     let store = orchestra_secrets::Store::open(orchestra_secrets::store_dir(&m.dir));
-    if let Err(diags) = crate::inject::inject(&mut m, &store, &plan.order, load_identity) {
+    let checked = if inject {
+        crate::inject::inject(&mut m, &store, &plan.order, load_identity).map(|_| ())
+    } else {
+        crate::inject::check(&m, &store, &plan.order)
+    };
+    if let Err(diags) = checked {
         eprint!("{}", project::render_diagnostics(&diags));
         return Ok(None);
     }
@@ -148,7 +155,7 @@ fn print_reports(services: &[ServiceStatus], failed: &[String]) {
 
 /// `orchestra up` in the foreground.
 pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
-    let Some(opts) = prepare(file, a)? else {
+    let Some(opts) = prepare(file, a, true)? else {
         return Ok(ExitCode::FAILURE);
     };
     let n = opts.plan.order.len();
@@ -222,7 +229,7 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
 pub async fn daemon(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
     // Its own session: the terminal's signals and hangup are not ours.
     let _ = nix::unistd::setsid();
-    let Some(opts) = prepare(file, a)? else {
+    let Some(opts) = prepare(file, a, true)? else {
         return Ok(ExitCode::FAILURE);
     };
     let daemon = Daemon::start(opts).await?;
@@ -237,7 +244,7 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     let timeout = orchestra_manifest::parse_duration(&a.timeout)
         .map_err(|e| anyhow::anyhow!("--timeout {}: {e}", a.timeout))?;
     // Validate here so errors print in this terminal, not in a log file.
-    let Some(opts) = prepare(file, a)? else {
+    let Some(opts) = prepare(file, a, false)? else {
         return Ok(ExitCode::FAILURE);
     };
     let manifest = project::manifest_path(file)?;

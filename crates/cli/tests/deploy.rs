@@ -1089,3 +1089,19 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_container_with_secrets_is_refused_rather_than_given_them_in_its_config() {
+    let mut p = Project::new(
+        "services:\n  db:\n    image: local/busybox:1\n    command: [sleep, \"60\"]\n    secrets: [DB_PASSWORD]\n",
+    );
+    set_secret(&p, "DB_PASSWORD", "container-secret-8e21");
+    let out = p.up(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orchestra.yaml:5:15") && err.contains("docker inspect"),
+        "{err}"
+    );
+    assert!(!p.run(&["ps"]).status.success(), "nothing was started");
+}

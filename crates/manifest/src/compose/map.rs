@@ -483,9 +483,20 @@ impl Mapper {
                 }
             }
             let secret = env_name(&s.key);
-            let how = match source.strip_prefix("the file ") {
-                Some(f) => format!("`orchestra secrets set {secret} < {}`", f.trim_matches('`')),
-                None => format!("`orchestra secrets set {secret}`"),
+            // --from-file keeps the file's bytes exactly (stdin loses one trailing newline).
+            let how = match (
+                source.strip_prefix("the file "),
+                source.strip_prefix("the variable "),
+            ) {
+                (Some(f), _) => format!(
+                    "`orchestra secrets set {secret} --from-file {}`",
+                    f.trim_matches('`')
+                ),
+                (_, Some(v)) => format!(
+                    "`printf %s \"${}\" | orchestra secrets set {secret}`",
+                    v.trim_matches('`')
+                ),
+                _ => format!("`orchestra secrets set {secret}`"),
             };
             let from = if source.is_empty() {
                 String::new()

@@ -97,6 +97,13 @@ impl Rule for CommittedFile {
                 )
                 .severity(severity)
                 .confidence(confidence)
+                .help(format!(
+                    "Move the values into Orchestra's encrypted secret store and blank them \
+                     here: `orchestra secrets import {path} --replace`; then list them under \
+                     the services' `secrets:`, `git rm --cached {path}`, add it to \
+                     .gitignore and rotate every secret it held (it stays in git history).",
+                    path = cx.file.path()
+                ))
                 .redact()
                 .emit();
             }
@@ -192,6 +199,12 @@ mod tests {
         assert!(!env.message.contains("q8Zr"));
         assert_eq!(env.locations[0].span.start.line, 2);
         assert_eq!(env.severity, Severity::High);
+        // The fix is the command that moves the values into the secret store.
+        assert!(
+            env.help.contains("orchestra secrets import .env --replace"),
+            "{}",
+            env.help
+        );
         let f = run_rule(
             &CommittedFile,
             &[(

@@ -22,9 +22,10 @@ static META: RuleMeta = RuleMeta {
     severity: Severity::Medium,
     confidence: Confidence::Low,
     help: "If the value is real, rotate it and read it at run time from the environment or \
-           a secret store (`API_KEY=${API_KEY}`, `${{ secrets.API_KEY }}`, \
-           `var.api_key` marked sensitive); if it is a test fixture, mark the line with \
-           `# orchestra: ignore[secret-generic-assignment] test value`.",
+           a secret store (`printf %s \"$NEW\" | orchestra secrets set API_KEY`, then \
+           `secrets: [API_KEY]` on the service; `API_KEY=${API_KEY}`, \
+           `${{ secrets.API_KEY }}`, `var.api_key` marked sensitive); if it is a test \
+           fixture, mark the line with `# orchestra: ignore[secret-generic-assignment] test value`.",
 };
 
 const KEYWORDS: &[&str] = &[
