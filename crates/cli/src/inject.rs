@@ -5,7 +5,7 @@
 //! rollback restores it; state.db keeps the name and version, never the value.
 
 use orchestra_deploy::stored::SecretValues;
-use orchestra_manifest::{Diagnostic, Location, Manifest, Workload};
+use orchestra_manifest::{Diagnostic, Location, Manifest, SecretDelivery, Workload};
 use orchestra_secrets::{Identity, Store, Version};
 
 /// The store environment a manifest's secrets come from.
@@ -29,7 +29,9 @@ pub fn missing(m: &Manifest, store: &Store, services: &[String]) -> Vec<Diagnost
     let mut out = Vec::new();
     for svc in m.services.iter().filter(|s| services.contains(&s.name)) {
         for (i, name) in svc.secrets.iter().enumerate() {
-            if !store.exists(&env, name, Version::Latest).unwrap_or(false) {
+            let pinned = svc.secret_options.get(name).and_then(|o| o.version);
+            let version = pinned.map_or(Version::Latest, Version::Number);
+            if !store.exists(&env, name, version).unwrap_or(false) {
                 let at = svc.secret_locations.get(i).copied().unwrap_or(svc.location);
                 out.push(
                     Diagnostic::new(
@@ -37,7 +39,8 @@ pub fn missing(m: &Manifest, store: &Store, services: &[String]) -> Vec<Diagnost
                         at,
                         format!("services.{}.secrets[{i}]", svc.name),
                         format!(
-                            "secret `{name}` is not in the store for environment `{env}` ({})",
+                            "secret `{name}`{} is not in the store for environment `{env}` ({})",
+                            pinned.map(|v| format!(" version {v}")).unwrap_or_default(),
                             store.dir().display()
                         ),
                     )
@@ -77,10 +80,12 @@ pub fn inject(
         for (i, name) in svc.secrets.iter().enumerate() {
             let at = svc.secret_locations.get(i).copied().unwrap_or(svc.location);
             let path = format!("services.{}.secrets[{i}]", svc.name);
-            let read = store
-                .latest(&env, name)
-                .map_err(|e| e.to_string())
-                .and_then(|v| v.ok_or_else(|| format!("secret `{name}` has no version")))
+            let pinned = svc.secret_options.get(name).and_then(|o| o.version);
+            let read = match pinned {
+                Some(v) => Ok(Some(v)),
+                None => store.latest(&env, name).map_err(|e| e.to_string()),
+            }
+            .and_then(|v| v.ok_or_else(|| format!("secret `{name}` has no version")))
                 .and_then(|v| {
                     let bytes = store
                         .get(&env, name, Version::Number(v), &identity)
@@ -104,32 +109,25 @@ pub fn inject(
     let n = values.len();
     for (si, name, version, text) in values {
         let svc = &mut m.services[si];
-        svc.env.insert(name.clone(), text);
+        // A container's environment is part of its config, which `docker
+        // inspect` shows: it gets files unless `as: env` asks otherwise.
+        let as_file = match svc.secret_options.get(&name).and_then(|o| o.delivery) {
+            Some(d) => d == SecretDelivery::File,
+            None => !matches!(svc.workload, Workload::Process { .. }),
+        };
+        if as_file {
+            svc.secret_files.insert(name.clone(), text);
+        } else {
+            svc.env.insert(name.clone(), text);
+        }
         svc.secret_versions.insert(name, version);
     }
     Ok(n)
 }
 
-/// What `inject` refuses, without reading a value: missing secrets, and
-/// secrets for containers.
+/// What `inject` refuses, without reading a value: missing secrets.
 pub fn check(m: &Manifest, store: &Store, services: &[String]) -> Result<(), Vec<Diagnostic>> {
-    let mut problems = missing(m, store, services);
-    // In a container an environment variable is part of its config, which
-    // `docker inspect` shows: containers get secrets once they can get them
-    // as files on tmpfs.
-    for svc in m.services.iter().filter(|s| services.contains(&s.name)) {
-        if !svc.secrets.is_empty() && !matches!(svc.workload, Workload::Process { .. }) {
-            problems.push(
-                Diagnostic::new(
-                    &m.file,
-                    svc.secret_locations.first().copied().unwrap_or(svc.location),
-                    format!("services.{}.secrets", svc.name),
-                    "secrets are not given to containers yet: as environment variables they would show in `docker inspect`",
-                )
-                .hint("run it as a process (`command:`), or pass the value another way until secrets arrive as files in /run/secrets".to_owned()),
-            );
-        }
-    }
+    let problems = missing(m, store, services);
     if problems.is_empty() {
         Ok(())
     } else {

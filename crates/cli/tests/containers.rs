@@ -704,3 +704,71 @@ networks:
     assert!(out.status.success(), "{}", text(&out));
     assert!(containers(&c.name).is_empty());
 }
+
+#[test]
+fn a_container_gets_its_secrets_as_files_never_in_its_config() {
+    let Some(_) = engine() else { return };
+    let value = "container-secret-5c1e9a";
+    let mut c = Platform::new(
+        "secret",
+        &format!(
+            "  db:\n    image: {IMAGE}\n    command: [sh, -c, \"md5sum < $$DB_PASSWORD_FILE; echo env=$${{DB_PASSWORD:-unset}} file=$$DB_PASSWORD_FILE; exec httpd -f -p $$PORT -h /www\"]\n    secrets: [DB_PASSWORD]\n    healthcheck: {{ http: /, interval: 300ms, start_period: 20s }}\n    stop_grace_period: 2s\n"
+        ),
+    );
+    {
+        use std::io::Write;
+        let mut cmd = c.p.command(&["secrets", "set", "DB_PASSWORD"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    c.p.up_ok(&[]);
+    let id = c.container_of("db");
+    let logs = wait_for(20, "the container's first lines", || {
+        let l = text(&c.p.run(&["logs", "db"]));
+        l.contains("env=").then_some(l)
+    });
+    let digest = {
+        use std::io::Write;
+        let mut m = Command::new("md5sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        m.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        let out = String::from_utf8(m.wait_with_output().unwrap().stdout).unwrap();
+        out.split_whitespace().next().unwrap().to_owned()
+    };
+    assert!(logs.contains(&digest), "the file holds the value: {logs}");
+    assert!(
+        logs.contains("env=unset file=/run/secrets/DB_PASSWORD"),
+        "{logs}"
+    );
+    // The container's config has the path, not the value.
+    let config = text(&docker(&["inspect", &id]));
+    assert!(!config.contains(value), "docker inspect shows the value");
+    assert!(config.contains("DB_PASSWORD_FILE=/run/secrets/DB_PASSWORD"));
+    let source = inspect(
+        &id,
+        "{{range .Mounts}}{{if eq .Destination \"/run/secrets\"}}{{.Source}} {{.RW}}{{end}}{{end}}",
+    );
+    assert!(
+        source.starts_with("/dev/shm/orchestra-") && source.ends_with(" false"),
+        "{source}"
+    );
+    let dir = source.split(' ').next().unwrap().to_owned();
+    assert!(c.p.down().status.success());
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "the files go with the container"
+    );
+}

@@ -1091,17 +1091,45 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn a_container_with_secrets_is_refused_rather_than_given_them_in_its_config() {
-    let mut p = Project::new(
-        "services:\n  db:\n    image: local/busybox:1\n    command: [sleep, \"60\"]\n    secrets: [DB_PASSWORD]\n",
-    );
-    set_secret(&p, "DB_PASSWORD", "container-secret-8e21");
-    let out = p.up(&[]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+fn a_secret_given_as_a_file_lives_on_tmpfs_with_its_revision_and_a_pinned_version_holds() {
+    let text = "services:\n  api:\n    command: [sh, -c, \"md5sum < \\\"$$TLS_KEY_FILE\\\" > seen; printf %s \\\"$$PINNED\\\" | md5sum > pinned; echo \\\"file=$$TLS_KEY_FILE env=$${TLS_KEY:-unset}\\\" > where; exec demo-service --port $$PORT\"]\n    secrets: [{ name: TLS_KEY, as: file, target: /run/secrets/server.key }, { name: PINNED, version: 1 }]\n    route: /api\n    healthcheck: { http: /health, interval: 200ms, start_period: 5s }\n";
+    let mut p = Project::new(text);
+    set_secret(&p, "TLS_KEY", "key-material-4d2f");
+    set_secret(&p, "PINNED", "pinned-one-77aa");
+    set_secret(&p, "PINNED", "pinned-two-0b9c");
+    up(&mut p);
+    let read = |f: &str| std::fs::read_to_string(p.path().join(f)).unwrap_or_default();
+    wait_for(10, "the api to start", || {
+        (!read("where").is_empty()).then_some(())
+    });
+    let where_ = read("where");
+    let file = where_
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("file="))
+        .unwrap()
+        .to_owned();
     assert!(
-        err.contains("orchestra.yaml:5:15") && err.contains("docker inspect"),
-        "{err}"
+        file.starts_with("/dev/shm/orchestra-") && file.ends_with("/server.key"),
+        "{where_}"
     );
-    assert!(!p.run(&["ps"]).status.success(), "nothing was started");
+    assert!(
+        where_.contains("env=unset"),
+        "not in the environment: {where_}"
+    );
+    wait_for(10, "the digests", || {
+        (read("seen") == digest("key-material-4d2f")).then_some(())
+    });
+    assert_eq!(
+        read("pinned"),
+        digest("pinned-one-77aa"),
+        "version 1, as pinned"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(p.down().status.success());
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "the file goes with its revision"
+    );
 }

@@ -97,6 +97,10 @@ pub fn encode(def: &Service) -> String {
             v.clear();
         }
     }
+    // File secrets come back by their recorded version, like env ones.
+    for v in definition.secret_files.values_mut() {
+        v.clear();
+    }
     serde_json::to_string(&Stored {
         definition,
         redacted,
@@ -124,6 +128,19 @@ pub fn decode(
     };
     let mut def = stored.definition;
     let mut missing = Vec::new();
+    let files: Vec<String> = def.secret_files.keys().cloned().collect();
+    for k in files {
+        let value = def
+            .secret_versions
+            .get(&k)
+            .and_then(|v| secrets.value(&k, *v));
+        match value {
+            Some(v) => {
+                def.secret_files.insert(k, v);
+            }
+            None => missing.push(k),
+        }
+    }
     for k in stored.redacted {
         if let Some(version) = def.secret_versions.get(&k).copied() {
             match secrets.value(&k, version) {

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// An error from the container driver.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
+    /// The revision's secret files could not be written to tmpfs.
+    #[error("cannot write the secret files of `{0}` to tmpfs: {1}")]
+    SecretFiles(String, String),
     /// DOCKER_HOST names something other than a unix socket.
     #[error(
         "DOCKER_HOST={0} is not supported: Orchestra talks to the Docker Engine over its unix socket; set DOCKER_HOST=unix:///path/to/docker.sock"
@@ -135,7 +138,7 @@ impl DockerError {
             DockerError::BuildFailed { step, .. } => format!("image build failed at {step}"),
             DockerError::PortTaken { port, .. } => format!("host port {port} is already in use"),
             DockerError::NoGpuRuntime { .. } => "the Docker Engine has no GPU runtime".into(),
-            DockerError::NotAContainer(_) => self.to_string(),
+            DockerError::NotAContainer(_) | DockerError::SecretFiles(..) => self.to_string(),
             DockerError::Api { action, .. } => action.clone(),
         }
     }

@@ -206,6 +206,18 @@ impl DockerDriver {
         let port = container_port(svc, &exposed);
         self.ensure_network(&d, &spec.project).await?;
         ensure_volumes(&d, spec).await?;
+        // Secret files on the host's tmpfs, bind-mounted at /run/secrets: never in the config.
+        let secrets = if svc.secret_files.is_empty() {
+            None
+        } else {
+            let files =
+                orchestra_runtime::secret_files::write(&spec.project, &spec.instance, svc, true)
+                    .map_err(|e| DockerError::SecretFiles(svc.name.clone(), e.to_string()))?;
+            Some((
+                orchestra_runtime::secret_files::instance_dir(&spec.project, &spec.instance),
+                files,
+            ))
+        };
         let body = ContainerPlan {
             project: &spec.project,
             svc,
@@ -213,6 +225,7 @@ impl DockerDriver {
             replica: spec.replica,
             image: &image,
             port,
+            secrets,
         }
         .body();
         let created = d

@@ -106,6 +106,12 @@ pub struct ContainerPlan<'a> {
     pub image: &'a str,
     /// The port the service listens on inside (`PORT`).
     pub port: u16,
+    /// The revision's secret files on the host's tmpfs (mounted read-only at
+    /// `/run/secrets`) and the `NAME_FILE` variables pointing into it.
+    pub secrets: Option<(
+        std::path::PathBuf,
+        std::collections::BTreeMap<String, String>,
+    )>,
 }
 
 impl ContainerPlan<'_> {
@@ -129,10 +135,11 @@ impl ContainerPlan<'_> {
         let fill = |v: Option<Vec<String>>| {
             v.map(|args| args.iter().map(|a| fill_port(a, port)).collect::<Vec<_>>())
         };
-        let env: Vec<String> = replica_env(svc, port, self.replica)
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let mut vars = replica_env(svc, port, self.replica);
+        if let Some((_, files)) = &self.secrets {
+            vars.extend(files.clone());
+        }
+        let env: Vec<String> = vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut labels: HashMap<String, String> = svc.labels.clone().into_iter().collect();
         labels.extend(project_labels(self.project));
         labels.insert(LABEL_SERVICE.into(), svc.name.clone());
@@ -213,6 +220,13 @@ impl ContainerPlan<'_> {
     }
 
     fn mounts(&self) -> Vec<Mount> {
+        let secrets = self.secrets.as_ref().map(|(dir, _)| Mount {
+            target: Some(orchestra_runtime::secret_files::CONTAINER_DIR.to_owned()),
+            source: Some(dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        });
         self.svc
             .volumes
             .iter()
@@ -233,6 +247,7 @@ impl ContainerPlan<'_> {
                     ..Default::default()
                 }
             })
+            .chain(secrets)
             .collect()
     }
 }
@@ -308,6 +323,7 @@ mod tests {
             replica: 1,
             image: "local/busybox:1",
             port: 8080,
+            secrets: None,
         };
         let b = plan.body();
         assert_eq!(

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::error::Diagnostic;
 use crate::model::{
     Build, Check, Condition, Dependency, HealthPolicy, Location, Manifest, PortMapping, Probe,
-    Resources, Restart, RestartPolicy, Service, Volume, VolumeKind, Workload,
+    Resources, Restart, RestartPolicy, SecretDelivery, SecretOptions, Service, Volume, VolumeKind,
+    Workload,
 };
 use crate::node::{Entry, Kind, Node, join};
 use crate::overlay::quoted_list;
@@ -725,7 +726,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("volumes")
         .map(|n| volumes(ctx, n, &f.path("volumes"), &name, &mut meta))
         .unwrap_or_default();
-    let (secrets, secret_locations) = f
+    let (secrets, secret_locations, secret_options) = f
         .get("secrets")
         .map(|n| secrets(ctx, n, &f.path("secrets")))
         .unwrap_or_default();
@@ -785,7 +786,9 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         volumes,
         secrets,
         secret_locations,
+        secret_options,
         secret_versions: BTreeMap::new(),
+        secret_files: BTreeMap::new(),
         user,
         labels,
         route,
@@ -1819,16 +1822,91 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> (Vec<String>, Vec<Location>) {
+/// What `secrets:` gives a service: names, where each is written, and the
+/// long-form options by name.
+type Secrets = (Vec<String>, Vec<Location>, BTreeMap<String, SecretOptions>);
+
+const SECRET_FIELDS: &[&str] = &["name", "as", "target", "version"];
+
+/// `secrets: [NAME, { name, as: env | file, target, version }]`.
+fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Secrets {
     let Kind::Seq(items) = &node.kind else {
         ctx.type_error(node, path, "a list of secret names");
-        return (Vec::new(), Vec::new());
+        return Default::default();
     };
     let mut out: Vec<String> = Vec::new();
     let mut at: Vec<Location> = Vec::new();
+    let mut options = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");
-        let Some(name) = ctx.string(item, &p) else {
+        let (name_node, name_path, opts) = match &item.kind {
+            Kind::Map(_) => {
+                let Some(f) = ctx.fields(item, &p, SECRET_FIELDS, &[]) else {
+                    continue;
+                };
+                let Some(n) = f.get("name") else {
+                    let d = ctx
+                        .diag(item.loc, &p, "`name` is missing")
+                        .hint("write `{ name: API_KEY, as: file }`".to_owned());
+                    ctx.push(d);
+                    continue;
+                };
+                let mut o = SecretOptions::default();
+                let mut ok = true;
+                if let Some(a) = f.get("as") {
+                    let ap = f.path("as");
+                    match ctx.string(a, &ap).as_deref() {
+                        Some("env") => o.delivery = Some(SecretDelivery::Env),
+                        Some("file") => o.delivery = Some(SecretDelivery::File),
+                        Some(_) => {
+                            let d = ctx
+                                .diag(a.loc, &ap, "unknown delivery")
+                                .found(a.describe())
+                                .expected("env or file");
+                            ctx.push(d);
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                if let Some(t) = f.get("target") {
+                    let tp = f.path("target");
+                    match ctx.nonempty_string(t, &tp) {
+                        Some(v) if o.delivery != Some(SecretDelivery::Env) => o.target = Some(v),
+                        Some(_) => {
+                            let d = ctx
+                                .diag(t.loc, &tp, "`target` is for `as: file`")
+                                .hint("drop `as: env`, or drop `target`".to_owned());
+                            ctx.push(d);
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                // `latest` is the default.
+                if let Some(v) = f
+                    .get("version")
+                    .filter(|v| !matches!(&v.kind, Kind::Scalar(s) if s.trim() == "latest"))
+                {
+                    match ctx.uint(
+                        v,
+                        &f.path("version"),
+                        1,
+                        u64::from(u32::MAX),
+                        "a version number from 1, or `latest`",
+                    ) {
+                        Some(n) => o.version = u32::try_from(n).ok(),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    continue;
+                }
+                (n, f.path("name"), Some(o))
+            }
+            _ => (item, p.clone(), None),
+        };
+        let Some(name) = ctx.string(name_node, &name_path) else {
             continue;
         };
         if !is_env_name(&name) {
@@ -1839,8 +1917,8 @@ fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> (Vec<String>, Vec<Loca
             let hint = (!fixed.is_empty() && is_env_name(&fixed))
                 .then(|| format!("did you mean `{fixed}`?"));
             let d = ctx
-                .diag(item.loc, &p, "invalid secret name")
-                .found(item.describe())
+                .diag(name_node.loc, &name_path, "invalid secret name")
+                .found(name_node.describe())
                 .expected("a name like an environment variable: letters, digits and `_`, not starting with a digit")
                 .hint(hint);
             ctx.push(d);
@@ -1848,15 +1926,22 @@ fn secrets(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> (Vec<String>, Vec<Loca
         }
         if out.contains(&name) {
             let d = ctx
-                .diag(item.loc, &p, format!("`{name}` is listed twice"))
+                .diag(
+                    name_node.loc,
+                    &name_path,
+                    format!("`{name}` is listed twice"),
+                )
                 .hint("list each secret once".to_owned());
             ctx.push(d);
             continue;
         }
+        if let Some(o) = opts.filter(|o| *o != SecretOptions::default()) {
+            options.insert(name.clone(), o);
+        }
         out.push(name);
-        at.push(item.loc);
+        at.push(name_node.loc);
     }
-    (out, at)
+    (out, at, options)
 }
 
 /// `{K: V}` or `[K=V]`; a null value or a bare `K` is the empty string.

@@ -113,11 +113,19 @@ pub struct Service {
     /// Where each entry of `secrets` is written, in the same order (for errors).
     #[serde(skip)]
     pub secret_locations: Vec<Location>,
-    /// The store version of each secret whose value was put in `env`; set when
+    /// How each secret written in the long form is given, by name; a name
+    /// absent here is the latest version as an environment variable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_options: BTreeMap<String, SecretOptions>,
+    /// The store version of each secret whose value was injected; set when
     /// the values are injected, so that a release records, and a rollback
     /// restores, exactly those versions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_versions: BTreeMap<String, u32>,
+    /// Values of the secrets given as files (`as: file`), by name; set when
+    /// injected. The runtime writes them to tmpfs and sets `NAME_FILE`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_files: BTreeMap<String, String>,
     /// The user (`name`, `uid` or `uid:gid`) the container runs as (containers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -383,6 +391,32 @@ pub enum Strategy {
     BlueGreen,
     /// Stop the old, start the new: downtime, for singletons such as databases.
     Recreate,
+}
+
+/// The long form of a `secrets:` entry: `{ name, as: env | file, target, version }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SecretOptions {
+    /// An environment variable or a file; unset: an environment variable for a
+    /// process, a file for a container (whose environment `docker inspect` shows).
+    #[serde(rename = "as", default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<SecretDelivery>,
+    /// For `as: file`: the file's name (its last path component is used for a
+    /// process, whose files live in a private tmpfs directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// This version instead of the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// How a secret reaches a service.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretDelivery {
+    /// The environment variable NAME.
+    Env,
+    /// A file on tmpfs whose path is in `NAME_FILE` (for a container, in `/run/secrets`).
+    File,
 }
 
 /// `deploy.verify`.

@@ -1706,3 +1706,52 @@ fn synthetic_verification_traffic_is_parsed_and_checked() {
     assert_eq!(d.path, "services.api.deploy.verify.synthetic");
     assert!(d.message.contains("`rate` is missing"), "{}", d.message);
 }
+
+#[test]
+fn secrets_in_the_long_form_say_how_and_which_version() {
+    let m = ok(
+        "services:\n  api:\n    command: x\n    secrets:\n      - OPENAI_API_KEY\n      - { name: TLS_KEY, as: file, target: server.key }\n      - { name: DB_PASSWORD, version: 3 }\n      - { name: PLAIN, as: env, version: latest }\n",
+    );
+    let s = m.service("api").unwrap();
+    assert_eq!(
+        s.secrets,
+        ["OPENAI_API_KEY", "TLS_KEY", "DB_PASSWORD", "PLAIN"]
+    );
+    assert_eq!(
+        s.secret_locations
+            .iter()
+            .map(|l| l.line)
+            .collect::<Vec<_>>(),
+        [5, 6, 7, 8]
+    );
+    assert_eq!(
+        s.secret_options["TLS_KEY"],
+        SecretOptions {
+            delivery: Some(SecretDelivery::File),
+            target: Some("server.key".into()),
+            version: None
+        }
+    );
+    assert_eq!(s.secret_options["DB_PASSWORD"].version, Some(3));
+    // `as: env` is kept (it overrides a container's default); the short form is no options.
+    assert_eq!(
+        s.secret_options["PLAIN"].delivery,
+        Some(SecretDelivery::Env)
+    );
+    assert!(!s.secret_options.contains_key("OPENAI_API_KEY"));
+
+    let d = errs(
+        "services:\n  api:\n    command: x\n    secrets:\n      - { name: A, as: pipe }\n      - { name: B, version: 0 }\n      - { name: C, as: env, target: x }\n      - { as: file }\n",
+    );
+    let got: Vec<_> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (5, "services.api.secrets[0].as"),
+            (6, "services.api.secrets[1].version"),
+            (7, "services.api.secrets[2].target"),
+            (8, "services.api.secrets[3]"),
+        ],
+        "{d:#?}"
+    );
+}

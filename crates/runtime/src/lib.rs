@@ -15,6 +15,7 @@ pub mod driver;
 pub mod logs;
 pub mod probe;
 pub mod procfs;
+pub mod secret_files;
 pub mod shim;
 pub mod status;
 pub mod supervisor;

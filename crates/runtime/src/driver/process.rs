@@ -51,7 +51,19 @@ impl ProcessDriver {
             });
         };
         let argv: Vec<String> = command.iter().map(|a| fill_port(a, port)).collect();
-        let env = replica_env(svc, port, spec.replica);
+        let mut env = replica_env(svc, port, spec.replica);
+        let files =
+            crate::secret_files::write(&spec.project, &spec.instance, svc, false).map_err(|e| {
+                StartError {
+                    summary: format!(
+                        "cannot write the secret files of `{}` to tmpfs ({})",
+                        svc.name,
+                        crate::secret_files::instance_dir(&spec.project, &spec.instance).display()
+                    ),
+                    cause: Some(SpawnError::Other(e.to_string())),
+                }
+            })?;
+        env.extend(files);
         let path_var = env
             .get("PATH")
             .cloned()

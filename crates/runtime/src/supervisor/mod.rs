@@ -164,6 +164,7 @@ fn secret_values(svc: &Service) -> impl Iterator<Item = &str> {
     svc.secrets
         .iter()
         .filter_map(|n| svc.env.get(n).map(String::as_str))
+        .chain(svc.secret_files.values().map(String::as_str))
 }
 
 /// The key of one revision of a service in the runtime.
@@ -198,6 +199,8 @@ impl Runtime {
         let (events, rx) = mpsc::unbounded_channel();
         let (changed, _) = watch::channel(0);
         let logs = Arc::new(LogHub::new(&cfg.log_dir));
+        // Secret files a killed daemon left on tmpfs: its processes are gone.
+        crate::secret_files::remove_project(&cfg.manifest.name);
         let mut table = Table::default();
         let mut keys = Vec::new();
         for name in &cfg.plan.order {
@@ -463,6 +466,8 @@ impl Runtime {
         if let Some(task) = task {
             let _ = task.await;
         }
+        // The revision stopped: its secret files go with it.
+        crate::secret_files::remove(&self.inner.cfg.manifest.name, key);
         self.inner.update(key, |s| {
             if s.replicas.is_empty() || s.replicas.iter().all(|r| r.phase == Phase::Waiting) {
                 s.phase = Phase::Stopped;
@@ -580,6 +585,7 @@ impl Runtime {
             }
             while set.join_next().await.is_some() {}
         }
+        crate::secret_files::remove_project(&self.inner.cfg.manifest.name);
         if let Some(d) = &self.inner.cfg.containers {
             d.release(&self.inner.cfg.manifest.name).await;
         }
