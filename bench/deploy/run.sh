@@ -47,6 +47,18 @@ services:
 YAML
 cd "$work"
 printf %s token-0 | orchestra secrets set MODEL_TOKEN >/dev/null
+# hey's report as "total non-200 transport-errors".
+hey_counts() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
+errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
+by_code = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes)}
+errs = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
+print(sum(by_code.values()) + errs, sum(n for c, n in by_code.items() if c != 200), errs)
+PY
+}
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 out=$(orchestra up -d --admin off --proxy 127.0.0.1:0)
 proxy=$(echo "$out" | sed -n 's/.*proxy http:\/\/\([0-9.:]*\).*/\1/p')
@@ -121,15 +133,7 @@ for i in $(seq 1 "$KILLS"); do
   until [ "$(curl -s "http://$proxy/api/" | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')" = v1 ]; do :; done
   restore_ms+=("$(ms "$t")")
   wait "$lpid" 2>/dev/null || true
-  kill_failed+=("$(python3 - "$work/kill-hey.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
-errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
-bad = sum(int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes) if c != "200")
-print(bad + sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M)))
-PY
-)")
+  kill_failed+=("$(hey_counts "$work/kill-hey.txt" | awk '{print $2 + $3}')")
   agreed=$(orchestra history api --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print("yes" if all(x["status"] not in ("in-progress","live") for x in r) else "no")')
   [ "$agreed" = yes ] || { echo "cycle $i: a release is still open after the restart" >&2; exit 1; }
   [ -n "$want" ] || exit 1
@@ -150,16 +154,7 @@ if [ "$ROTATIONS" -gt 0 ]; then
   done
   kill -INT "$rpid" 2>/dev/null || true
   wait "$rpid" 2>/dev/null || true
-  read -r rot_total rot_bad rot_errs < <(python3 - "$work/rot-hey.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
-errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
-by_code = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes)}
-errs = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
-print(sum(by_code.values()) + errs, sum(n for c, n in by_code.items() if c != 200), errs)
-PY
-)
+  read -r rot_total rot_bad rot_errs < <(hey_counts "$work/rot-hey.txt")
   rot_failed=$((rot_bad + rot_errs))
 fi
 orchestra down >/dev/null 2>&1 || true
@@ -190,16 +185,7 @@ for i in $(seq 1 10); do
 done
 
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "median %s, min %s, max %s (n=%d)", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
-read -r total non200 errs < <(python3 - "$work/hey.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-codes = text.split("Status code distribution:")[-1].split("Error distribution:")[0]
-errors = text.split("Error distribution:")[-1] if "Error distribution:" in text else ""
-by_code = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", codes)}
-errs = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", errors, re.M))
-print(sum(by_code.values()) + errs, sum(n for c, n in by_code.items() if c != 200), errs)
-PY
-)
+read -r total non200 errs < <(hey_counts "$work/hey.txt")
 echo
 echo "| metric | measured | target |"
 echo "|---|---|---|"

@@ -68,8 +68,7 @@ pub fn inject(
         return Ok(0);
     }
     check(m, store, services)?;
-    let identity = identity()
-        .map_err(|e| vec![Diagnostic::new(&m.file, Location::default(), "secrets", e)])?;
+    let identity = identity().map_err(|e| vec![at_first_reference(m, services, e)])?;
     let env = environment(m);
     let mut values = Vec::new();
     let mut problems = Vec::new();
@@ -123,6 +122,51 @@ pub fn inject(
         svc.secret_versions.insert(name, version);
     }
     Ok(n)
+}
+
+/// A problem with the key, said at the first reference that needs it.
+fn at_first_reference(m: &Manifest, services: &[String], message: String) -> Diagnostic {
+    let (at, path) = m
+        .services
+        .iter()
+        .find(|s| services.contains(&s.name) && !s.secrets.is_empty())
+        .map(|s| {
+            (
+                s.secret_locations.first().copied().unwrap_or(s.location),
+                format!("services.{}.secrets", s.name),
+            )
+        })
+        .unwrap_or((Location::default(), "secrets".to_owned()));
+    Diagnostic::new(&m.file, at, path, message)
+}
+
+/// That the key loads and is one the store is encrypted to, without reading
+/// a value (so `up -d` says it here, not from the daemon's log).
+pub fn check_key(
+    m: &Manifest,
+    store: &Store,
+    services: &[String],
+    identity: impl FnOnce() -> Result<Identity, String>,
+) -> Result<(), Vec<Diagnostic>> {
+    let wanted = m
+        .services
+        .iter()
+        .any(|s| services.contains(&s.name) && !s.secrets.is_empty());
+    if !wanted {
+        return Ok(());
+    }
+    let id = identity().map_err(|e| vec![at_first_reference(m, services, e)])?;
+    store.check_access(&id).map_err(|e| {
+        let message = match e {
+            orchestra_secrets::Error::NotARecipient { recipient, path } => format!(
+                "the key {} cannot read the secrets: its recipient {recipient} is not in {}; ask someone with access to run `orchestra secrets recipients add {recipient}`",
+                id.path().display(),
+                path.display()
+            ),
+            other => other.to_string(),
+        };
+        vec![at_first_reference(m, services, message)]
+    })
 }
 
 /// What `inject` refuses, without reading a value: missing secrets.

@@ -36,6 +36,7 @@ fn prepare(file: Option<&Path>, a: &UpArgs, inject: bool) -> anyhow::Result<Opti
         crate::inject::inject(&mut m, &store, &plan.order, load_identity).map(|_| ())
     } else {
         crate::inject::check(&m, &store, &plan.order)
+            .and_then(|()| crate::inject::check_key(&m, &store, &plan.order, load_identity))
     };
     if let Err(diags) = checked {
         eprint!("{}", project::render_diagnostics(&diags));

@@ -721,17 +721,10 @@ fn state_is_private_and_holds_no_secret_value() {
     let mode = |f: &std::path::Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("state.db")), 0o600);
-    for f in std::fs::read_dir(&dir).unwrap() {
-        let f = f.unwrap().path();
-        if f.is_file() {
-            let bytes = std::fs::read(&f).unwrap();
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{} holds the secret",
-                f.display()
-            );
-        }
-    }
+    // The value is in orchestra.yaml itself (that is the audit's business); nowhere else.
+    assert!(p.down().status.success());
+    std::fs::remove_file(p.path().join("orchestra.yaml")).unwrap();
+    assert_nowhere(&p, &[secret]);
 }
 
 #[test]
@@ -989,6 +982,8 @@ fn a_rotation_under_load_is_a_verified_deploy_and_rollback_brings_the_old_value_
     assert_eq!(rel[1]["secrets"]["MODEL_TOKEN"], 2, "{}", rel[1]);
     let text = String::from_utf8_lossy(&p.run(&["history", "api"]).stdout).into_owned();
     assert!(text.contains("secrets: MODEL_TOKEN v2 -> v1"), "{text}");
+    // After rotate and rollback: no value anywhere but the encrypted store.
+    assert_nowhere(&p, &[old, new]);
 }
 
 #[test]
@@ -1063,11 +1058,18 @@ fn secrets_are_injected_pinned_to_their_version_and_never_written_in_plaintext()
     let environ = std::fs::read(format!("/proc/{daemon}/environ")).unwrap();
     for v in [v1, v2, v3] {
         assert!(!environ.windows(v.len()).any(|w| w == v.as_bytes()));
-        for f in walk(p.path()) {
-            if f.starts_with(p.path().join("secrets")) {
-                continue;
-            }
-            let bytes = std::fs::read(&f).unwrap_or_default();
+    }
+    assert_nowhere(&p, &[v1, v2, v3]);
+}
+
+/// No file under the project but the encrypted store holds any of `values`.
+fn assert_nowhere(p: &Project, values: &[&str]) {
+    for f in walk(p.path()) {
+        if f.starts_with(p.path().join("secrets")) {
+            continue;
+        }
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for v in values {
             assert!(
                 !bytes.windows(v.len()).any(|w| w == v.as_bytes()),
                 "{} holds a secret value",
@@ -1132,4 +1134,32 @@ fn a_secret_given_as_a_file_lives_on_tmpfs_with_its_revision_and_a_pinned_versio
         !std::path::Path::new(&file).exists(),
         "the file goes with its revision"
     );
+}
+
+#[test]
+fn a_wrong_or_missing_key_is_a_clear_error_and_nothing_starts() {
+    let mut p = Project::new(SECRET_API);
+    set_secret(&p, "MODEL_TOKEN", "value-for-the-old-key-91");
+    let key = p.path().join(".age/key.txt");
+    // Someone else's identity: not a recipient of the store.
+    std::fs::remove_file(&key).unwrap();
+    assert!(p.run(&["secrets", "init"]).status.success());
+    let out = p.up(&["--proxy", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orchestra.yaml:4:") && err.contains("recipients.txt"),
+        "the error names the reference and the store's recipients: {err}"
+    );
+    assert!(!p.run(&["ps"]).status.success(), "nothing started");
+    // No key at all.
+    std::fs::remove_file(&key).unwrap();
+    let out = p.up(&["--proxy", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key.txt"),
+        "the error names the key file: {err}"
+    );
+    assert!(!p.run(&["ps"]).status.success(), "nothing started");
 }

@@ -123,7 +123,16 @@ fn looks_random(v: &str) -> bool {
                 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         });
-    if dotted_ref {
+    // `serde_json::Value` in `pub secrets: serde_json::Value,`: a type, not a value.
+    let ident = |p: &str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && p.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    };
+    let type_path = v.contains("::") && v.split("::").all(ident);
+    if dotted_ref || type_path {
         return false;
     }
     let classes = [
@@ -263,6 +272,8 @@ token: abc
 command: redis-server --requirepass ${REDIS_PASSWORD:-Xq7vL2mZ9pK4}
 Box::new(rules::secrets::secret_provider_token::ProviderToken),
 if password == \"Tz8#qLw2!xVb9rKe\" {
+    pub secrets: serde_json::Value,
+    api_token: std::collections::BTreeMap,
 ";
         let f = run_rule(&GenericAssignment, &[("config/values.yaml", text)]);
         assert!(f.is_empty(), "{f:?}");
