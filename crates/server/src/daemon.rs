@@ -466,6 +466,7 @@ pub fn record_injections(
     run_id: Option<i64>,
     svc: &orchestra_manifest::Service,
 ) -> Result<(), StateError> {
+    let who = orchestra_secrets::Who::current();
     for (name, version) in &svc.secret_versions {
         state.record_event(
             run_id,
@@ -473,9 +474,11 @@ pub fn record_injections(
             None,
             "secret-inject",
             &format!(
-                "{name} version {version} into {} (revision {}) by the daemon, pid {}",
+                "{name} version {version} into {} (revision {}) by {} (uid {}), daemon pid {}",
                 svc.name,
                 svc.revision(),
+                who.user,
+                who.uid,
                 std::process::id()
             ),
         )?;
