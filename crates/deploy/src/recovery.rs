@@ -126,7 +126,7 @@ pub fn recover(
         }
     }
     // Releases no rollout carries (an older state.db) end too: nothing stays in progress.
-    for r in state.releases(None, 10_000)? {
+    for r in state.open_releases()? {
         let (status, reason) = match r.status {
             ReleaseStatus::InProgress => (
                 ReleaseStatus::RolledBack,

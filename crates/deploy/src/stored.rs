@@ -34,7 +34,9 @@ const SECRET_WORDS: &[&str] = &[
 ];
 
 /// Whether a variable's name says it holds a credential (`OPENAI_API_KEY`,
-/// `db_password`, `GITHUB_TOKEN`...).
+/// `db_password`, `GITHUB_TOKEN`...). Broader on purpose than the audit's
+/// `knowledge::is_secret_name`, which must be precise about what it reports:
+/// here a wrong guess only keeps a harmless value out of state.db.
 pub fn secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper

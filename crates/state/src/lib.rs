@@ -631,6 +631,27 @@ impl StateStore {
         })
     }
 
+    /// Persist several services' rollout states in one transaction (a daemon's start).
+    pub fn save_rollouts(&self, states: &[(String, String)]) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (service, state) in states {
+                upsert_rollout(&tx, service, state)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Releases still in progress or watched, oldest first.
+    pub fn open_releases(&self) -> Result<Vec<ReleaseRecord>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RELEASE_COLUMNS} FROM releases WHERE status IN ('in-progress', 'live') ORDER BY id"
+            ))?;
+            st.query_map([], release_row)?.collect()
+        })
+    }
+
     /// Every persisted rollout: (service, state JSON).
     pub fn rollouts(&self) -> Result<Vec<(String, String)>, StateError> {
         self.with(|c| {
@@ -878,6 +899,7 @@ mod tests {
             .unwrap();
         let r = s.release(id).unwrap().unwrap();
         assert_eq!(r.status, ReleaseStatus::InProgress);
+        assert_eq!(s.open_releases().unwrap()[0].id, id);
         assert_eq!(r.secrets["MODEL_TOKEN"], 2);
         assert!(r.ended_at_ms.is_none());
         s.save_rollout(
@@ -898,6 +920,16 @@ mod tests {
         assert_eq!(r.figures["canary"]["requests"], 10);
         assert!(r.ended_at_ms.is_some());
         assert_eq!(s.rollouts().unwrap()[0].1, "{}");
+        assert!(
+            s.open_releases().unwrap().is_empty(),
+            "the failed one is closed"
+        );
+        s.save_rollouts(&[
+            ("api".into(), "{\"a\":1}".into()),
+            ("web".into(), "{}".into()),
+        ])
+        .unwrap();
+        assert_eq!(s.rollouts().unwrap().len(), 2);
     }
 
     #[test]

@@ -177,11 +177,16 @@ impl Deployer {
                     route: def.route.clone(),
                 },
             );
-            if let Err(e) = state.save_rollout(&svc.name, &state_json(&r), &[]) {
-                tracing::error!("cannot persist the rollout of {}: {e}", svc.name);
-            }
             rollouts.insert(svc.name.clone(), r);
             defs.insert(key, def);
+        }
+        // One transaction for all: this is on the way to `up`'s first start.
+        let rows: Vec<(String, String)> = rollouts
+            .iter()
+            .map(|(svc, r)| (svc.clone(), state_json(r)))
+            .collect();
+        if let Err(e) = state.save_rollouts(&rows) {
+            tracing::error!("cannot persist the rollouts: {e}");
         }
         let d = Deployer {
             inner: Arc::new(Inner {
@@ -311,26 +316,32 @@ impl Deployer {
     fn begin(
         &self,
         new: &NewRelease<'_>,
-        input: impl Fn(i64) -> Input,
+        input: impl FnOnce(i64) -> Input,
     ) -> Result<(i64, Rollout), DeployError> {
         let service = new.service;
         let all = self.inner.rollouts.lock();
         let r = all
             .get(service)
             .ok_or_else(|| DeployError::UnknownService(service.to_owned()))?;
-        // Check first with a placeholder id: a refused input writes nothing.
-        r.apply(input(0), self.inner.clock.now_ms())?;
-        let mut accepted: Option<Transition> = None;
+        // A refused input rolls the new release row back with the transaction.
+        let mut outcome: Option<Result<Transition, Refused>> = None;
         let id = self.inner.state.begin_rollout(new, |id| {
-            let t = r.apply(input(id), self.inner.clock.now_ms()).ok()?;
-            let out = (state_json(&t.next), t.releases.clone());
-            accepted = Some(t);
-            Some(out)
+            let t = r.apply(input(id), self.inner.clock.now_ms());
+            let out = t
+                .as_ref()
+                .ok()
+                .map(|t| (state_json(&t.next), t.releases.clone()));
+            outcome = Some(t);
+            out
         })?;
-        let (Some(id), Some(t)) = (id, accepted) else {
-            return Err(DeployError::Refused(Refused::NothingInProgress(
-                service.to_owned(),
-            )));
+        let (id, t) = match (id, outcome) {
+            (Some(id), Some(Ok(t))) => (id, t),
+            (_, Some(Err(refused))) => return Err(refused.into()),
+            _ => {
+                return Err(DeployError::Refused(Refused::NothingInProgress(
+                    service.to_owned(),
+                )));
+            }
         };
         self.install(all, service, &t)?;
         Ok((id, t.next))
