@@ -965,13 +965,19 @@ fn a_rotation_under_load_is_a_verified_deploy_and_rollback_brings_the_old_value_
         (seen(&p) == digest(new)).then_some(())
     });
     assert_eq!(releases(&p)[0]["status"], "succeeded");
-    // The old revision was stopped (keep_warm 0s): rollback starts it cold, with its own value.
+    // keep_warm 0s: the old revision stops once drained; a rollback before that
+    // would reclaim the running one, so wait for it to be gone.
+    wait_for(10, "the old revision to be stopped", || {
+        (p.services().len() == 1).then_some(())
+    });
+    // Rollback starts it cold, with its own value.
     let out = p.run(&["rollback", "api"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cold revision"));
     wait_for(10, "the api to see the first value again", || {
         (seen(&p) == digest(old)).then_some(())
     });
