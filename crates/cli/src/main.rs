@@ -40,13 +40,25 @@ fn main() -> ExitCode {
         let code = orchestra_runtime::shim::run(&a.argv);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let daemon_log = match &cli.command {
+        Command::Daemon(a) => project::project_paths(a.file.as_deref().or(cli.file.as_deref()))
+            .ok()
+            .map(|p| DaemonLog::open(&p.daemon_log)),
+        _ => None,
+    };
+    match daemon_log {
+        Some(log) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(log))
+            .init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -114,5 +126,32 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         | Command::Audit(_)
         | Command::Fix(_)
         | Command::Shim(_) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The daemon's own log: size-rotated like the services' logs. Its stdout and
+/// stderr (a panic's message) follow the current file after each rotation.
+struct DaemonLog(orchestra_runtime::logs::RotatingFile);
+
+impl DaemonLog {
+    fn open(path: &std::path::Path) -> Self {
+        use orchestra_runtime::logs::{ROTATE_BYTES, ROTATE_KEEP, RotatingFile};
+        Self(RotatingFile::open(path, ROTATE_BYTES, ROTATE_KEEP))
+    }
+}
+
+impl std::io::Write for DaemonLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.write(buf)
+            && let Some(f) = self.0.file()
+        {
+            let _ = nix::unistd::dup2_stdout(f);
+            let _ = nix::unistd::dup2_stderr(f);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

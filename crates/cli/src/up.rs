@@ -259,6 +259,13 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     paths
         .prepare()
         .with_context(|| format!("cannot create {}", paths.root.display()))?;
+    // The daemon rotates its log as it writes; a full one is moved aside here
+    // so the start-up tail below reads one file.
+    orchestra_runtime::logs::rotate_if_full(
+        &paths.daemon_log,
+        orchestra_runtime::logs::ROTATE_BYTES,
+        orchestra_runtime::logs::ROTATE_KEEP,
+    );
     let log = OpenOptions::new()
         .create(true)
         .append(true)

@@ -444,6 +444,56 @@ fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
 }
 
 #[test]
+fn down_drains_the_proxy_before_it_stops_a_service() {
+    // SIGKILL: the service cannot finish a request itself once it is told to stop.
+    let text = manifest("{ drain_timeout: 10s }") + "    stop_signal: SIGKILL\n";
+    let mut p = Project::new(&text);
+    let addr = up(&mut p);
+    let a = addr.clone();
+    let (opened, first_event) = std::sync::mpsc::channel();
+    let stream = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&a).unwrap();
+        write!(
+            s,
+            "GET /api/stream?n=8&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&buf).matches("data: ").count() == 1 {
+                let _ = opened.send(());
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    first_event.recv_timeout(Duration::from_secs(10)).unwrap();
+    let out = p.run(&["down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The stream in flight when `down` came finished on the running service.
+    let body = stream.join().unwrap();
+    assert_eq!(body.matches("data: ").count(), 8, "{body}");
+    assert!(
+        body.ends_with("0\r\n\r\n"),
+        "the stream ended cleanly: {body:?}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the proxy is gone after down"
+    );
+}
+
+#[test]
 fn sigkill_mid_canary_leaves_routing_and_state_in_agreement_after_restart() {
     let mut p = Project::new(&manifest(
         "{ strategy: canary, steps: [50], step_interval: 60s }",

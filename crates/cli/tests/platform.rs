@@ -511,7 +511,7 @@ fn admin_health_follows_the_threshold_and_control_commands_work() {
 
 #[test]
 fn logs_are_captured_to_files_and_served_with_tail_and_follow() {
-    let m = "services:\n  chatty:\n    command: [sh, -c, \"for i in 1 2 3 4 5; do echo line-$$i; done; echo to-stderr >&2; exec demo-service --port $PORT\"]\n    healthcheck: { tcp: true }\n";
+    let m = "services:\n  chatty:\n    command: [sh, -c, \"for i in 1 2 3 4 5; do echo line-$$i; done; echo to-stderr >&2; yes x | head -c 80000 | tr -d '\\n'; echo; exec demo-service --port $PORT\"]\n    healthcheck: { tcp: true }\n";
     let mut p = Project::new(m);
     p.up_ok(&[]);
     let out = wait_for(10, "log lines", || {
@@ -530,6 +530,12 @@ fn logs_are_captured_to_files_and_served_with_tail_and_follow() {
         file.contains("chatty.0 | line-5") && file.contains("chatty.0 err | to-stderr"),
         "{file}"
     );
+    // 40,000 bytes without a newline: cut into pieces of at most 16 KiB, nothing lost.
+    let pieces: Vec<usize> = file
+        .lines()
+        .filter_map(|l| l.split_once("chatty.0 | x").map(|(_, rest)| rest.len() + 1))
+        .collect();
+    assert_eq!(pieces, [16384, 16384, 7232], "{pieces:?}");
     // -f streams lines as they come.
     let mut follow = Foreground {
         child: p

@@ -67,11 +67,133 @@ impl LogLine {
 /// RFC 3339 UTC with milliseconds, from ms since the epoch.
 pub use orchestra_clock::format_ms as format_ts;
 
+/// A line longer than this is split into pieces of at most this many bytes
+/// (as Docker's log drivers do), so a service printing without newlines
+/// cannot grow the daemon's memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
 struct ServiceLog {
     ring: VecDeque<LogLine>,
+    file: RotatingFile,
+}
+
+/// Cuts a byte stream into log lines: at each newline (a trailing `\r` is
+/// dropped too), and at [`MAX_LINE_BYTES`] when no newline comes, at a UTF-8
+/// character boundary so a piece never ends in half a character.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl LineSplitter {
+    /// Pieces of at most `max` bytes (at least 4, one UTF-8 character).
+    pub fn new(max: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(256),
+            max: max.max(4),
+        }
+    }
+
+    /// The complete lines (and full pieces) `bytes` finishes.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let room = self.max - self.buf.len();
+            let window = &bytes[..bytes.len().min(room)];
+            if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                self.buf.extend_from_slice(&window[..i]);
+                out.push(self.take(self.buf.len(), true));
+                bytes = &bytes[i + 1..];
+            } else {
+                self.buf.extend_from_slice(window);
+                bytes = &bytes[window.len()..];
+                if self.buf.len() >= self.max {
+                    let cut = char_boundary(&self.buf);
+                    out.push(self.take(cut, false));
+                }
+            }
+        }
+        out
+    }
+
+    /// What is left when the stream ends without a newline.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.buf.is_empty()).then(|| self.take(self.buf.len(), true))
+    }
+
+    fn take(&mut self, n: usize, line_end: bool) -> String {
+        let rest = self.buf.split_off(n);
+        let mut piece = std::mem::replace(&mut self.buf, rest);
+        if line_end && piece.last() == Some(&b'\r') {
+            piece.pop();
+        }
+        String::from_utf8_lossy(&piece).into_owned()
+    }
+}
+
+/// The longest prefix of `buf` that does not end inside a UTF-8 character
+/// (all of it when the bytes are not UTF-8 anyway).
+fn char_boundary(buf: &[u8]) -> usize {
+    match std::str::from_utf8(buf) {
+        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
+        _ => buf.len(),
+    }
+}
+
+/// An append-only log file that moves itself aside (`NAME.1`, older ones up to
+/// `NAME.KEEP`) once it passes `max` bytes. Writes are never split across files.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
     file: Option<File>,
     written: u64,
-    path: PathBuf,
+    max: u64,
+    keep: usize,
+}
+
+impl RotatingFile {
+    /// Appends to `path`, counting what it already holds toward `max`.
+    pub fn open(path: &Path, max: u64, keep: usize) -> Self {
+        let written = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Self {
+            path: path.to_owned(),
+            file: open_append(path),
+            written,
+            max,
+            keep,
+        }
+    }
+
+    /// Writes `bytes` whole, rotating first if the file is full. True when it rotated.
+    /// A failed write (a full disk) is dropped: logging must not stop the platform.
+    pub fn write(&mut self, bytes: &[u8]) -> bool {
+        let rotated = self.written >= self.max;
+        if rotated {
+            rotate(&self.path, self.keep);
+            self.file = open_append(&self.path);
+            self.written = 0;
+        }
+        if let Some(f) = self.file.as_mut()
+            && f.write_all(bytes).is_ok()
+        {
+            self.written += bytes.len() as u64;
+        }
+        rotated
+    }
+
+    /// The file written to now.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+}
+
+/// Move `path` aside if it already holds `max` bytes or more (for a file a
+/// process is about to open by itself).
+pub fn rotate_if_full(path: &Path, max: u64, keep: usize) {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= max) {
+        rotate(path, keep);
+    }
 }
 
 /// All services' logs.
@@ -174,27 +296,19 @@ impl LogHub {
         let rendered = line.render();
         {
             let mut map = self.services.lock();
-            let log = map.entry(line.service.clone()).or_insert_with(|| {
-                let path = self.dir.join(format!("{}.log", line.service));
-                let written = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                ServiceLog {
+            let log = map
+                .entry(line.service.clone())
+                .or_insert_with(|| ServiceLog {
                     ring: VecDeque::with_capacity(64),
-                    file: open_append(&path),
-                    written,
-                    path,
-                }
-            });
-            if log.written >= ROTATE_BYTES {
-                rotate(&log.path);
-                log.file = open_append(&log.path);
-                log.written = 0;
-            }
-            if let Some(f) = log.file.as_mut() {
-                // A full disk must not stop the platform: the ring buffer still has the line.
-                if writeln!(f, "{rendered}").is_ok() {
-                    log.written += rendered.len() as u64 + 1;
-                }
-            }
+                    file: RotatingFile::open(
+                        &self.dir.join(format!("{}.log", line.service)),
+                        ROTATE_BYTES,
+                        ROTATE_KEEP,
+                    ),
+                });
+            let mut rendered = rendered.into_bytes();
+            rendered.push(b'\n');
+            log.file.write(&rendered);
             if log.ring.len() == RING_LINES {
                 log.ring.pop_front();
             }
@@ -224,14 +338,21 @@ impl LogHub {
     }
 }
 
+/// Logs may hold what a service printed about its users: owner-only, like state.db.
 fn open_append(path: &Path) -> Option<File> {
-    OpenOptions::new().create(true).append(true).open(path).ok()
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .ok()
 }
 
-fn rotate(path: &Path) {
+fn rotate(path: &Path, keep: usize) {
     let name = |i: usize| PathBuf::from(format!("{}.{i}", path.display()));
-    let _ = std::fs::remove_file(name(ROTATE_KEEP));
-    for i in (1..ROTATE_KEEP).rev() {
+    let _ = std::fs::remove_file(name(keep));
+    for i in (1..keep).rev() {
         let _ = std::fs::rename(name(i), name(i + 1));
     }
     let _ = std::fs::rename(path, name(1));
@@ -313,6 +434,58 @@ mod tests {
         assert!(dir.path().join("api.log.1").exists());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("fresh") && text.len() < 100);
+    }
+
+    #[test]
+    fn a_rotating_file_keeps_whole_writes_and_at_most_keep_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.log");
+        let mut f = RotatingFile::open(&path, 10, 2);
+        let rotations: Vec<bool> = (0..5)
+            .map(|i| f.write(format!("line {i:03}\n").as_bytes()))
+            .collect();
+        // 9 bytes each: a write never straddles two files, so every second one rotates.
+        assert_eq!(rotations, [false, false, true, false, true]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "line 004\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("daemon.log.1")).unwrap(),
+            "line 002\nline 003\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("daemon.log.2")).unwrap(),
+            "line 000\nline 001\n"
+        );
+        assert!(!dir.path().join("daemon.log.3").exists());
+        rotate_if_full(&path, 9, 2);
+        assert!(!path.exists(), "a full file is moved aside");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("daemon.log.1")).unwrap(),
+            "line 004\n"
+        );
+    }
+
+    #[test]
+    fn lines_are_cut_at_newlines_and_at_the_bound_on_a_character_boundary() {
+        let mut l = LineSplitter::new(8);
+        assert_eq!(l.feed(b"ab\r\ncd"), ["ab"]);
+        assert_eq!(l.feed(b"e\n\n"), ["cde", ""]);
+        // No newline: pieces of at most 8 bytes, whatever the chunks.
+        assert_eq!(l.feed(b"0123456789"), ["01234567"]);
+        assert_eq!(l.feed(b"abcdefg"), ["89abcdef"]);
+        assert_eq!(l.finish().as_deref(), Some("g"));
+        assert_eq!(l.finish(), None);
+        // "é" is two bytes: a piece never ends in its first half.
+        let mut l = LineSplitter::new(8);
+        let pieces = l.feed("abcdefgé\n".as_bytes());
+        assert_eq!(pieces, ["abcdefg", "é"]);
+        // A long stream with no newline never holds more than the bound.
+        let mut l = LineSplitter::new(MAX_LINE_BYTES);
+        let big = vec![b'x'; MAX_LINE_BYTES * 3 + 5];
+        let pieces = l.feed(&big);
+        assert_eq!(pieces.len(), 3);
+        assert!(pieces.iter().all(|p| p.len() == MAX_LINE_BYTES));
+        assert!(l.buf.capacity() <= MAX_LINE_BYTES * 2);
+        assert_eq!(l.finish().map(|s| s.len()), Some(5));
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub struct Daemon {
     flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
     stopped_tx: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Drained before any service stops, for the longest `drain_timeout` of a routed service.
+    proxy: Option<(orchestra_proxy::Proxy, Duration)>,
     _recorder: tokio::task::JoinHandle<()>,
 }
 
@@ -312,6 +314,15 @@ impl Daemon {
             started_at_ms: orchestra_state::now_ms(),
             recovered,
         });
+        let drain = opts
+            .manifest
+            .services
+            .iter()
+            .filter(|s| s.route.is_some())
+            .map(|s| s.deploy.drain_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(30));
+        let proxy_handle = proxy.clone().map(|p| (p, drain));
         let deployer = proxy.map(|p| {
             orchestra_deploy::Deployer::start(
                 runtime.clone(),
@@ -343,6 +354,7 @@ impl Daemon {
             flush,
             stopped_tx,
             servers,
+            proxy: proxy_handle,
             _recorder: recorder,
         })
     }
@@ -392,6 +404,10 @@ impl Daemon {
         tokio::select! {
             _ = external => {}
             _ = asked.wait_for(|v| *v) => {}
+        }
+        // Requests in flight finish on services that still run; new ones are refused.
+        if let Some((proxy, grace)) = &self.proxy {
+            proxy.shutdown(*grace).await;
         }
         self.shared.runtime.stop_all().await;
         if self

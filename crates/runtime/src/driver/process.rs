@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::{BoxFuture, Driver, Replica, ReplicaSpec, StartError};
 use crate::backoff::Exit;
 use crate::diagnose::SpawnError;
-use crate::logs::{LogHub, LogLine, Stream};
+use crate::logs::{LineSplitter, LogHub, LogLine, MAX_LINE_BYTES, Stream};
 use crate::probe::ExecContext;
 use crate::procfs;
 
@@ -270,24 +270,32 @@ fn pipe_lines<R: AsyncRead + Unpin + Send + 'static>(
     let service = service.to_owned();
     tokio::spawn(async move {
         let mut r = BufReader::new(reader);
-        let mut buf = Vec::with_capacity(256);
+        let mut lines = LineSplitter::new(MAX_LINE_BYTES);
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                        buf.pop();
-                    }
-                    hub.push(LogLine {
-                        at_ms: orchestra_clock::now_ms(),
-                        service: service.clone(),
-                        replica: idx,
-                        stream,
-                        text: String::from_utf8_lossy(&buf).into_owned(),
-                    });
-                }
+            let chunk = match r.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(c) => c,
+            };
+            let n = chunk.len();
+            for text in lines.feed(chunk) {
+                hub.push(LogLine {
+                    at_ms: orchestra_clock::now_ms(),
+                    service: service.clone(),
+                    replica: idx,
+                    stream,
+                    text,
+                });
             }
+            r.consume(n);
+        }
+        if let Some(text) = lines.finish() {
+            hub.push(LogLine {
+                at_ms: orchestra_clock::now_ms(),
+                service: service.clone(),
+                replica: idx,
+                stream,
+                text,
+            });
         }
     })
 }
