@@ -75,6 +75,11 @@ pub struct AuditArgs {
     /// List every rule (id, severity, title) and exit.
     #[arg(long)]
     pub list_rules: bool,
+
+    /// Print a rule's page (what it finds, why it matters, how to fix it, how to
+    /// silence it) and exit. The pages are built into the binary.
+    #[arg(long, value_name = "RULE")]
+    pub explain: Option<String>,
 }
 
 /// Run `orchestra audit`; returns the process exit code.
@@ -83,6 +88,20 @@ pub struct AuditArgs {
 /// Missing path, invalid config or baseline, unwritable output.
 pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditError> {
     let ids = registry::ids();
+    if let Some(id) = &args.explain {
+        return match crate::rule::docs_page(id) {
+            Some(page) => {
+                out.write_all(page.as_bytes())?;
+                Ok(0)
+            }
+            None => Err(AuditError::Usage(format!(
+                "--explain: unknown rule `{id}`{}; `orchestra audit --list-rules` lists them",
+                registry::closest(id, &ids)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default()
+            ))),
+        };
+    }
     if args.list_rules {
         for rule in registry::all() {
             let m = rule.meta();
@@ -113,7 +132,12 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
         if ids.contains(&id.as_str()) {
             config.disabled.insert(id.clone());
         } else {
-            unknown.push(format!("--disable: unknown rule `{id}`"));
+            unknown.push(format!(
+                "--disable: unknown rule `{id}`{}",
+                registry::closest(id, &ids)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default()
+            ));
         }
     }
     if !unknown.is_empty() {

@@ -41,14 +41,32 @@ pub struct RuleMeta {
     pub help: &'static str,
 }
 
-/// Where rule docs live, for `helpUri` and text output.
-pub const DOCS_BASE: &str = "https://github.com/orchestra-rs/orchestra/blob/main/docs/audit/rules";
+/// Where rule pages live in the repository (and are embedded from, for `--explain`).
+pub const DOCS_DIR: &str = "docs/audit/rules";
+
+mod pages {
+    include!(concat!(env!("OUT_DIR"), "/rule_docs.rs"));
+}
+
+/// The page of rule `id` (Markdown), as embedded in the binary.
+#[must_use]
+pub fn docs_page(id: &str) -> Option<&'static str> {
+    pages::PAGES
+        .binary_search_by(|(k, _)| (*k).cmp(id))
+        .ok()
+        .map(|i| pages::PAGES[i].1)
+}
+
+/// Every embedded page's rule id.
+pub fn documented_ids() -> impl Iterator<Item = &'static str> {
+    pages::PAGES.iter().map(|(id, _)| *id)
+}
 
 impl RuleMeta {
-    /// The rule's documentation URL.
+    /// The rule's page, relative to the repository root.
     #[must_use]
-    pub fn docs_url(&self) -> String {
-        format!("{DOCS_BASE}/{}.md", self.id)
+    pub fn docs_path(&self) -> String {
+        format!("{DOCS_DIR}/{}.md", self.id)
     }
 }
 

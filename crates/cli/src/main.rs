@@ -75,15 +75,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(a) => secrets::run(cli.file.as_deref(), a),
         Command::Audit(a) => {
             let mut out = std::io::stdout().lock();
-            let code = orchestra_audit::cli::run_audit(&a, &mut out)?;
-            out.flush()?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+            audit_exit(
+                orchestra_audit::cli::run_audit(&a, &mut out).and_then(|code| {
+                    out.flush()?;
+                    Ok(code)
+                }),
+            )
         }
         Command::Fix(FixCommand::RenameId(a)) => {
             let mut out = std::io::stdout().lock();
-            let code = orchestra_audit::cli::run_rename_id(&a, &mut out)?;
-            out.flush()?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+            audit_exit(
+                orchestra_audit::cli::run_rename_id(&a, &mut out).and_then(|code| {
+                    out.flush()?;
+                    Ok(code)
+                }),
+            )
         }
         Command::Shim(_) => Ok(ExitCode::SUCCESS),
         other => {
@@ -126,6 +132,18 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         | Command::Audit(_)
         | Command::Fix(_)
         | Command::Shim(_) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `audit` and `fix` exit as their docs say: 0 clean, 1 findings at `--fail-on`,
+/// 2 when the audit itself failed (bad arguments, config, unreadable path).
+fn audit_exit(r: Result<i32, orchestra_audit::AuditError>) -> anyhow::Result<ExitCode> {
+    match r {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(2))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 use super::meta_index;
 use super::pretty::{Pretty, escape_str, push_uint};
 use crate::finding::{Finding, Severity};
-use crate::rule::{DOCS_BASE, RuleMeta};
+use crate::rule::{DOCS_DIR, RuleMeta};
 use crate::runner::Report;
 
 /// The schema version written in `version`.
@@ -40,10 +40,10 @@ fn finding(w: &mut Pretty<'_>, f: &Finding, meta: Option<&RuleMeta>, docs: &mut 
     escape_str(out, &f.message);
     out.extend_from_slice(b",\n      \"help\": ");
     escape_str(out, &f.help);
-    // `RuleMeta::docs_url`, without allocating per finding.
+    // `RuleMeta::docs_path`, without allocating per finding.
     docs.clear();
     if let Some(m) = meta {
-        docs.push_str(DOCS_BASE);
+        docs.push_str(DOCS_DIR);
         docs.push('/');
         docs.push_str(m.id);
         docs.push_str(".md");

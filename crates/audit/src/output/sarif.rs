@@ -80,6 +80,11 @@ fn uri(path: &str) -> String {
 }
 
 /// PascalCase name from a kebab-case id (`dockerfile-latest-tag` → `DockerfileLatestTag`).
+/// The rule's whole page (embedded, so it needs no URL), or its one-line help.
+fn help_markdown(m: &crate::rule::RuleMeta) -> String {
+    crate::rule::docs_page(m.id).map_or_else(|| m.help.to_owned(), str::to_owned)
+}
+
 fn pascal(id: &str) -> String {
     id.split('-')
         .map(|w| {
@@ -115,9 +120,8 @@ pub fn to_value(report: &Report) -> Value {
                 "fullDescription": { "text": format!("{} {}", m.title, m.help) },
                 "help": {
                     "text": m.help,
-                    "markdown": format!("{}\n\n[Documentation]({})", m.help, m.docs_url()),
+                    "markdown": help_markdown(m),
                 },
-                "helpUri": m.docs_url(),
                 "defaultConfiguration": { "level": level(m.severity) },
                 "properties": {
                     "tags": tags,
@@ -172,7 +176,6 @@ pub fn to_value(report: &Report) -> Value {
             "tool": {
                 "driver": {
                     "name": "orchestra-audit",
-                    "informationUri": "https://github.com/orchestra-rs/orchestra",
                     "semanticVersion": env!("CARGO_PKG_VERSION"),
                     "rules": rules,
                 }
@@ -274,15 +277,10 @@ pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<(
     w.begin_object();
     w.key("driver");
     w.begin_object();
-    w.field_str(
-        "informationUri",
-        "https://github.com/orchestra-rs/orchestra",
-    );
     w.field_str("name", "orchestra-audit");
     w.key("rules");
     w.begin_array();
     for m in &report.rules {
-        let docs = m.docs_url();
         w.element();
         w.begin_object();
         w.key("defaultConfiguration");
@@ -295,13 +293,9 @@ pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<(
         w.end_object();
         w.key("help");
         w.begin_object();
-        w.field_str(
-            "markdown",
-            &format!("{}\n\n[Documentation]({})", m.help, docs),
-        );
+        w.field_str("markdown", &help_markdown(m));
         w.field_str("text", m.help);
         w.end_object();
-        w.field_str("helpUri", &docs);
         w.field_str("id", m.id);
         w.field_str("name", &pascal(m.id));
         w.key("properties");

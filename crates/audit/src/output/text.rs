@@ -48,7 +48,7 @@ pub fn write(
         }
         writeln!(out, "     = fix: {}", f.help)?;
         if let Some(m) = metas.get(f.rule) {
-            writeln!(out, "     = docs: {}", m.docs_url())?;
+            writeln!(out, "     = docs: orchestra audit --explain {}", m.id)?;
         }
     }
     if !report.findings.is_empty() {

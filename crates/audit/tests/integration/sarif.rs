@@ -312,9 +312,10 @@ fn validate(log: &Value) -> Problems {
                     None => p.push(format!("{at}: GitHub shows {k}; it is missing")),
                 }
             }
-            if !rule["helpUri"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("https://"))
+            // Optional; when present GitHub links it, so it must be absolute.
+            if rule
+                .get("helpUri")
+                .is_some_and(|u| !u.as_str().is_some_and(|u| u.starts_with("https://")))
             {
                 p.push(format!("{at}: helpUri must be an absolute URI"));
             }

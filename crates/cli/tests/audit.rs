@@ -1,0 +1,96 @@
+//! `orchestra audit` through the real binary: the exit codes its help promises
+//! (0 clean, 1 findings at `--fail-on`, 2 when the audit itself fails) and rule
+//! pages served offline by `--explain`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Project;
+use serde_json::Value;
+
+const PRIVILEGED: &str = "services:\n  app:\n    image: redis:7.2\n    privileged: true\n";
+
+fn code(p: &Project, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = p.run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_codes_are_zero_clean_one_for_findings_two_for_errors() {
+    let p = Project::new("services:\n  api:\n    command: [demo-service]\n");
+    let (c, out, err) = code(&p, &["audit", "--fail-on", "high"]);
+    assert_eq!(c, Some(0), "a clean repository: {out}{err}");
+
+    std::fs::write(p.path().join("compose.yaml"), PRIVILEGED).unwrap();
+    let (c, out, _) = code(&p, &["audit"]);
+    assert_eq!(
+        c,
+        Some(1),
+        "a high finding fails the default --fail-on: {out}"
+    );
+    assert!(out.contains("compose-privileged"), "{out}");
+    assert_eq!(code(&p, &["audit", "--fail-on", "critical"]).0, Some(0));
+    assert_eq!(code(&p, &["audit", "--fail-on", "never"]).0, Some(0));
+
+    // The audit could not run: 2, with the reason.
+    let (c, _, err) = code(&p, &["audit", "no-such-dir"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("no-such-dir"), "{err}");
+    let (c, _, err) = code(&p, &["audit", "--disable", "compose-privilegd"]);
+    assert_eq!(c, Some(2));
+    assert!(err.contains("did you mean `compose-privileged`"), "{err}");
+    std::fs::write(p.path().join("bad.toml"), "fail-on = \"sometimes\"\n").unwrap();
+    let (c, _, err) = code(&p, &["audit", "--config", "bad.toml"]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+    // A usage error is clap's, and also 2.
+    assert_eq!(code(&p, &["audit", "--no-such-flag"]).0, Some(2));
+}
+
+#[test]
+fn explain_prints_the_built_in_page_and_findings_point_at_it() {
+    let p = Project::new("services:\n  api:\n    command: [demo-service]\n");
+    let (c, page, _) = code(&p, &["audit", "--explain", "compose-privileged"]);
+    assert_eq!(c, Some(0));
+    let on_disk = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/audit/rules/compose-privileged.md"),
+    )
+    .unwrap();
+    assert_eq!(page, on_disk, "the page is the one in docs/audit/rules");
+    let (c, _, err) = code(&p, &["audit", "--explain", "compose-privilegd"]);
+    assert_eq!(c, Some(2));
+    assert!(err.contains("did you mean `compose-privileged`"), "{err}");
+
+    // Reports name no web address that does not exist: text says how to read the page,
+    // JSON gives its path in the repository, SARIF carries the page itself.
+    std::fs::write(p.path().join("compose.yaml"), PRIVILEGED).unwrap();
+    let (_, text, _) = code(&p, &["audit"]);
+    assert!(
+        text.contains("= docs: orchestra audit --explain compose-privileged"),
+        "{text}"
+    );
+    let (_, json, _) = code(&p, &["audit", "--format", "json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "compose-privileged")
+        .unwrap();
+    assert_eq!(f["docs"], "docs/audit/rules/compose-privileged.md", "{f}");
+    let (_, sarif, _) = code(&p, &["audit", "--format", "sarif"]);
+    assert!(!sarif.contains("https://github.com/orchestra"), "{sarif}");
+    let v: Value = serde_json::from_str(&sarif).unwrap();
+    let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let rule = rules
+        .iter()
+        .find(|r| r["id"] == "compose-privileged")
+        .unwrap();
+    assert_eq!(rule["help"]["markdown"], on_disk.as_str());
+}
