@@ -49,7 +49,9 @@ pub struct AuditArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Also audit files that .gitignore and .ignore exclude (.git/ is always skipped).
+    /// Also audit files on disk that .gitignore and .ignore exclude (.git/ is always
+    /// skipped). Without it, in a git work tree the audit reads every committed file
+    /// (whatever .gitignore says) plus untracked files that are not ignored.
     #[arg(long)]
     pub no_ignore: bool,
 

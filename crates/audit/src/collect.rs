@@ -255,6 +255,67 @@ pub struct Collected {
     pub kind: FileKind,
 }
 
+/// A directory of installed dependencies or build output that is in the tree
+/// (`node_modules/`, `__pycache__/`, `site-packages/`): counted, never read, so a
+/// committed one costs one finding and no parsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DependencyTree {
+    /// The directory, relative to the root, `/`-separated, without a trailing `/`.
+    pub dir: String,
+    /// Files under it.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+/// Directory names whose contents are installed or generated, not written.
+const DEPENDENCY_DIRS: &[&str] = &["node_modules", "__pycache__", "site-packages"];
+
+/// The dependency directory `rel` lies in (its outermost one), if any.
+fn dependency_dir(rel: &str) -> Option<&str> {
+    let mut end = 0;
+    for part in rel.split('/') {
+        end += part.len();
+        if end >= rel.len() {
+            return None; // the file name itself
+        }
+        if DEPENDENCY_DIRS.contains(&part) {
+            return Some(&rel[..end]);
+        }
+        end += 1;
+    }
+    None
+}
+
+/// Files and dependency trees of one walk.
+#[derive(Default)]
+struct Trees(Mutex<std::collections::BTreeMap<String, (u64, u64)>>);
+
+impl Trees {
+    /// True when `rel` is inside a dependency tree (and was counted there).
+    fn absorb(&self, rel: &str, abs: &Path) -> bool {
+        let Some(dir) = dependency_dir(rel) else {
+            return false;
+        };
+        let bytes = std::fs::symlink_metadata(abs).map_or(0, |m| m.len());
+        if let Ok(mut t) = self.0.lock() {
+            let e = t.entry(dir.to_owned()).or_default();
+            e.0 += 1;
+            e.1 += bytes;
+        }
+        true
+    }
+
+    fn into_vec(self) -> Vec<DependencyTree> {
+        self.0
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(dir, (files, bytes))| DependencyTree { dir, files, bytes })
+            .collect()
+    }
+}
+
 /// Walk `root` in parallel, honoring `.gitignore`/`.ignore` unless `no_ignore`.
 ///
 /// `.git/` is always skipped; other hidden paths (`.github/`, `.env`) are included.
@@ -274,8 +335,45 @@ pub fn walk(root: &Path, no_ignore: bool) -> Result<Vec<Collected>, AuditError> 
     Ok(files)
 }
 
+/// Every path git would commit under `root`: the index (committed files, whatever
+/// `.gitignore` says now) plus untracked files that are not ignored. `None` when `root`
+/// is not in a git work tree or git cannot run.
+fn git_files(root: &Path) -> Option<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut paths: Vec<String> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    // A file both staged and changed is listed once per stage.
+    paths.dedup();
+    Some(paths)
+}
+
 /// The walk of [`walk`], handing each file to `visit` as it is found (from the walker's
-/// threads, in no particular order) instead of collecting them.
+/// threads, in no particular order) instead of collecting them. Files inside
+/// dependency directories are not visited; they come back as [`DependencyTree`]s.
+///
+/// In a git work tree (and without `no_ignore`) the files are the ones git tracks plus
+/// the untracked ones it does not ignore: a committed file is audited even when
+/// `.gitignore` matches it. Elsewhere, `.gitignore` and `.ignore` decide.
 ///
 /// # Errors
 /// Fails when `root` does not exist.
@@ -283,7 +381,7 @@ pub(crate) fn walk_visit(
     root: &Path,
     no_ignore: bool,
     visit: impl Fn(Collected) + Sync,
-) -> Result<(), AuditError> {
+) -> Result<Vec<DependencyTree>, AuditError> {
     if !root.exists() {
         return Err(AuditError::NotFound {
             path: root.to_path_buf(),
@@ -299,7 +397,25 @@ pub(crate) fn walk_visit(
             kind: classify(&rel),
             rel,
         });
-        return Ok(());
+        return Ok(Vec::new());
+    }
+    let trees = Trees::default();
+    // An empty listing is a directory git ignores as a whole (a corpus checked out
+    // under an ignored folder): the walk below still reads it.
+    if !no_ignore && let Some(paths) = git_files(root).filter(|p| !p.is_empty()) {
+        for rel in paths {
+            let abs = root.join(&rel);
+            // Deleted but still in the index, a submodule, a symlink: nothing to read.
+            if !std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            if trees.absorb(&rel, &abs) {
+                continue;
+            }
+            let kind = classify(&rel);
+            visit(Collected { abs, rel, kind });
+        }
+        return Ok(trees.into_vec());
     }
     let mut builder = WalkBuilder::new(root);
     builder
@@ -313,6 +429,7 @@ pub(crate) fn walk_visit(
         .follow_links(false)
         .filter_entry(|e| e.file_name() != ".git");
     let visit = &visit;
+    let absorbed = &trees;
     builder.build_parallel().run(|| {
         Box::new(move |entry| {
             let Ok(entry) = entry else {
@@ -333,12 +450,15 @@ pub(crate) fn walk_visit(
                     .collect::<Vec<_>>()
                     .join("/"),
             };
+            if absorbed.absorb(&rel, &abs) {
+                return WalkState::Continue;
+            }
             let kind = classify(&rel);
             visit(Collected { abs, rel, kind });
             WalkState::Continue
         })
     });
-    Ok(())
+    Ok(trees.into_vec())
 }
 
 /// Is `path` a relative path whose text is exactly its components joined with `/` (no
@@ -354,6 +474,25 @@ fn is_normal_relative(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dependency_dirs_are_the_outermost_one_and_never_the_file_name() {
+        assert_eq!(
+            dependency_dir("web/node_modules/x/index.js"),
+            Some("web/node_modules")
+        );
+        assert_eq!(
+            dependency_dir("node_modules/a/node_modules/b.js"),
+            Some("node_modules")
+        );
+        assert_eq!(
+            dependency_dir("app/__pycache__/m.cpython-311.pyc"),
+            Some("app/__pycache__")
+        );
+        assert_eq!(dependency_dir("docs/node_modules"), None);
+        assert_eq!(dependency_dir("src/node_modules_helper.rs"), None);
+        assert_eq!(dependency_dir("a.js"), None);
+    }
 
     #[test]
     fn classifies_names() {

@@ -63,6 +63,8 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::identifiers::mixed_cloud_regions::MixedCloudRegions),
         // dependencies
         Box::new(rules::dependencies::dependency_known_vulnerability::KnownVulnerability),
+        // hygiene
+        Box::new(rules::hygiene::committed_dependency_tree::CommittedDependencyTree),
     ]
 }
 

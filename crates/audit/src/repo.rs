@@ -138,6 +138,8 @@ pub struct Repository {
     pub files: Vec<ParsedFile>,
     /// Rule settings.
     pub settings: Settings,
+    /// Dependency directories in the tree, counted instead of read.
+    pub dependency_trees: Vec<crate::collect::DependencyTree>,
     index: HashMap<String, usize>,
     by_kind: HashMap<FileKind, Vec<usize>>,
     dirs: HashSet<String>,
@@ -156,7 +158,7 @@ impl Repository {
         // Read and parse each file on the rayon pool as soon as the walk finds it, so
         // parsing overlaps the (system-call bound) walk instead of waiting for it.
         let parsed = Mutex::new(Vec::new());
-        rayon::in_place_scope(|scope| {
+        let trees = rayon::in_place_scope(|scope| {
             collect::walk_visit(root, no_ignore, |c| {
                 let parsed = &parsed;
                 scope.spawn(move |_| {
@@ -176,7 +178,9 @@ impl Repository {
         } else {
             Some(root.to_path_buf())
         };
-        Ok(Self::build(root_dir, files, settings))
+        let mut repo = Self::build(root_dir, files, settings);
+        repo.dependency_trees = trees;
+        Ok(repo)
     }
 
     /// An in-memory repository of `(path, text)` pairs (tests, editors).
@@ -210,6 +214,7 @@ impl Repository {
             root,
             files,
             settings,
+            dependency_trees: Vec::new(),
             index,
             by_kind,
             dirs,

@@ -30,6 +30,15 @@ pub fn run_rule_with(rule: &dyn Rule, files: &[(&str, &str)], settings: Settings
     runner::finish(&repo, raw, &Config::default(), None).findings
 }
 
+/// Run `rule` on a repository built by the test (for what files alone cannot say,
+/// such as the dependency trees a walk counted).
+#[must_use]
+pub fn run_repo_rule(rule: &dyn Rule, repo: &Repository) -> Vec<Finding> {
+    let (raw, notes) = runner::run_rules(repo, &[rule]);
+    assert!(notes.is_empty(), "rule crashed: {notes:?}");
+    runner::finish(repo, raw, &Config::default(), None).findings
+}
+
 /// Run every registered rule on in-memory files; returns the findings of all rules.
 #[must_use]
 pub fn run_all(files: &[(&str, &str)]) -> Vec<Finding> {

@@ -94,3 +94,92 @@ fn explain_prints_the_built_in_page_and_findings_point_at_it() {
         .unwrap();
     assert_eq!(rule["help"]["markdown"], on_disk.as_str());
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_committed_file_is_audited_even_when_gitignore_matches_it_and_node_modules_is_one_finding() {
+    let p = Project::new("services:\n  api:\n    command: [demo-service]\n");
+    let dir = p.path();
+    git(dir, &["init", "-q"]);
+    std::fs::write(dir.join(".gitignore"), "secrets.txt\nnode_modules/\n").unwrap();
+    // Built here so this file holds no token itself.
+    let token = format!("ghp_{}", "Zq8Lm2Xv9Tr4Nw6Yp1Ks3Hd7Gf5Bj0Ce2Ua9");
+    std::fs::write(dir.join("secrets.txt"), format!("GITHUB_TOKEN={token}\n")).unwrap();
+    let modules = dir.join("web/node_modules/left-pad");
+    std::fs::create_dir_all(&modules).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            modules.join(format!("f{i}.js")),
+            format!("module.exports = {i};\n"),
+        )
+        .unwrap();
+    }
+    // An ignored file never committed stays out of the audit.
+    std::fs::write(dir.join("local.txt"), format!("GITHUB_TOKEN={token}\n")).unwrap();
+    std::fs::write(
+        dir.join(".gitignore"),
+        "secrets.txt\nnode_modules/\nlocal.txt\n",
+    )
+    .unwrap();
+    git(dir, &["add", "-f", "secrets.txt", "web/node_modules"]);
+    git(dir, &["add", ".gitignore", "orchestra.yaml"]);
+
+    let (c, json, err) = code(&p, &["audit", "--format", "json", "--fail-on", "never"]);
+    assert_eq!(c, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let at = |rule: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| f["locations"][0]["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(at("secret-provider-token"), ["secrets.txt"], "{json}");
+    assert_eq!(
+        at("committed-dependency-tree"),
+        ["web/node_modules/"],
+        "{json}"
+    );
+    let tree = findings
+        .iter()
+        .find(|f| f["rule"] == "committed-dependency-tree")
+        .unwrap();
+    assert!(
+        tree["message"].as_str().unwrap().contains("300 files"),
+        "{tree}"
+    );
+    // Nothing under node_modules was read as a file of its own.
+    assert!(!json.contains("left-pad/f1.js"), "{json}");
+    assert!(
+        !json.contains("local.txt"),
+        "an ignored, uncommitted file: {json}"
+    );
+
+    // --no-ignore reads everything on disk, the ignored file included.
+    let (_, json, _) = code(
+        &p,
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--no-ignore",
+            "--fail-on",
+            "never",
+        ],
+    );
+    assert!(json.contains("local.txt"), "{json}");
+}

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod dependencies;
 pub mod dockerfile;
 pub mod drift;
+pub mod hygiene;
 pub mod identifiers;
 pub mod parse_error;
 pub mod scan;
