@@ -2,7 +2,9 @@
 # Reverse proxy benchmark, one run on this machine, side by side:
 #   direct to a trivial upstream | Orchestra's proxy | nginx (1 and 2 workers) | haproxy
 # (1) saturated keep-alive throughput with wrk, its ratio to direct, and CPU per request;
-# (2) latency at a fixed request rate (open loop, examples/loadgen.rs) and what each proxy adds.
+# (2) the same over https (TLS terminated by Orchestra's proxy and by nginx, one self-signed
+#     certificate made here with openssl);
+# (3) latency at a fixed request rate (open loop, examples/loadgen.rs) and what each proxy adds.
 # All targets run side by side and rounds interleave them, so load from other work on a shared
 # machine falls on all of them alike; each figure is the median over the rounds.
 # All traffic stays on 127.0.0.1; every process is started here and stopped by its own PID.
@@ -17,6 +19,7 @@ WRK_THREADS="${WRK_THREADS:-2}"
 RATE="${RATE:-5000}"                  # fixed-rate phase, requests/s
 RATE_DURATION="${RATE_DURATION:-5}"   # seconds per fixed-rate run
 RATE_CONNS="${RATE_CONNS:-50}"
+TLS="${TLS:-1}"                       # 0: leave out the https phase
 CORES="$(nproc)"
 PROXY_WORKERS="${PROXY_WORKERS:-$CORES}"
 UPSTREAM_THREADS="${UPSTREAM_THREADS:-$CORES}"
@@ -87,9 +90,22 @@ wait_port() {
   exit 1
 }
 
-declare -A PORT PIDOF
+declare -A PORT PIDOF SCHEME
 ORDER=()
-add_target() { ORDER+=("$1"); PORT[$1]="$2"; PIDOF[$1]="$3"; }
+TLS_ORDER=()
+add_target() { ORDER+=("$1"); PORT[$1]="$2"; PIDOF[$1]="$3"; SCHEME[$1]=http; }
+# The https side of a target already running (same process, its TLS port).
+add_tls_target() { TLS_ORDER+=("$1"); PORT[$1]="$2"; PIDOF[$1]="$3"; SCHEME[$1]=https; }
+
+# One certificate for every TLS target: ECDSA P-256, as certificate authorities issue by default.
+CERT="$TMP/tls/cert.pem"
+KEY="$TMP/tls/key.pem"
+if [ "$TLS" = 1 ]; then
+  mkdir -p "$TMP/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$KEY" -out "$CERT" 2>/dev/null
+fi
 
 log "$CORES cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -103,14 +119,23 @@ wait_port "$UP_PORT"
 # comparison with nginx's one-worker figure.
 for spec in "orchestra:$PROXY_WORKERS" "orch-1w:1"; do
   port="$(free_port)"
+  tls_args=()
+  if [ "$TLS" = 1 ] && [ "${spec%%:*}" = orchestra ]; then
+    tls_port="$(free_port)"
+    tls_args=(--tls-listen "127.0.0.1:$tls_port" --tls-cert "$CERT" --tls-key "$KEY")
+  fi
   "$BIN/proxy" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" --workers "${spec#*:}" \
-    >"$TMP/${spec%%:*}.log" 2>&1 &
+    "${tls_args[@]}" >"$TMP/${spec%%:*}.log" 2>&1 &
   PIDS+=("$!")
   add_target "${spec%%:*}" "$port" "$!"
   wait_port "$port"
+  if ((${#tls_args[@]})); then
+    add_tls_target "orch-tls" "$tls_port" "$!"
+    wait_port "$tls_port"
+  fi
 done
 
-nginx_conf() { # workers port dir
+nginx_conf() { # workers port dir [tls-port]
   cat <<CONF
 worker_processes $1;
 daemon off;
@@ -130,6 +155,10 @@ http {
   }
   server {
     listen 127.0.0.1:$2;
+    ${4:+listen 127.0.0.1:$4 ssl;}
+    ${4:+ssl_certificate $CERT;}
+    ${4:+ssl_certificate_key $KEY;}
+    ${4:+ssl_protocols TLSv1.2 TLSv1.3;}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -141,13 +170,19 @@ CONF
 }
 for workers in 1 2; do
   port="$(free_port)"
+  tls_port=""
+  [ "$TLS" = 1 ] && tls_port="$(free_port)"
   dir="$TMP/nginx-$workers"
   mkdir -p "$dir"
-  nginx_conf "$workers" "$port" "$dir" >"$dir/nginx.conf"
+  nginx_conf "$workers" "$port" "$dir" "$tls_port" >"$dir/nginx.conf"
   "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
   PIDS+=("$!")
   add_target "nginx-${workers}w" "$port" "$!"
   wait_port "$port"
+  if [ -n "$tls_port" ]; then
+    add_tls_target "nginx-${workers}w-tls" "$tls_port" "$!"
+    wait_port "$tls_port"
+  fi
 done
 
 port="$(free_port)"
@@ -193,10 +228,10 @@ median1() { # one decimal
 
 declare -A RPS_RUNS CPU_RUNS P50_RUNS P99_RUNS ERRS
 throughput_round() { # label
-  local label="$1" port="${PORT[$1]}" pid="${PIDOF[$1]}" out before after rps bad
-  wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/" >/dev/null
+  local label="$1" url="${SCHEME[$1]}://127.0.0.1:${PORT[$1]}/" pid="${PIDOF[$1]}" out before after rps bad
+  wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
   before="$(cpu_ticks "$pid")"
-  out="$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/")"
+  out="$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" "$url")"
   after="$(cpu_ticks "$pid")"
   rps="$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
   bad="$(awk '/Non-2xx/ {s += $NF} /Socket errors/ {gsub(",", ""); s += $4 + $6 + $8 + $10} END {print s + 0}' <<<"$out")"
@@ -221,6 +256,11 @@ for round in $(seq 1 "$ROUNDS"); do
   for label in "${ORDER[@]}"; do throughput_round "$label"; done
 done
 for round in $(seq 1 "$ROUNDS"); do
+  ((${#TLS_ORDER[@]})) || break
+  log "https throughput round $round/$ROUNDS (wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s each)"
+  for label in "${TLS_ORDER[@]}"; do throughput_round "$label"; done
+done
+for round in $(seq 1 "$ROUNDS"); do
   log "latency round $round/$ROUNDS ($RATE req/s for ${RATE_DURATION}s each)"
   for label in "${ORDER[@]}"; do latency_round "$label"; done
 done
@@ -228,6 +268,10 @@ log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- report -----------------------------------------------------------------------------------
 declare -A RPS CPU P50 P99
+for label in "${TLS_ORDER[@]}"; do
+  RPS[$label]="$(median <<<"${RPS_RUNS[$label]}")"
+  CPU[$label]="$(median1 <<<"${CPU_RUNS[$label]}")"
+done
 for label in "${ORDER[@]}"; do
   RPS[$label]="$(median <<<"${RPS_RUNS[$label]}")"
   CPU[$label]="$(median1 <<<"${CPU_RUNS[$label]}")"
@@ -249,10 +293,29 @@ for label in "${ORDER[@]}"; do
   printf '%-10s %9s %9s %10s %8s %8s %10s %10s %7s\n' "$label" "${RPS[$label]}" "$ratio" "${CPU[$label]}" \
     "${P50[$label]}" "${P99[$label]}" "$((P50[$label] - P50[$D]))" "$((P99[$label] - P99[$D]))" "${ERRS[$label]}"
 done
+if ((${#TLS_ORDER[@]})); then
+  best_tls=$((RPS[nginx-1w-tls] > RPS[nginx-2w-tls] ? RPS[nginx-1w-tls] : RPS[nginx-2w-tls]))
+  echo
+  echo "https (TLS terminated by the proxy; wrk keep-alive, same self-signed ECDSA P-256 certificate):"
+  for label in "${TLS_ORDER[@]}"; do
+    printf '  %-14s %s\n' "$label" "$(openssl s_client -connect "127.0.0.1:${PORT[$label]}" -servername localhost \
+      </dev/null 2>/dev/null | awk '/^New, / {print $2, $NF; exit}')"
+  done
+  printf '\n%-14s %9s %9s %10s %12s %7s\n' "target" "req/s" "vs direct" "vs nginx" "cpu µs/req" "errors"
+  for label in "${TLS_ORDER[@]}"; do
+    printf '%-14s %9s %9s %10s %12s %7s\n' "$label" "${RPS[$label]}" \
+      "$(awk -v a="${RPS[$label]}" -v b="${RPS[$D]}" 'BEGIN {printf "%.0f%%", 100 * a / b}')" \
+      "$(awk -v a="${RPS[$label]}" -v b="$best_tls" 'BEGIN {printf "%.0f%%", 100 * a / b}')" \
+      "${CPU[$label]}" "${ERRS[$label]}"
+  done
+fi
 echo
 echo "per round (req/s | p99 µs):"
 for label in "${ORDER[@]}"; do
   printf '  %-10s %s| %s\n' "$label" "${RPS_RUNS[$label]}" "${P99_RUNS[$label]}"
+done
+for label in "${TLS_ORDER[@]}"; do
+  printf '  %-12s %s\n' "$label" "${RPS_RUNS[$label]}"
 done
 
 best_nginx_rps=$((RPS[nginx-1w] > RPS[nginx-2w] ? RPS[nginx-1w] : RPS[nginx-2w]))
@@ -267,3 +330,6 @@ echo "  throughput >= nginx    $(verdict $((RPS[orchestra] >= best_nginx_rps))) 
 echo "  throughput >= haproxy  $(verdict $((RPS[orchestra] >= RPS[haproxy])))  ${RPS[orchestra]} vs ${RPS[haproxy]} req/s"
 echo "  p99 added <= 1 ms      $(verdict $((orch_p99_added <= 1000)))  ${orch_p99_added} µs"
 echo "  p99 added <= nginx's   $(verdict $((orch_p99_added <= best_nginx_p99_added)))  ${orch_p99_added} vs ${best_nginx_p99_added} µs"
+if ((${#TLS_ORDER[@]})); then
+  echo "  https >= nginx https   $(verdict $((RPS[orch-tls] >= best_tls)))  ${RPS[orch-tls]} vs $best_tls req/s"
+fi

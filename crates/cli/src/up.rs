@@ -51,7 +51,7 @@ fn prepare(file: Option<&Path>, a: &UpArgs, inject: bool) -> anyhow::Result<Opti
         .order
         .iter()
         .any(|n| m.service(n).is_some_and(|s| s.route.is_some()));
-    let proxy = match a.proxy.as_deref().or(m.proxy_listen.as_deref()) {
+    let proxy = match a.proxy.as_deref().or(m.proxy.listen.as_deref()) {
         Some("off") => None,
         _ if !routed => None,
         Some(addr) => Some(addr.to_owned()),
@@ -352,6 +352,12 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
                     .and_then(|v| v.as_str())
                     .map(|a| format!("; proxy http://{a}"))
                     .unwrap_or_default();
+                let tls = info
+                    .get("proxy_tls")
+                    .and_then(|v| v.as_str())
+                    .map(|a| format!(", https://{a}"))
+                    .unwrap_or_default();
+                let proxy = format!("{proxy}{tls}");
                 let admin = format!("{admin}{proxy}");
                 println!(
                     "✓ {}: {}/{} services healthy in {:.2}s{admin}",

@@ -23,6 +23,9 @@ use crate::units::{
 
 mod deploy;
 
+#[cfg(test)]
+pub(crate) use deploy::parse_cidr as deploy_parse_cidr;
+
 const TOP_FIELDS: &[&str] = &[
     "name", "services", "volumes", "profiles", "health", "admin", "proxy",
 ];
@@ -419,7 +422,7 @@ pub(crate) fn convert(
         health: HealthPolicy::default(),
         volumes: Vec::new(),
         admin_listen: None,
-        proxy_listen: None,
+        proxy: Default::default(),
         environment: None,
     };
     let mut meta = Meta::default();
@@ -497,7 +500,7 @@ pub(crate) fn convert(
         }
     }
     if let Some(n) = f.get("proxy") {
-        manifest.proxy_listen = deploy::proxy(ctx, n);
+        manifest.proxy = deploy::proxy(ctx, n);
     }
     (manifest, meta)
 }

@@ -41,9 +41,87 @@ pub struct Manifest {
     pub admin_listen: Option<String>,
     /// The `--env` overlay that was applied, if any.
     pub environment: Option<String>,
-    /// Proxy listener (`proxy: { listen: "127.0.0.1:8080" }`); `None` keeps the default.
-    pub proxy_listen: Option<String>,
+    /// Top-level `proxy:`: listener, data-plane threads, limits, TLS.
+    #[serde(default)]
+    pub proxy: ProxySpec,
 }
+
+/// Top-level `proxy:`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProxySpec {
+    /// Plain-HTTP listener (`listen: "127.0.0.1:8080"`); `None` keeps the default.
+    pub listen: Option<String>,
+    /// Dedicated data-plane threads (>= 1); `None`: one per CPU core.
+    pub workers: Option<u32>,
+    /// Most client connections open at once (>= 1); `None`: no limit.
+    pub max_connections: Option<u32>,
+    /// Peers whose `X-Forwarded-*` headers are believed, as networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// A TLS listener beside the plain one.
+    pub tls: Option<TlsSpec>,
+}
+
+/// An IP network: `10.0.0.0/8`, `::1/128` (a bare address is a one-address network).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network's address, its host bits zero.
+    pub addr: std::net::IpAddr,
+    /// Prefix length: up to 32 for IPv4, 128 for IPv6.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// `proxy.tls`: TLS termination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TlsSpec {
+    /// TLS listener (default `127.0.0.1:8443`).
+    pub listen: String,
+    /// Certificates, resolved against the manifest directory: `cert`/`key` first (the default
+    /// when SNI matches no other), then each of `certs`.
+    pub certs: Vec<CertPair>,
+    /// Plain-HTTP requests get a 308 to the same URL over https.
+    pub redirect: bool,
+}
+
+/// A certificate chain and its private key (PEM files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertPair {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// Default TLS listener.
+pub const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:8443";
 
 impl Manifest {
     /// The service with this name.

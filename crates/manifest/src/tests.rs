@@ -1755,3 +1755,235 @@ fn secrets_in_the_long_form_say_how_and_which_version() {
         "{d:#?}"
     );
 }
+
+// ---------------------------------------------------------------- proxy
+
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
+/// A project directory with these files, and the manifest `src` loaded from it.
+fn load_in(files: &[(&str, &str)], src: &str) -> (tempfile::TempDir, Result<Manifest, LoadError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let file = dir.path().join("orchestra.yaml");
+    std::fs::write(&file, src).unwrap();
+    let loaded = load(&file, &opts());
+    (dir, loaded)
+}
+
+fn load_errs(files: &[(&str, &str)], src: &str) -> Vec<Diagnostic> {
+    match load_in(files, src).1 {
+        Err(LoadError::Invalid(d)) => d,
+        other => panic!("expected diagnostics, got {other:#?}"),
+    }
+}
+
+const SERVICES: &str = "services:\n  api:\n    command: x\n    route: /\n";
+
+#[test]
+fn proxy_section_with_tls_and_sni_certificates() {
+    let src = format!(
+        "{SERVICES}proxy:\n  listen: 127.0.0.1:8080\n  workers: 2\n  max_connections: 10000\n  trusted_proxies: [10.0.0.0/8, \"::1/128\", 192.168.1.7]\n  tls:\n    listen: \"127.0.0.1:8443\"\n    cert: cert.pem\n    key: key.pem\n    certs:\n      - {{ cert: sni/a.pem, key: sni/a-key.pem }}\n    redirect: true\n"
+    );
+    let files = [
+        ("cert.pem", CERT_PEM),
+        ("key.pem", KEY_PEM),
+        ("sni/a.pem", CERT_PEM),
+        // PKCS#1 and SEC1 keys are fine too.
+        (
+            "sni/a-key.pem",
+            "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+        ),
+    ];
+    let (dir, loaded) = load_in(&files, &src);
+    let m = loaded.unwrap();
+    let p = &m.proxy;
+    assert_eq!(p.listen.as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(p.workers, Some(2));
+    assert_eq!(p.max_connections, Some(10000));
+    let nets: Vec<String> = p.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+    let tls = p.tls.as_ref().unwrap();
+    assert_eq!(tls.listen, "127.0.0.1:8443");
+    assert!(tls.redirect);
+    let root: PathBuf = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        tls.certs,
+        [
+            CertPair {
+                cert: root.join("cert.pem"),
+                key: root.join("key.pem")
+            },
+            CertPair {
+                cert: root.join("sni/a.pem"),
+                key: root.join("sni/a-key.pem")
+            },
+        ]
+    );
+}
+
+#[test]
+fn proxy_defaults() {
+    let m = ok(SERVICES);
+    assert_eq!(m.proxy, ProxySpec::default());
+    let (_dir, loaded) = load_in(
+        &[("c.pem", CERT_PEM), ("k.pem", KEY_PEM)],
+        &format!("{SERVICES}proxy:\n  tls: {{ cert: c.pem, key: k.pem }}\n"),
+    );
+    let tls = loaded.unwrap().proxy.tls.unwrap();
+    assert_eq!(tls.listen, DEFAULT_TLS_LISTEN);
+    assert!(!tls.redirect);
+    assert_eq!(tls.certs.len(), 1);
+}
+
+#[test]
+fn proxy_field_errors_name_the_field() {
+    let d = errs(&format!(
+        "{SERVICES}proxy:\n  listen: nowhere\n  workers: 0\n  max_connections: -1\n  trusted_proxies: [10.0.0.1/8, 10.0.0.0/33, not-an-ip, \"::1/x\"]\n  wrkers: 2\n"
+    ));
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (6, 11, "proxy.listen", "invalid listen address"),
+            (7, 12, "proxy.workers", "out of range"),
+            (8, 20, "proxy.max_connections", "out of range"),
+            (
+                9,
+                21,
+                "proxy.trusted_proxies[0]",
+                "address has bits set past the prefix"
+            ),
+            (
+                9,
+                33,
+                "proxy.trusted_proxies[1]",
+                "prefix length out of range"
+            ),
+            (9, 46, "proxy.trusted_proxies[2]", "invalid network"),
+            (9, 57, "proxy.trusted_proxies[3]", "invalid network"),
+            (10, 3, "proxy.wrkers", "unknown field `wrkers`"),
+        ],
+        "{d:#?}"
+    );
+    assert_eq!(d[3].hint.as_deref(), Some("did you mean `10.0.0.0/8`?"));
+    assert_eq!(
+        d[4].expected.as_deref(),
+        Some("a prefix length from 0 to 32")
+    );
+    assert!(
+        d[1].expected
+            .as_deref()
+            .unwrap()
+            .contains("one per CPU core")
+    );
+    assert_eq!(d[7].hint.as_deref(), Some("did you mean `workers`?"));
+    let d = one(&format!(
+        "{SERVICES}proxy:\n  trusted_proxies: 10.0.0.0/8\n"
+    ));
+    at(&d, 6, 20, "proxy.trusted_proxies");
+}
+
+#[test]
+fn tls_files_must_exist_and_hold_pem() {
+    let src = format!(
+        "{SERVICES}proxy:\n  tls:\n    cert: missing.pem\n    key: cert.pem\n    certs:\n      - {{ cert: key.pem, key: enc.pem }}\n      - {{ cert: cert.pem }}\n    redirect: yes\n    tls: 1\n"
+    );
+    let files = [
+        ("cert.pem", CERT_PEM),
+        ("key.pem", KEY_PEM),
+        (
+            "enc.pem",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIE\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        ),
+    ];
+    let d = load_errs(&files, &src);
+    let got: Vec<(usize, usize, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (7, 11, "proxy.tls.cert", "certificate file not found"),
+            (8, 10, "proxy.tls.key", "not a PEM private key"),
+            (10, 17, "proxy.tls.certs[0].cert", "not a PEM certificate"),
+            (
+                10,
+                31,
+                "proxy.tls.certs[0].key",
+                "the private key is encrypted"
+            ),
+            (11, 9, "proxy.tls.certs[1]", "`key` is missing"),
+            (12, 15, "proxy.tls.redirect", "wrong type"),
+            (13, 5, "proxy.tls.tls", "unknown field `tls`"),
+        ],
+        "{d:#?}"
+    );
+    // The path as resolved, and where it is resolved from.
+    assert!(
+        d[0].found.as_deref().unwrap().ends_with("/missing.pem"),
+        "{d:#?}"
+    );
+    assert_eq!(
+        d[0].hint.as_deref(),
+        Some("paths are relative to the manifest's directory")
+    );
+}
+
+#[test]
+fn tls_listener_needs_its_own_address() {
+    let (_dir, loaded) = load_in(
+        &[("c.pem", CERT_PEM), ("k.pem", KEY_PEM)],
+        &format!(
+            "{SERVICES}proxy:\n  listen: 127.0.0.1:8080\n  tls: {{ listen: 127.0.0.1:8080, cert: c.pem, key: k.pem }}\n"
+        ),
+    );
+    let Err(LoadError::Invalid(d)) = loaded else {
+        panic!("expected diagnostics")
+    };
+    assert_eq!(d.len(), 1, "{d:#?}");
+    at(&d[0], 7, 18, "proxy.tls.listen");
+    assert_eq!(d[0].message, "the TLS listener needs an address of its own");
+    let d = load_errs(
+        &[],
+        &format!("{SERVICES}proxy:\n  tls: {{ listen: \"localhost:1\" }}\n"),
+    );
+    // `cert` and `key` are missing, at the mapping; then the bad address.
+    let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["proxy.tls", "proxy.tls", "proxy.tls.listen"],
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn cidr_parsing_and_membership() {
+    use crate::convert::deploy_parse_cidr as parse;
+    let net = parse("10.0.0.0/8").unwrap();
+    assert!(net.contains("10.200.3.4".parse().unwrap()));
+    assert!(!net.contains("11.0.0.1".parse().unwrap()));
+    assert!(!net.contains("::1".parse().unwrap()));
+    let all = parse("0.0.0.0/0").unwrap();
+    assert!(all.contains("8.8.8.8".parse().unwrap()));
+    let one = parse("::1").unwrap();
+    assert_eq!(one.prefix, 128);
+    assert!(one.contains("::1".parse().unwrap()));
+    assert!(!one.contains("::2".parse().unwrap()));
+    assert!(
+        parse("fd00::/8")
+            .unwrap()
+            .contains("fdab::1".parse().unwrap())
+    );
+    assert!(parse("10.0.0.0/").is_err());
+    assert!(parse("10.0.0.0/+8").is_err());
+    assert!(parse("/8").is_err());
+}

@@ -4,11 +4,13 @@
 //! prints `listening on ADDR` and runs until Ctrl-C or SIGTERM, then drains for 5 s.
 //! `--workers N` (default: one per core) runs the data plane on N dedicated threads;
 //! `--workers 0 --threads T` runs it on a T-thread tokio runtime instead, as inside the daemon.
+//! `--tls-listen ADDR --tls-cert CERT.pem --tls-key KEY.pem` adds a TLS listener (HTTP/1.1 and
+//! h2 by ALPN) and prints `tls listening on ADDR` too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orchestra_proxy::{Balance, Proxy, ProxyConfig, Route, Target};
+use orchestra_proxy::{Balance, CertPaths, Proxy, ProxyConfig, Route, Target, TlsConfig};
 
 // The allocator of the `orchestra` binary, so the figures are the binary's.
 #[global_allocator]
@@ -24,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut workers = cores;
     let mut threads = cores;
+    let (mut tls_listen, mut tls_cert, mut tls_key) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -32,12 +35,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--upstream" => upstreams.push(value.parse()?),
             "--workers" => workers = value.parse()?,
             "--threads" => threads = value.parse()?,
+            "--tls-listen" => tls_listen = Some(value.clone()),
+            "--tls-cert" => tls_cert = Some(value.into()),
+            "--tls-key" => tls_key = Some(value.into()),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
     if upstreams.is_empty() {
         return Err("at least one --upstream is needed".into());
     }
+    let tls = match (tls_listen, tls_cert, tls_key) {
+        (Some(listen), Some(cert), Some(key)) => {
+            Some(TlsConfig::new(listen, vec![CertPaths { cert, key }]))
+        }
+        (None, None, None) => None,
+        _ => return Err("--tls-listen, --tls-cert and --tls-key go together".into()),
+    };
     let runtime = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -52,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let proxy = Proxy::start(ProxyConfig {
             listen,
             workers,
+            tls,
             ..ProxyConfig::default()
         })
         .await?;
@@ -71,6 +85,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             maintenance: None,
         }])?;
         println!("listening on {}", proxy.local_addr());
+        if let Some(addr) = proxy.tls_local_addr() {
+            println!("tls listening on {addr}");
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

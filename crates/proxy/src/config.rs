@@ -1,5 +1,6 @@
-//! Proxy settings: listen address, timeouts, retry and breaker policy.
+//! Proxy settings: listen address, timeouts, retry and breaker policy, TLS.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Settings for one [`crate::Proxy`]. A zero `request_timeout` or `idle_timeout` disables it.
@@ -30,6 +31,46 @@ pub struct ProxyConfig {
     /// connection to hyper's server only for what needs it (h2c, HTTP/1.0, upgrades, `Expect`,
     /// streamed request bodies). Off: hyper serves every connection.
     pub fast_http1: bool,
+    /// A TLS listener beside the plain one (`crate::tls`); `None`: plain HTTP only.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS termination: where to listen, which certificates to serve, and how plain HTTP is treated.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    /// Address of the TLS listener, in the same forms as [`ProxyConfig::listen`].
+    pub listen: String,
+    /// Certificates, chosen by the client's SNI; the first is served when no other matches.
+    pub certs: Vec<CertPaths>,
+    /// Plain-HTTP requests are answered with a 308 to the same URL over `https`.
+    pub redirect: bool,
+    /// A client that has not completed its handshake by then is dropped.
+    pub handshake_timeout: Duration,
+    /// How often the certificate files are checked for a change (size, mtime, inode) and
+    /// reloaded; zero: only on [`crate::Proxy::reload_tls`].
+    pub reload_interval: Duration,
+}
+
+impl TlsConfig {
+    /// A listener on `listen` serving `certs`, with the default timeouts and no redirect.
+    pub fn new(listen: impl Into<String>, certs: Vec<CertPaths>) -> Self {
+        TlsConfig {
+            listen: listen.into(),
+            certs,
+            redirect: false,
+            handshake_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPaths {
+    /// The chain, leaf first (`CERTIFICATE` blocks).
+    pub cert: PathBuf,
+    /// The leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ProxyConfig {
@@ -45,6 +86,7 @@ impl Default for ProxyConfig {
             pause_timeout: Duration::from_secs(10),
             workers: 0,
             fast_http1: true,
+            tls: None,
         }
     }
 }

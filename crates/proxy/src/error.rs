@@ -13,6 +13,9 @@ pub enum ProxyError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificates or settings could not be loaded.
+    #[error("proxy TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A worker thread or its runtime could not be started.
     #[error("proxy cannot start its worker threads: {0}")]
     Workers(std::io::Error),

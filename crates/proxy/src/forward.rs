@@ -67,6 +67,7 @@ pub(crate) async fn handle(
         parts.uri.authority(),
     );
     added.upgrade = client_upgrade.is_some();
+    added.https = guard.conn().tls;
     if generated_id {
         added.request_id = Some(request_id.clone());
     }

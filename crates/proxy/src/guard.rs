@@ -22,6 +22,8 @@ pub(crate) struct ConnState {
     epoch: Instant,
     /// The proxy is draining: the response in progress is the connection's last.
     closing: AtomicBool,
+    /// The client came in over TLS (`X-Forwarded-Proto: https`).
+    pub(crate) tls: bool,
 }
 
 impl ConnState {
@@ -32,7 +34,14 @@ impl ConnState {
             idle_since_us: AtomicU64::new(micros_since(epoch)),
             epoch,
             closing: AtomicBool::new(false),
+            tls: false,
         }
+    }
+
+    /// The same, for a connection that came in over TLS.
+    pub(crate) fn over_tls(mut self) -> Self {
+        self.tls = true;
+        self
     }
 
     pub(crate) fn close_after_response(&self) {

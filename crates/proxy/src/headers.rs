@@ -17,6 +17,7 @@ static HOST_NAME: HeaderName = HOST;
 static CONNECTION_NAME: HeaderName = CONNECTION;
 static UPGRADE_VALUE: HeaderValue = HeaderValue::from_static("upgrade");
 static HTTP: HeaderValue = HeaderValue::from_static("http");
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -103,6 +104,8 @@ pub(crate) fn remove_connection_listed(headers: &mut HeaderMap) {
 pub(crate) struct Added {
     pub(crate) forwarded_for: Option<HeaderValue>,
     pub(crate) forwarded_proto: bool,
+    /// The client's connection was TLS: `X-Forwarded-Proto: https`.
+    pub(crate) https: bool,
     pub(crate) host: Option<HeaderValue>,
     pub(crate) forwarded_host: Option<HeaderValue>,
     pub(crate) request_id: Option<HeaderValue>,
@@ -157,7 +160,11 @@ impl Added {
         [
             (&HOST_NAME, self.host.as_ref()),
             (&X_FORWARDED_FOR, self.forwarded_for.as_ref()),
-            (&X_FORWARDED_PROTO, self.forwarded_proto.then_some(&HTTP)),
+            (
+                &X_FORWARDED_PROTO,
+                self.forwarded_proto
+                    .then_some(if self.https { &HTTPS } else { &HTTP }),
+            ),
             (&X_FORWARDED_HOST, self.forwarded_host.as_ref()),
             (&X_REQUEST_ID_NAME, self.request_id.as_ref()),
             (&CONNECTION_NAME, self.upgrade.then_some(&UPGRADE_VALUE)),

@@ -16,7 +16,9 @@
 //! (`stats`, `histogram`) that the verifier reads as windows ([`RevisionStats::since`]).
 //!
 //! The data plane runs on the caller's tokio runtime, or on dedicated thread-per-core workers
-//! ([`ProxyConfig::workers`], `worker`). `examples/proxy.rs` is a standalone binary around it;
+//! ([`ProxyConfig::workers`], `worker`). With [`ProxyConfig::tls`] a TLS listener serves the same
+//! routes over HTTP/1.1 and h2 (by ALPN), with certificates chosen by SNI and reloaded when their
+//! files change (`tls`). `examples/proxy.rs` is a standalone binary around it;
 //! `bench/proxy/run.sh` compares it with nginx and haproxy.
 
 mod balancer;
@@ -37,13 +39,15 @@ mod select;
 mod server;
 mod stats;
 mod table;
+mod tls;
 mod upgrade;
 mod upstream;
 mod worker;
 
-pub use config::ProxyConfig;
+pub use config::{CertPaths, ProxyConfig, TlsConfig};
 pub use error::{ProxyError, RejectedRoute, RouteIssue};
 pub use histogram::Histogram;
 pub use route::{Balance, Route, Sticky, Target};
 pub use server::Proxy;
 pub use stats::RevisionStats;
+pub use tls::TlsError;

@@ -1,5 +1,5 @@
 //! The proxy's handle and its connection lifecycle: bind, accept, serve HTTP/1.1 and h2c on each
-//! connection, close idle ones, and drain on shutdown.
+//! connection (TLS ones: `tls`), close idle ones, and drain on shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -29,6 +30,7 @@ use crate::guard::ConnState;
 use crate::route::{Route, validate};
 use crate::stats::{MetricsRegistry, RevisionStats};
 use crate::table::RouteTable;
+use crate::tls::{self, TlsListeners, TlsState};
 use crate::upstream::UpstreamRegistry;
 use crate::worker;
 
@@ -100,6 +102,8 @@ pub(crate) struct Shared {
     /// Requests waiting on a paused route right now.
     pub(crate) held: AtomicU64,
     local_addr: SocketAddr,
+    /// The TLS listener's certificates and settings, when it has one.
+    pub(crate) tls: Option<TlsState>,
 }
 
 impl Shared {
@@ -119,6 +123,14 @@ impl Proxy {
     /// Binds `cfg.listen` and starts accepting on the current tokio runtime. The table starts
     /// empty (every request gets a 404) until [`Proxy::set_routes`] or [`Proxy::apply_routes`].
     pub async fn start(cfg: ProxyConfig) -> Result<Proxy, ProxyError> {
+        // First: it may fail on a certificate, and worker runtimes must not be dropped here.
+        let (tls, tls_listeners) = match &cfg.tls {
+            Some(t) => {
+                let (state, listeners) = tls::prepare(t, cfg.workers).await?;
+                (Some(state), Some(listeners))
+            }
+            None => (None, None),
+        };
         let addr = bind_address(&cfg.listen);
         let bind_error = |source| ProxyError::Bind {
             addr: cfg.listen.clone(),
@@ -167,14 +179,27 @@ impl Proxy {
             }),
             held: AtomicU64::new(0),
             local_addr,
+            tls,
         });
+        let mut per_worker_tls = Vec::new();
+        match tls_listeners {
+            Some(TlsListeners::Shared(l)) => {
+                let token = shared.live.enter();
+                tokio::spawn(tls::accept_loop(shared.clone(), l, token));
+            }
+            Some(TlsListeners::PerWorker(ls)) => per_worker_tls = ls,
+            None => {}
+        }
+        if shared.tls.is_some() {
+            tokio::spawn(tls::watch(shared.clone()));
+        }
         if let Some(listener) = listener {
             let token = shared.live.enter();
             tokio::spawn(keep_timers_armed(shared.clone()));
             tokio::spawn(accept_loop(shared.clone(), listener, token));
         }
         if let Some((listeners, runtimes)) = workers
-            && let Err(e) = worker::spawn(&shared, listeners, runtimes)
+            && let Err(e) = worker::spawn(&shared, listeners, per_worker_tls, runtimes)
         {
             // Stop the workers that did start.
             shared.phase.send_replace(Phase::Stopped);
@@ -186,6 +211,21 @@ impl Proxy {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The TLS listener's address actually bound, when there is one.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.shared.tls.as_ref().map(|t| t.local_addr)
+    }
+
+    /// Reads the certificate files again now and serves them to new handshakes (they are also
+    /// reloaded when they change, every `reload_interval`). On error the certificates in use
+    /// stay. Without TLS there is nothing to do.
+    pub fn reload_tls(&self) -> Result<(), ProxyError> {
+        match &self.shared.tls {
+            Some(t) => Ok(t.reload()?),
+            None => Ok(()),
+        }
     }
 
     /// Validates and atomically installs a new routing table. Requests already routed finish
@@ -354,13 +394,12 @@ async fn serve_connection(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay failed");
     }
-    let client_ip = HeaderValue::try_from(peer.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    let conn_state = Arc::new(ConnState::new(client_ip, shared.epoch));
+    let conn_state = Arc::new(ConnState::new(client_ip(peer), shared.epoch));
     let mut phase = shared.phase.subscribe();
     let mut idle_check = IdleCheck::new(shared.cfg.idle_timeout);
 
-    let io = if shared.cfg.fast_http1 {
+    // Redirected requests all get the same small answer: no fast path needed.
+    let io = if shared.cfg.fast_http1 && !tls::redirects(&shared) {
         let front = front::serve(shared.clone(), conn_state.clone(), stream);
         tokio::pin!(front);
         loop {
@@ -391,7 +430,28 @@ async fn serve_connection(
     } else {
         Prefixed::new(stream)
     };
+    serve_hyper(shared, builder, io, peer, conn_state, phase, idle_check).await;
+}
 
+/// The client's address as `X-Forwarded-For` gives it.
+pub(crate) fn client_ip(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::try_from(peer.ip().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Serves a connection with hyper's server (HTTP/1.1 or h2, by its preface) until it ends,
+/// idles out or the proxy stops.
+pub(crate) async fn serve_hyper<I>(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: I,
+    peer: SocketAddr,
+    conn_state: Arc<ConnState>,
+    mut phase: watch::Receiver<Phase>,
+    mut idle_check: IdleCheck,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let shared = shared.clone();
         let conn_state = conn_state.clone();
@@ -399,6 +459,9 @@ async fn serve_connection(
             let shared = shared.clone();
             let conn_state = conn_state.clone();
             async move {
+                if let Some(resp) = tls::redirect(&shared, &conn_state, &req) {
+                    return Ok::<_, Infallible>(resp);
+                }
                 let req = req.map(ClientBody::Hyper);
                 Ok::<_, Infallible>(forward::handle(shared, conn_state, req).await)
             }
@@ -443,13 +506,13 @@ async fn serve_connection(
 
 /// One timer per connection for its idle limit, re-armed only when it fires, so requests
 /// themselves never touch it.
-struct IdleCheck {
+pub(crate) struct IdleCheck {
     idle: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl IdleCheck {
-    fn new(idle: Duration) -> Self {
+    pub(crate) fn new(idle: Duration) -> Self {
         let first = if idle.is_zero() {
             Instant::now() + Duration::from_secs(86_400 * 365)
         } else {

@@ -1,6 +1,7 @@
 //! Dedicated data-plane threads (`ProxyConfig::workers > 0`): one single-threaded tokio runtime
 //! per thread, each accepting on its own `SO_REUSEPORT` socket for the same address, so the
-//! kernel spreads connections and a request never crosses threads.
+//! kernel spreads connections and a request never crosses threads. A TLS listener is spread the
+//! same way: each worker accepts on its own socket for the TLS address too.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use tokio::runtime::Runtime;
 use tracing::warn;
 
 use crate::server::{LiveToken, Phase, Shared, accept_loop, keep_timers_armed, wait_for_phase};
+use crate::tls;
 
 thread_local! {
     static INDEX: Cell<usize> = const { Cell::new(0) };
@@ -23,6 +25,17 @@ pub(crate) fn index() -> usize {
 
 /// `n` listening sockets on `addr` sharing one port; the first decides it when `addr` has port 0.
 pub(crate) fn bind_all(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        // `SO_REUSEPORT` would let this proxy share a port another one (of the same user)
+        // already listens on, splitting its traffic: a plain bind finds that out first.
+        let probe = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        probe.set_reuseaddr(true)?;
+        probe.bind(addr)?;
+    }
     let mut listeners = Vec::with_capacity(n);
     let mut bind_to = addr;
     for _ in 0..n {
@@ -52,16 +65,19 @@ pub(crate) fn runtimes(n: usize) -> std::io::Result<Vec<Runtime>> {
         .collect()
 }
 
-/// Starts one thread per listener. Each serves until shutdown's grace ends or every connection
-/// of the proxy is gone after draining.
+/// Starts one thread per listener (with the TLS listener of the same index, if any). Each serves
+/// until shutdown's grace ends or every connection of the proxy is gone after draining.
 pub(crate) fn spawn(
     shared: &Arc<Shared>,
     listeners: Vec<std::net::TcpListener>,
+    tls_listeners: Vec<std::net::TcpListener>,
     runtimes: Vec<Runtime>,
 ) -> std::io::Result<()> {
+    let mut tls_listeners = tls_listeners.into_iter();
     for (i, (listener, runtime)) in listeners.into_iter().zip(runtimes).enumerate() {
         let shared = shared.clone();
         let token: LiveToken = shared.live.enter();
+        let tls = tls_listeners.next().map(|l| (l, shared.live.enter()));
         std::thread::Builder::new()
             .name(format!("orchestra-proxy-{i}"))
             .spawn(move || {
@@ -74,6 +90,16 @@ pub(crate) fn spawn(
                             return;
                         }
                     };
+                    if let Some((tls, tls_token)) = tls {
+                        match TcpListener::from_std(tls) {
+                            Ok(l) => {
+                                tokio::spawn(tls::accept_loop(shared.clone(), l, tls_token));
+                            }
+                            Err(e) => {
+                                warn!(worker = i, error = %e, "worker cannot register its TLS listener");
+                            }
+                        }
+                    }
                     tokio::spawn(keep_timers_armed(shared.clone()));
                     accept_loop(shared.clone(), listener, token).await;
                     let mut phase = shared.phase.subscribe();

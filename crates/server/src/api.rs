@@ -343,7 +343,12 @@ async fn releases(State(s): State<Shared>, Query(q): Query<ReleaseQuery>) -> Res
 
 async fn routes(State(s): State<Shared>) -> Response {
     match &s.deployer {
-        Some(d) => Json(json!({ "proxy": s.info.proxy, "routes": d.splits() })).into_response(),
+        Some(d) => Json(json!({
+            "proxy": s.info.proxy,
+            "proxy_tls": s.info.proxy_tls,
+            "routes": d.splits(),
+        }))
+        .into_response(),
         None => Json(json!({ "proxy": null, "routes": [] })).into_response(),
     }
 }

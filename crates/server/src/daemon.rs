@@ -47,9 +47,12 @@ pub enum DaemonError {
     SocketPathTooLong(PathBuf),
     /// The proxy could not start.
     #[error(
-        "cannot start the proxy: {0}; choose another address with --proxy ADDR or `proxy.listen`"
+        "cannot start the proxy: {0}; choose another address with --proxy ADDR, `proxy.listen` or `proxy.tls.listen`"
     )]
     Proxy(#[from] orchestra_proxy::ProxyError),
+    /// The proxy's certificates could not be loaded.
+    #[error("cannot start the proxy's TLS listener: {0}; fix the files `proxy.tls` names")]
+    ProxyTls(orchestra_proxy::TlsError),
     /// The admin listener could not bind.
     #[error(
         "cannot listen on admin address {addr}: {source}; choose another with --admin ADDR (or `--admin off`)"
@@ -102,6 +105,37 @@ pub struct DaemonOptions {
 /// Default proxy address.
 pub const DEFAULT_PROXY: &str = "127.0.0.1:8080";
 
+/// The proxy's settings: `listen` (from `--proxy` or `proxy.listen`) and the manifest's `proxy:`.
+/// The data plane runs on `workers` dedicated threads, one per core by default.
+fn proxy_config(
+    listen: &str,
+    spec: &orchestra_manifest::ProxySpec,
+) -> orchestra_proxy::ProxyConfig {
+    let workers = spec.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        |w| usize::try_from(w).unwrap_or(1),
+    );
+    let tls = spec.tls.as_ref().map(|t| {
+        let certs = t
+            .certs
+            .iter()
+            .map(|c| orchestra_proxy::CertPaths {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            })
+            .collect();
+        let mut cfg = orchestra_proxy::TlsConfig::new(t.listen.clone(), certs);
+        cfg.redirect = t.redirect;
+        cfg
+    });
+    orchestra_proxy::ProxyConfig {
+        listen: listen.to_owned(),
+        workers: workers.max(1),
+        tls,
+        ..Default::default()
+    }
+}
+
 /// What `GET /v1/daemon` says about the daemon itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct DaemonInfo {
@@ -117,6 +151,8 @@ pub struct DaemonInfo {
     pub admin: Option<String>,
     /// The proxy address actually bound.
     pub proxy: Option<String>,
+    /// The proxy's TLS address actually bound, when `proxy.tls` is set.
+    pub proxy_tls: Option<String>,
     /// When it started (ms since the epoch).
     pub started_at_ms: i64,
     /// What it restored or left out at start, and why: (service, note).
@@ -205,11 +241,12 @@ impl Daemon {
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let proxy = match &opts.proxy {
             Some(listen) => Some(
-                orchestra_proxy::Proxy::start(orchestra_proxy::ProxyConfig {
-                    listen: listen.clone(),
-                    ..Default::default()
-                })
-                .await?,
+                orchestra_proxy::Proxy::start(proxy_config(listen, &opts.manifest.proxy))
+                    .await
+                    .map_err(|e| match e {
+                        orchestra_proxy::ProxyError::Tls(e) => DaemonError::ProxyTls(e),
+                        other => DaemonError::Proxy(other),
+                    })?,
             ),
             None => None,
         };
@@ -311,6 +348,10 @@ impl Daemon {
             environment: opts.manifest.environment.clone(),
             admin: admin_addr.map(|a| a.to_string()),
             proxy: proxy.as_ref().map(|p| p.local_addr().to_string()),
+            proxy_tls: proxy
+                .as_ref()
+                .and_then(|p| p.tls_local_addr())
+                .map(|a| a.to_string()),
             started_at_ms: orchestra_state::now_ms(),
             recovered,
         });

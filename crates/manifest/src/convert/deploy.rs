@@ -1,10 +1,13 @@
 //! `route:` and `deploy:` of a service, and the top-level `proxy:`.
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Ctx, Fields, join};
 use crate::model::{
-    Balance, DeploySpec, Hooks, Location, OnInconclusive, RouteSpec, Sticky, Strategy, Synthetic,
+    Balance, CertPair, Cidr, DEFAULT_TLS_LISTEN, DeploySpec, Hooks, Location, OnInconclusive,
+    ProxySpec, RouteSpec, Sticky, Strategy, Synthetic, TlsSpec,
 };
 use crate::node::{Kind, Node};
 
@@ -393,20 +396,331 @@ fn rate(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<f64> {
     }
 }
 
-/// Top-level `proxy: { listen }`.
-pub(super) fn proxy(ctx: &mut Ctx<'_>, node: &Node) -> Option<String> {
-    let f = ctx.fields(node, "proxy", &["listen"], &[])?;
-    let l = f.get("listen")?;
-    let p = join("proxy", "listen");
-    let listen = ctx.string(l, &p)?;
+const PROXY_FIELDS: &[&str] = &[
+    "listen",
+    "workers",
+    "max_connections",
+    "trusted_proxies",
+    "tls",
+];
+const TLS_FIELDS: &[&str] = &["listen", "cert", "key", "certs", "redirect"];
+const CERT_FIELDS: &[&str] = &["cert", "key"];
+/// More data-plane threads than this is a typo, not a machine.
+const MAX_WORKERS: u64 = 1024;
+
+/// Top-level `proxy: { listen, workers, max_connections, trusted_proxies, tls }`.
+pub(super) fn proxy(ctx: &mut Ctx<'_>, node: &Node) -> ProxySpec {
+    let mut spec = ProxySpec::default();
+    let Some(f) = ctx.fields(node, "proxy", PROXY_FIELDS, &[]) else {
+        return spec;
+    };
+    if let Some(l) = f.get("listen") {
+        spec.listen = listen(ctx, l, &f.path("listen"), "127.0.0.1:8080");
+    }
+    if let Some(n) = f.get("workers") {
+        spec.workers = ctx
+            .uint(
+                n,
+                &f.path("workers"),
+                1,
+                MAX_WORKERS,
+                "a number of threads from 1 to 1024 (leave `workers` out for one per CPU core)",
+            )
+            .and_then(|v| u32::try_from(v).ok());
+    }
+    if let Some(n) = f.get("max_connections") {
+        spec.max_connections = ctx.u32_field(
+            n,
+            &f.path("max_connections"),
+            1,
+            "a number of connections, at least 1 (leave it out for no limit)",
+        );
+    }
+    if let Some(n) = f.get("trusted_proxies") {
+        spec.trusted_proxies = trusted_proxies(ctx, n, &f.path("trusted_proxies"));
+    }
+    if let Some(n) = f.get("tls") {
+        spec.tls = tls(ctx, n, &f.path("tls"), spec.listen.as_deref());
+    }
+    spec
+}
+
+fn listen(ctx: &mut Ctx<'_>, node: &Node, path: &str, example: &str) -> Option<String> {
+    let listen = ctx.string(node, path)?;
     if listen.trim().parse::<std::net::SocketAddr>().is_ok() {
         Some(listen.trim().to_owned())
     } else {
         let d = ctx
-            .diag(l.loc, &p, "invalid listen address")
-            .found(l.describe())
-            .expected("an IP address and port such as 127.0.0.1:8080");
+            .diag(node.loc, path, "invalid listen address")
+            .found(node.describe())
+            .expected(format!("an IP address and port such as {example}"));
         ctx.push(d);
         None
+    }
+}
+
+/// `trusted_proxies: [10.0.0.0/8, "::1/128", 192.168.1.7]`.
+fn trusted_proxies(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<Cidr> {
+    let Kind::Seq(items) = &node.kind else {
+        ctx.type_error(
+            node,
+            path,
+            "a list of networks such as [10.0.0.0/8, \"::1/128\"]",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        let Some(text) = ctx.string(item, &ip) else {
+            continue;
+        };
+        match parse_cidr(text.trim()) {
+            Ok(c) => out.push(c),
+            Err(CidrError::Syntax) => {
+                let d = ctx
+                    .diag(item.loc, &ip, "invalid network")
+                    .found(item.describe())
+                    .expected("an IP network such as 10.0.0.0/8 or ::1/128, or one address");
+                ctx.push(d);
+            }
+            Err(CidrError::Prefix { max }) => {
+                let d = ctx
+                    .diag(item.loc, &ip, "prefix length out of range")
+                    .found(item.describe())
+                    .expected(format!("a prefix length from 0 to {max}"));
+                ctx.push(d);
+            }
+            Err(CidrError::HostBits(network)) => {
+                let d = ctx
+                    .diag(item.loc, &ip, "address has bits set past the prefix")
+                    .found(item.describe())
+                    .expected("the network's first address before the `/`")
+                    .hint(Some(format!("did you mean `{network}`?")));
+                ctx.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// Why a network did not parse.
+#[derive(Debug, PartialEq)]
+pub(crate) enum CidrError {
+    Syntax,
+    Prefix {
+        max: u8,
+    },
+    /// Host bits are set; the network it probably means.
+    HostBits(Cidr),
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a network of one).
+pub(crate) fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| CidrError::Syntax)?;
+    let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u8>() {
+                Ok(v) if v <= max => v,
+                _ => return Err(CidrError::Prefix { max }),
+            }
+        }
+        Some(_) => return Err(CidrError::Syntax),
+    };
+    let network = Cidr {
+        addr: mask(addr, prefix),
+        prefix,
+    };
+    if network.addr == addr {
+        Ok(network)
+    } else {
+        Err(CidrError::HostBits(network))
+    }
+}
+
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// `proxy.tls: { listen, cert, key, certs: [{ cert, key }], redirect }`; `plain` is
+/// `proxy.listen`, which the TLS listener cannot share.
+fn tls(ctx: &mut Ctx<'_>, node: &Node, path: &str, plain: Option<&str>) -> Option<TlsSpec> {
+    let f = ctx.fields(node, path, TLS_FIELDS, &[])?;
+    let mut ok = true;
+    let listen_addr = match f.get("listen") {
+        Some(l) => {
+            let p = f.path("listen");
+            let v = listen(ctx, l, &p, DEFAULT_TLS_LISTEN);
+            if let Some(addr) = v.as_deref()
+                && plain == Some(addr)
+                && !addr.ends_with(":0")
+            {
+                let d = ctx
+                    .diag(l.loc, &p, "the TLS listener needs an address of its own")
+                    .found(l.describe())
+                    .expected(format!(
+                        "an address other than `proxy.listen`'s, such as {DEFAULT_TLS_LISTEN}"
+                    ));
+                ctx.push(d);
+                ok = false;
+            }
+            ok &= v.is_some();
+            v
+        }
+        None => Some(DEFAULT_TLS_LISTEN.to_owned()),
+    };
+    let mut certs = Vec::new();
+    match cert_pair(ctx, node, &f, path) {
+        Some(pair) => certs.push(pair),
+        None => ok = false,
+    }
+    if let Some(n) = f.get("certs") {
+        let cp = f.path("certs");
+        match &n.kind {
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let ip = format!("{cp}[{i}]");
+                    let Some(ef) = ctx.fields(item, &ip, CERT_FIELDS, &[]) else {
+                        ok = false;
+                        continue;
+                    };
+                    match cert_pair(ctx, item, &ef, &ip) {
+                        Some(pair) => certs.push(pair),
+                        None => ok = false,
+                    }
+                }
+            }
+            _ => {
+                ctx.type_error(n, &cp, "a list of { cert: FILE, key: FILE }");
+                ok = false;
+            }
+        }
+    }
+    let mut redirect = false;
+    if let Some(n) = f.get("redirect") {
+        match boolean(ctx, n, &f.path("redirect")) {
+            Some(b) => redirect = b,
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(TlsSpec {
+        listen: listen_addr?,
+        certs,
+        redirect,
+    })
+}
+
+/// The `cert` and `key` of a mapping (both required), each an existing PEM file.
+fn cert_pair(ctx: &mut Ctx<'_>, node: &Node, f: &Fields<'_>, path: &str) -> Option<CertPair> {
+    let mut files = [None, None];
+    for (slot, (key, pem)) in files
+        .iter_mut()
+        .zip([("cert", Pem::Certificate), ("key", Pem::PrivateKey)])
+    {
+        match f.get(key) {
+            Some(n) => *slot = pem_file(ctx, n, &f.path(key), pem),
+            None => {
+                let d = ctx
+                    .diag(node.loc, path, format!("`{key}` is missing"))
+                    .expected("`cert: FILE` and `key: FILE`, PEM files relative to the manifest");
+                ctx.push(d);
+            }
+        }
+    }
+    let [cert, key] = files;
+    Some(CertPair {
+        cert: cert?,
+        key: key?,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Pem {
+    Certificate,
+    PrivateKey,
+}
+
+/// A PEM file that exists and holds what it should; the proxy parses it for real at start.
+fn pem_file(ctx: &mut Ctx<'_>, node: &Node, path: &str, pem: Pem) -> Option<PathBuf> {
+    let name = ctx.nonempty_string(node, path)?;
+    let file = ctx.resolve(name.trim());
+    let what = match pem {
+        Pem::Certificate => "certificate",
+        Pem::PrivateKey => "private key",
+    };
+    let problem = match std::fs::read(&file) {
+        Ok(bytes) => pem_problem(pem, &String::from_utf8_lossy(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let d = ctx
+                .diag(node.loc, path, format!("{what} file not found"))
+                .found(file.display().to_string())
+                .hint(Some(
+                    "paths are relative to the manifest's directory".to_owned(),
+                ));
+            ctx.push(d);
+            return None;
+        }
+        Err(e) => {
+            let d = ctx
+                .diag(node.loc, path, format!("cannot read {what} file: {e}"))
+                .found(file.display().to_string());
+            ctx.push(d);
+            return None;
+        }
+    };
+    match problem {
+        None => Some(file),
+        Some((message, expected)) => {
+            let d = ctx
+                .diag(node.loc, path, message)
+                .found(file.display().to_string())
+                .expected(expected);
+            ctx.push(d);
+            None
+        }
+    }
+}
+
+/// What is wrong with a PEM file's text, if anything: (message, expected).
+fn pem_problem(pem: Pem, text: &str) -> Option<(&'static str, &'static str)> {
+    match pem {
+        Pem::Certificate if text.contains("-----BEGIN CERTIFICATE-----") => None,
+        Pem::Certificate => Some((
+            "not a PEM certificate",
+            "a file with a `-----BEGIN CERTIFICATE-----` block",
+        )),
+        Pem::PrivateKey if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") => Some((
+            "the private key is encrypted",
+            "an unencrypted PEM key (`openssl pkey -in KEY -out KEY.pem` decrypts it)",
+        )),
+        Pem::PrivateKey
+            if text.lines().any(|l| {
+                l.starts_with("-----BEGIN ") && l.trim_end().ends_with("PRIVATE KEY-----")
+            }) =>
+        {
+            None
+        }
+        Pem::PrivateKey => Some((
+            "not a PEM private key",
+            "a file with a `-----BEGIN PRIVATE KEY-----` block",
+        )),
     }
 }

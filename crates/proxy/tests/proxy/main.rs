@@ -8,3 +8,4 @@ mod resilience;
 mod routing;
 mod streaming;
 mod support;
+mod tls;
