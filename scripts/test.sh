@@ -13,12 +13,16 @@ if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; the
   export DOCKER_HOST
 fi
 
-# The secrets tests check interoperability with the `age` CLI: install Debian's
-# `age` if it is missing (without it those tests fail under CI=true, skip otherwise).
-if ! command -v age >/dev/null 2>&1; then
-  echo "test.sh: installing age (Debian)" >&2
+# The secrets tests check interoperability with the `age` CLI, and the proxy's
+# conformance tests compare its answers with nginx's: install Debian's `age` and
+# `nginx` where missing (without them those tests fail under CI=true, skip otherwise).
+missing=()
+command -v age >/dev/null 2>&1 || missing+=(age)
+{ [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} (Debian)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq age >&2 || { apt-get update -qq >&2 && apt-get install -y -qq age >&2; }
+  apt-get install -y -qq "${missing[@]}" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; }
 fi
 
 # The end-to-end tests need the workspace's binaries (orchestra, demo-service).

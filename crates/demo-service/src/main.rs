@@ -41,6 +41,7 @@ Endpoints:
   GET  /stream?n=5&interval=100ms
                            Server-Sent Events: n events `data: {\"i\":k,\"version\":v}`
   POST /echo               streams the request body back
+  GET  /headers            the request's headers as JSON (what a proxy sent)
   GET  /sleep?d=2s         answers after d (default 1s), for drain tests
 
 Durations: 500ms, 2s, 1.5s, 1m, 1h (a bare 0 is also accepted).
@@ -88,7 +89,7 @@ struct Args {
     startup_delay: Option<Duration>,
 
     /// Fraction (0.0-1.0) of app requests answered 500. Never applies to
-    /// health, /ready, /stream, /echo or /sleep.
+    /// health, /ready, /stream, /echo, /headers or /sleep.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_fraction)]
     fail_rate: f64,
 

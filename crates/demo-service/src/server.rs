@@ -75,6 +75,7 @@ enum Route {
     Ready,
     Stream,
     Echo,
+    Headers,
     Sleep,
     App,
 }
@@ -95,6 +96,7 @@ pub async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
             "/ready" => Route::Ready,
             "/stream" => Route::Stream,
             "/echo" => Route::Echo,
+            "/headers" => Route::Headers,
             "/sleep" => Route::Sleep,
             _ => Route::App,
         }
@@ -111,6 +113,7 @@ pub async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
         Route::Ready => ready(&st),
         Route::Stream => stream(&st, req.uri().query()),
         Route::Echo => echo(req),
+        Route::Headers => headers(&req),
         Route::Sleep => sleep(&st, req.uri().query()).await,
         Route::App => app(&st, req.uri().path()).await,
     };
@@ -211,6 +214,27 @@ fn stream(st: &State, query: Option<&str>) -> Response<Body> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The request's headers as a JSON object (repeated names joined with `, `): what a
+/// proxy in front of the service sent it.
+fn headers(req: &Request<Incoming>) -> Response<Body> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match seen.iter_mut().find(|(n, _)| n == name.as_str()) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            None => seen.push((name.as_str().to_owned(), value)),
+        }
+    }
+    let fields: Vec<String> = seen
+        .iter()
+        .map(|(n, v)| format!("{}:{}", json_string(n), json_string(v)))
+        .collect();
+    json(StatusCode::OK, format!("{{{}}}", fields.join(",")))
 }
 
 fn echo(req: Request<Incoming>) -> Response<Body> {

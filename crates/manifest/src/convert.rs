@@ -24,7 +24,7 @@ use crate::units::{
 mod deploy;
 
 #[cfg(test)]
-pub(crate) use deploy::parse_cidr as deploy_parse_cidr;
+pub(crate) use deploy::{CidrError, parse_cidr as deploy_parse_cidr};
 
 const TOP_FIELDS: &[&str] = &[
     "name", "services", "volumes", "profiles", "health", "admin", "proxy",

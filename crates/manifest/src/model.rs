@@ -57,46 +57,9 @@ pub struct ProxySpec {
     pub max_connections: Option<u32>,
     /// Peers whose `X-Forwarded-*` headers are believed, as networks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A TLS listener beside the plain one.
     pub tls: Option<TlsSpec>,
-}
-
-/// An IP network: `10.0.0.0/8`, `::1/128` (a bare address is a one-address network).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Cidr {
-    /// The network's address, its host bits zero.
-    pub addr: std::net::IpAddr,
-    /// Prefix length: up to 32 for IPv4, 128 for IPv6.
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` is in this network.
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr;
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
 }
 
 /// `proxy.tls`: TLS termination.

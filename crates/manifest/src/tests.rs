@@ -1968,22 +1968,28 @@ fn tls_listener_needs_its_own_address() {
 #[test]
 fn cidr_parsing_and_membership() {
     use crate::convert::deploy_parse_cidr as parse;
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
     let net = parse("10.0.0.0/8").unwrap();
-    assert!(net.contains("10.200.3.4".parse().unwrap()));
-    assert!(!net.contains("11.0.0.1".parse().unwrap()));
-    assert!(!net.contains("::1".parse().unwrap()));
+    assert!(net.contains(&ip("10.200.3.4")));
+    assert!(!net.contains(&ip("11.0.0.1")));
+    assert!(!net.contains(&ip("::1")));
     let all = parse("0.0.0.0/0").unwrap();
-    assert!(all.contains("8.8.8.8".parse().unwrap()));
+    assert!(all.contains(&ip("8.8.8.8")));
     let one = parse("::1").unwrap();
-    assert_eq!(one.prefix, 128);
-    assert!(one.contains("::1".parse().unwrap()));
-    assert!(!one.contains("::2".parse().unwrap()));
+    assert_eq!(one.prefix_len(), 128);
+    assert!(one.contains(&ip("::1")));
+    assert!(!one.contains(&ip("::2")));
     assert!(
         parse("fd00::/8")
             .unwrap()
-            .contains("fdab::1".parse().unwrap())
+            .contains(&ip("fdab::1"))
     );
     assert!(parse("10.0.0.0/").is_err());
     assert!(parse("10.0.0.0/+8").is_err());
     assert!(parse("/8").is_err());
+    assert!(parse("10.0.0.0/33").is_err());
+    assert_eq!(
+        parse("10.1.2.3/8").unwrap_err(),
+        crate::convert::CidrError::HostBits("10.0.0.0/8".parse().unwrap())
+    );
 }

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderValue, SET_COOKIE};
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderValue, SET_COOKIE, TRANSFER_ENCODING};
 use hyper::http::uri::{Authority, PathAndQuery, Uri};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::debug;
 
 use crate::balancer;
-use crate::body::{ClientBody, ProxyBody};
+use crate::body::{self, ClientBody, ClientBodyError, ProxyBody};
 use crate::guard::{ConnState, RequestGuard};
 use crate::h1::{ExchangeError, H1Error, RequestBody, ResponseHead, UpstreamBody, UpstreamConn};
 use crate::headers::{self, Added, X_REQUEST_ID};
@@ -53,6 +54,22 @@ pub(crate) async fn handle(
     let client_upgrade =
         headers::is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // What the front buffered has passed these checks already.
+    let body = match body {
+        ClientBody::Hyper(body) => {
+            let max = shared.cfg.max_body_bytes;
+            match check_hyper_body(&parts.headers, &body, max) {
+                Err(reject) => return reject.into_response(&request_id, Some(guard)),
+                Ok(false) => ClientBody::Hyper(body),
+                // Rare (chunked uploads): boxed so that the common path's future stays small.
+                Ok(true) => match Box::pin(body::read_ahead(body, max)).await {
+                    Ok(body) => body,
+                    Err(e) => return body_reject(&e).into_response(&request_id, Some(guard)),
+                },
+            }
+        }
+        other => other,
+    };
     let Some(path_and_query) = forwarded_path_and_query(route, &parts.uri) else {
         return Reject::BadPath.into_response(&request_id, Some(guard));
     };
@@ -61,13 +78,8 @@ pub(crate) async fn handle(
     if parts.headers.contains_key(CONNECTION) {
         headers::remove_connection_listed(&mut parts.headers);
     }
-    let mut added = Added::forwarded(
-        &parts.headers,
-        &guard.conn().client_ip,
-        parts.uri.authority(),
-    );
+    let mut added = Added::forwarded(&parts.headers, &guard.conn().origin, parts.uri.authority());
     added.upgrade = client_upgrade.is_some();
-    added.https = guard.conn().tls;
     if generated_id {
         added.request_id = Some(request_id.clone());
     }
@@ -129,6 +141,12 @@ pub(crate) async fn handle(
                 }
                 return finish_response(head, conn, guard, &request_id, set_cookie);
             }
+            Err(Failure::Other(H1Error::RequestBody(e))) => {
+                // The client's fault (a malformed or oversized body, or it went away), not the
+                // upstream's: no breaker failure, nor a failed request of the revision.
+                debug!(upstream = %upstream.addr, error = %e, "client request body failed");
+                return body_reject(&e).into_response(&request_id, Some(guard));
+            }
             Err(failure) => {
                 upstream.breaker.on_failure(shared.now_us());
                 debug!(upstream = %upstream.addr, %failure, "upstream request failed");
@@ -145,6 +163,37 @@ pub(crate) async fn handle(
                 return reject.into_response(&request_id, Some(guard));
             }
         }
+    }
+}
+
+/// Checks a body hyper read before anything is sent: its transfer coding must be a single
+/// `chunked` (hyper has already refused one whose last coding is not `chunked`; the others the
+/// proxy would have to decode to re-frame: RFC 9112 §6.1), and its length at most `max_body`
+/// (0: no limit). True when it is of unknown length, to be read ahead
+/// ([`body::read_ahead`]).
+fn check_hyper_body(headers: &HeaderMap, body: &Incoming, max_body: u64) -> Result<bool, Reject> {
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    if let Some(first) = codings.next()
+        && (!first.eq_ignore_ascii_case(b"chunked") || codings.next().is_some())
+    {
+        return Err(Reject::UnsupportedCoding);
+    }
+    match hyper::body::Body::size_hint(body).exact() {
+        Some(n) if max_body > 0 && n > max_body => Err(Reject::BodyTooLarge),
+        Some(_) => Ok(false),
+        None => Ok(true),
+    }
+}
+
+/// The answer to a client body that failed: its own fault, so a 4xx.
+fn body_reject(e: &ClientBodyError) -> Reject {
+    match e {
+        ClientBodyError::TooLarge(_) => Reject::BodyTooLarge,
+        ClientBodyError::Read(_) => Reject::BadBody,
     }
 }
 

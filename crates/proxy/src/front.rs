@@ -7,6 +7,14 @@
 //! rest of its life: HTTP/2 (h2c prior knowledge), HTTP/1.0, upgrades (WebSocket), `Expect`,
 //! chunked request bodies and bodies larger than the limit. Those are the cases where hyper's
 //! general machinery earns its cost, and it has handled them all along.
+//!
+//! Both servers hold requests to the same limits (`ProxyConfig`'s docs list them) and answer a
+//! bad request the same way: the front takes every request with `Transfer-Encoding` to hyper,
+//! so one parser alone decides how such a body is framed, and refuses what hyper refuses
+//! (431 past the head size or header count, 400 for a malformed head or conflicting lengths,
+//! 413 past the body limit, 414 past hyper's URI limit). For `head_timeout` hyper's connections
+//! are timed here too ([`Prefixed`]), since hyper's own timer would also count the idle wait
+//! between keep-alive requests.
 
 use std::cell::RefCell;
 use std::io;
@@ -24,6 +32,7 @@ use hyper::header::{
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::body::{ClientBody, ProxyBody};
 use crate::forward;
@@ -31,9 +40,10 @@ use crate::guard::ConnState;
 use crate::h1::parse_decimal;
 use crate::server::Shared;
 
-/// Largest request head accepted; a larger one gets a 431.
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+/// Header slots on the stack; a `max_headers` above it costs an allocation per parse.
+const STACK_HEADERS: usize = 128;
+/// Longest request target hyper takes (its `MAX_URI_LEN`); a longer one gets a 414.
+const MAX_URI: usize = (u16::MAX - 1) as usize;
 /// Request bodies up to this size are read in full before the request is forwarded.
 pub(crate) const MAX_BUFFERED_BODY: usize = 64 * 1024;
 /// Response bytes gathered before a write when more frames are ready at once.
@@ -58,11 +68,20 @@ enum Next {
 /// Serves requests until the connection closes or a request needs hyper. When the proxy
 /// drains, the connection's owner marks it closing: the response in progress is the last one.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Arc<ConnState>, io: TcpStream) -> Outcome {
+    let cfg = &shared.cfg;
+    let head_timeout = cfg.head_timeout;
     let mut front = Front {
         io,
         rbuf: BytesMut::with_capacity(8 * 1024),
         wbuf: Vec::new(),
         scratch: Vec::new(),
+        max_head: cfg.head_limit(),
+        max_headers: cfg.header_limit(),
+        max_body: cfg.max_body_bytes,
+        head_timeout,
+        // The first head is timed from the connection's start.
+        head_deadline: (!head_timeout.is_zero()).then(|| Instant::now() + head_timeout),
+        head_timer: None,
     };
     loop {
         if conn.closing() {
@@ -70,7 +89,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Arc<ConnState>, io: TcpStre
         }
         let (req, keep_alive) = match front.next_request().await {
             Next::Request(req, keep_alive) => (req, keep_alive),
-            Next::Handoff => return Outcome::Handoff(front.into_prefixed()),
+            Next::Handoff => return Outcome::Handoff(front.into_prefixed(conn, head_timeout)),
             Next::Closed => return Outcome::Closed,
             Next::Reject(status) => {
                 let _ = front.write_reject(status).await;
@@ -92,6 +111,27 @@ struct Front {
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     scratch: Vec<(HeaderName, usize, usize)>,
+    max_head: usize,
+    max_headers: usize,
+    /// 0: no limit.
+    max_body: u64,
+    /// Zero: heads are not timed.
+    head_timeout: Duration,
+    /// When the head being read must be complete: set once part of it is here (for the first
+    /// head: at the start), cleared once it is whole.
+    head_deadline: Option<Instant>,
+    /// The timer for `head_deadline`, kept for the connection's life (made only if a head ever
+    /// has to be waited for).
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// How far the request at the front of the buffer has come.
+enum Parsed {
+    Done(Next),
+    /// Part of its head is here.
+    Head,
+    /// Its head is whole, part of its body is here.
+    Body,
 }
 
 /// What the headers of a request say about how to serve it.
@@ -126,12 +166,43 @@ impl Front {
         loop {
             if !self.rbuf.is_empty() {
                 match self.parse() {
-                    Ok(Some(next)) => return next,
-                    Ok(None) => {}
+                    Ok(Parsed::Done(next)) => {
+                        self.head_deadline = None;
+                        return next;
+                    }
+                    Ok(Parsed::Head) => {
+                        if self.head_deadline.is_none() && !self.head_timeout.is_zero() {
+                            self.head_deadline = Some(Instant::now() + self.head_timeout);
+                        }
+                    }
+                    // The wait for the body is the idle timer's.
+                    Ok(Parsed::Body) => self.head_deadline = None,
                     Err(status) => return Next::Reject(status),
                 }
             }
-            match self.io.read_buf(&mut self.rbuf).await {
+            let read = match self.head_deadline {
+                None => self.io.read_buf(&mut self.rbuf).await,
+                Some(deadline) => {
+                    let timer = match &mut self.head_timer {
+                        Some(timer) => {
+                            if timer.deadline() != deadline {
+                                timer.as_mut().reset(deadline);
+                            }
+                            timer
+                        }
+                        None => self
+                            .head_timer
+                            .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                    };
+                    tokio::select! {
+                        biased;
+                        read = self.io.read_buf(&mut self.rbuf) => read,
+                        // Too slow with its head: closed without an answer, as hyper does.
+                        () = timer.as_mut() => return Next::Closed,
+                    }
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => return Next::Closed,
                 Ok(_) => {}
             }
@@ -141,36 +212,47 @@ impl Front {
         }
     }
 
-    /// A complete request off the front of the buffer; `None` until all of it is here.
-    fn parse(&mut self) -> Result<Option<Next>, StatusCode> {
+    /// A complete request off the front of the buffer, or how far it has come.
+    fn parse(&mut self) -> Result<Parsed, StatusCode> {
         // HTTP/2 with prior knowledge starts with a preface httparse does not take.
         if self.rbuf.starts_with(b"PRI ") {
-            return Ok(Some(Next::Handoff));
+            return Ok(Parsed::Done(Next::Handoff));
         }
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        let mut heap: Vec<MaybeUninit<httparse::Header<'_>>>;
+        let slots = if self.max_headers <= STACK_HEADERS {
+            &mut stack[..self.max_headers]
+        } else {
+            heap = (0..self.max_headers)
+                .map(|_| MaybeUninit::uninit())
+                .collect();
+            &mut heap[..]
+        };
         let mut parsed = httparse::Request::new(&mut []);
         let status = httparse::ParserConfig::default().parse_request_with_uninit_headers(
             &mut parsed,
             &self.rbuf,
-            &mut slots,
+            slots,
         );
+        // Past the limit as hyper counts it: a whole head longer than its read buffer, or a
+        // partial one that fills it.
         let head_len = match status {
-            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+            Ok(httparse::Status::Complete(n)) if n > self.max_head => {
                 return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             }
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_HEAD => {
+            Ok(httparse::Status::Partial) if self.rbuf.len() >= self.max_head => {
                 return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Head),
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             }
-            Err(httparse::Error::Version) => return Ok(Some(Next::Handoff)),
+            Err(httparse::Error::Version) => return Ok(Parsed::Done(Next::Handoff)),
             Err(_) => return Err(StatusCode::BAD_REQUEST),
         };
         if parsed.version != Some(1) {
-            return Ok(Some(Next::Handoff));
+            return Ok(Parsed::Done(Next::Handoff));
         }
         let method = parsed
             .method
@@ -178,6 +260,9 @@ impl Front {
             .ok_or(StatusCode::BAD_REQUEST)?;
         let base = self.rbuf.as_ptr() as usize;
         let path = parsed.path.ok_or(StatusCode::BAD_REQUEST)?;
+        if path.len() > MAX_URI {
+            return Err(StatusCode::URI_TOO_LONG);
+        }
         let path_start = path.as_ptr() as usize - base;
         let path_range = path_start..path_start + path.len();
         let mut seen = Seen::default();
@@ -189,17 +274,26 @@ impl Front {
             let start = h.value.as_ptr() as usize - base;
             self.scratch.push((name, start, start + h.value.len()));
         }
+        // Before the length checks: with `Transfer-Encoding` hyper alone decides the framing,
+        // and what any `Content-Length` lines beside it mean.
+        if seen.needs_hyper {
+            return Ok(Parsed::Done(Next::Handoff));
+        }
         if seen.bad_length {
             return Err(StatusCode::BAD_REQUEST);
         }
-        let body_len = usize::try_from(seen.content_length.unwrap_or(0)).unwrap_or(usize::MAX);
-        if seen.needs_hyper || body_len > MAX_BUFFERED_BODY {
-            return Ok(Some(Next::Handoff));
+        let declared = seen.content_length.unwrap_or(0);
+        if self.max_body > 0 && declared > self.max_body {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let body_len = usize::try_from(declared).unwrap_or(usize::MAX);
+        if body_len > MAX_BUFFERED_BODY {
+            return Ok(Parsed::Done(Next::Handoff));
         }
         if self.rbuf.len() - head_len < body_len {
             // The body is still on its way: wait for it (the head is parsed again then).
             self.rbuf.reserve(head_len + body_len - self.rbuf.len());
-            return Ok(None);
+            return Ok(Parsed::Body);
         }
 
         let raw = self.rbuf.split_to(head_len).freeze();
@@ -218,7 +312,7 @@ impl Front {
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
-        Ok(Some(Next::Request(Box::new(req), !seen.close)))
+        Ok(Parsed::Done(Next::Request(Box::new(req), !seen.close)))
     }
 
     /// Writes `resp`; true when the connection can carry another request afterwards.
@@ -306,10 +400,18 @@ impl Front {
         self.io.write_all(head.as_bytes()).await
     }
 
-    fn into_prefixed(self) -> Prefixed {
+    fn into_prefixed(self, conn: Arc<ConnState>, head_timeout: Duration) -> Prefixed {
+        let prefix = self.rbuf.freeze();
+        // The front timed the head it hands over; the clock starts again on the next one.
+        let mut head = HeadClock::new(conn, head_timeout, false);
+        if prefix.starts_with(b"PRI ") {
+            head.off = true;
+        }
+        head.sniffed = true;
         Prefixed {
-            prefix: self.rbuf.freeze(),
+            prefix,
             io: self.io,
+            head,
         }
     }
 }
@@ -394,14 +496,98 @@ fn with_date(f: impl FnOnce(&[u8])) {
 pub(crate) struct Prefixed {
     prefix: Bytes,
     io: TcpStream,
+    head: HeadClock,
 }
 
 impl Prefixed {
-    pub(crate) fn new(io: TcpStream) -> Self {
+    /// A connection hyper serves from its start (`fast_http1` off).
+    pub(crate) fn new(io: TcpStream, conn: Arc<ConnState>, head_timeout: Duration) -> Self {
         Prefixed {
             prefix: Bytes::new(),
             io,
+            head: HeadClock::new(conn, head_timeout, true),
         }
+    }
+}
+
+/// `head_timeout` for the HTTP/1 requests hyper reads, kept by watching the bytes it reads: a
+/// head starts when bytes arrive while no request is open (a new connection's first one: at
+/// the start), and has ended once a request has opened since. A head still unfinished at its
+/// deadline fails hyper's read, which closes the connection without an answer. HTTP/2
+/// connections are not timed (their frames flow while no stream is open). Bytes that arrive
+/// while a request is open are not told apart from its body, so the rest of a head pipelined
+/// behind it is left to `idle_timeout` (hyper closes an idle connection with a partial head).
+struct HeadClock {
+    conn: Arc<ConnState>,
+    timeout: Duration,
+    /// The connection's idle mark (`ConnState::idle_mark`) when the head being timed started.
+    started: Option<u64>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the first bytes have been looked at for the HTTP/2 preface.
+    sniffed: bool,
+    off: bool,
+}
+
+impl HeadClock {
+    fn new(conn: Arc<ConnState>, timeout: Duration, from_now: bool) -> Self {
+        let mut clock = HeadClock {
+            started: None,
+            conn,
+            timeout,
+            timer: None,
+            sniffed: false,
+            off: timeout.is_zero(),
+        };
+        if from_now && !clock.off {
+            clock.start();
+        }
+        clock
+    }
+
+    fn start(&mut self) {
+        self.started = self.conn.idle_mark();
+        if self.started.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + self.timeout;
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Whether the head being timed is still the one waited for.
+    fn still_waiting(&mut self) -> bool {
+        if self.started.is_some() && self.conn.idle_mark() != self.started {
+            self.started = None;
+        }
+        self.started.is_some()
+    }
+
+    fn on_read(&mut self, bytes: &[u8]) {
+        if self.off || bytes.is_empty() {
+            return;
+        }
+        if !self.sniffed {
+            self.sniffed = true;
+            if bytes.starts_with(b"PRI ") {
+                self.off = true;
+                return;
+            }
+        }
+        if !self.still_waiting() {
+            self.start();
+        }
+    }
+
+    /// On a read that must wait: whether the head's time is up.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.off || !self.still_waiting() {
+            return false;
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -414,10 +600,23 @@ impl AsyncRead for Prefixed {
         let this = self.get_mut();
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
+            let bytes = this.prefix.split_to(n);
+            this.head.on_read(&bytes);
+            buf.put_slice(&bytes);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.head.on_read(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.head.poll_expired(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not complete within head_timeout",
+            ))),
+            other => other,
+        }
     }
 }
 

@@ -5,16 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
 use crate::h1::UpstreamConn;
+use crate::headers::Origin;
+use crate::limit::ConnSlot;
 use crate::stats::RevisionMetrics;
 use crate::upstream::UpstreamState;
 
-/// One client connection: its address for `X-Forwarded-For` and what its idle timer needs.
+/// One client connection: where it comes from (for the forwarded headers), what its idle
+/// timer needs, and its place under `max_connections`, held as long as anything (an upgraded
+/// tunnel too) still uses the connection.
 pub(crate) struct ConnState {
-    pub(crate) client_ip: HeaderValue,
+    pub(crate) origin: Arc<Origin>,
+    _slot: Option<ConnSlot>,
     /// Requests (HTTP/2: streams) open on this connection.
     active: AtomicU32,
     /// When `active` last dropped to 0, in µs since `epoch`.
@@ -27,9 +31,10 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new(client_ip: HeaderValue, epoch: Instant) -> Self {
+    pub(crate) fn new(origin: Origin, slot: Option<ConnSlot>, epoch: Instant) -> Self {
         ConnState {
-            client_ip,
+            origin: Arc::new(origin),
+            _slot: slot,
             active: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(micros_since(epoch)),
             epoch,
@@ -50,6 +55,16 @@ impl ConnState {
 
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// While no request (HTTP/2: stream) is open, when the last one ended (µs since the
+    /// epoch; the connection's start before any): a request opened and closed since a
+    /// previous look changes it. `None` while requests are open.
+    pub(crate) fn idle_mark(&self) -> Option<u64> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.idle_since_us.load(Ordering::Acquire))
     }
 
     /// When the connection will have been idle for `idle`, or `None` while requests are open.
@@ -125,9 +140,10 @@ impl Drop for RequestGuard {
             r.leave();
         }
         if self.conn.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.conn
-                .idle_since_us
-                .store(micros_since(self.conn.epoch), Ordering::Release);
+            // Always a new value, even on a clock that stands still (`idle_mark`).
+            let last = self.conn.idle_since_us.load(Ordering::Acquire);
+            let now = micros_since(self.conn.epoch).max(last + 1);
+            self.conn.idle_since_us.store(now, Ordering::Release);
         }
     }
 }
@@ -139,7 +155,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_deadline_follows_the_last_request() {
         let epoch = Instant::now();
-        let conn = Arc::new(ConnState::new(HeaderValue::from_static("1.2.3.4"), epoch));
+        let listening = crate::headers::Listening::new(crate::headers::Scheme::Http, 80);
+        let origin = Origin::new([1, 2, 3, 4].into(), &listening, false);
+        let conn = Arc::new(ConnState::new(origin, None, epoch));
         let idle = Duration::from_secs(5);
         assert_eq!(conn.idle_deadline(idle), Some(epoch + idle));
         let guard = RequestGuard::new(conn.clone());

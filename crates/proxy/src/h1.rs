@@ -9,7 +9,9 @@
 //!
 //! The framing follows RFC 9112 §6: no body for HEAD, 1xx, 204 and 304; chunked when it is the
 //! final transfer coding; else `Content-Length` (every value must agree); else the body runs
-//! until the upstream closes. Chunk extensions and trailers are read and dropped.
+//! until the upstream closes. A response with both `Transfer-Encoding` and `Content-Length` is
+//! framed by the former and loses the latter (§6.3), and its connection is not reused. Chunk
+//! extensions and trailers are read and dropped.
 
 use std::future::Future as _;
 use std::io;
@@ -25,7 +27,7 @@ use hyper::{HeaderMap, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::body::ClientBody;
+use crate::body::{ClientBody, ClientBodyError};
 use crate::headers::{self, Added};
 
 /// Largest response head accepted (hyper's client allows about 400 KiB; real heads are < 8 KiB).
@@ -56,7 +58,7 @@ pub(crate) enum H1Error {
     #[error("upstream closed the connection in the middle of the body")]
     Truncated,
     #[error("reading the client's request body: {0}")]
-    RequestBody(hyper::Error),
+    RequestBody(ClientBodyError),
 }
 
 /// One keep-alive connection to an upstream.
@@ -351,8 +353,14 @@ impl UpstreamConn {
                 .map_err(|_| H1Error::Head(format!("invalid value for header {name}")))?;
             headers.append(name, value);
         }
+        // Both framings at once (RFC 9112 §6.3): the transfer coding wins and the length, stale
+        // or smuggled, must not reach the client; nor is such a connection trusted again.
+        let both = announced.chunked_last.is_some() && announced.length.is_some();
+        if both {
+            headers.remove(CONTENT_LENGTH);
+        }
         let framing = framing(status, &announced, head_request);
-        let keep_alive = http11 && framing != Framing::UntilClose && !announced.close;
+        let keep_alive = http11 && framing != Framing::UntilClose && !announced.close && !both;
         Ok(Some(ResponseHead {
             status,
             headers,
@@ -410,22 +418,20 @@ fn encode_head(
     buf.push(b' ');
     buf.extend_from_slice(target.as_str().as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    let forwarded = headers
-        .iter()
-        .filter(|(name, _)| headers::forwarded_as_is(name, added.upgrade));
-    for (name, value) in forwarded.chain(added.iter()) {
+    for (name, value) in headers.iter().filter(|(name, _)| added.passes(name)) {
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
     }
+    added.write(buf, headers);
     buf.extend_from_slice(b"\r\n");
 }
 
 /// Appends one request body frame (chunk-framed if asked); false once the body has ended.
 fn push_frame(
     buf: &mut Vec<u8>,
-    frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    frame: Option<Result<Frame<Bytes>, ClientBodyError>>,
     chunked: bool,
 ) -> Result<bool, H1Error> {
     match frame {
@@ -815,15 +821,17 @@ mod tests {
             ("x-forwarded-for", "9.9.9.9"),
             ("x-b", "2"),
         ]);
-        let added = Added {
-            forwarded_for: Some(HeaderValue::from_static("9.9.9.9, 1.2.3.4")),
-            ..Added::default()
-        };
+        let listening = headers::Listening::new(headers::Scheme::Http, 80);
+        let origin =
+            std::sync::Arc::new(headers::Origin::new([1, 2, 3, 4].into(), &listening, true));
+        let added = Added::forwarded(&client, &origin, None);
         encode_head(&mut buf, &Method::POST, &target, &client, &added);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "POST /v1/x?y=1 HTTP/1.1\r\nhost: a\r\nx-b: 1\r\nx-b: 2\r\n\
-             x-forwarded-for: 9.9.9.9, 1.2.3.4\r\n\r\n"
+             x-forwarded-for: 9.9.9.9, 1.2.3.4\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: a\r\nx-forwarded-port: 80\r\n\
+             forwarded: for=1.2.3.4;host=\"a\";proto=http\r\n\r\n"
         );
     }
 
@@ -910,6 +918,23 @@ mod tests {
         let (_, body, reusable) = read_all(conn, false).await;
         assert_eq!(body, b"until close");
         assert!(reusable.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_response_with_both_framings_loses_its_length() {
+        let conn = conn_with(&[
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n\
+              b\r\nhello world\r\n0\r\n\r\n",
+        ])
+        .await;
+        let (head, body, reusable) = read_all(conn, false).await;
+        assert!(
+            !head.headers.contains_key("content-length"),
+            "{:?}",
+            head.headers
+        );
+        assert_eq!(body, b"hello world");
+        assert!(reusable.is_none(), "an ambiguous connection is not reused");
     }
 
     #[tokio::test]

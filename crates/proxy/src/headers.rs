@@ -1,9 +1,13 @@
-//! Header rewriting at the proxy boundary: hop-by-hop removal, `X-Forwarded-*`, request ids.
+//! Header rewriting at the proxy boundary: hop-by-hop removal, `X-Forwarded-*` and `Forwarded`
+//! (replaced, or extended for trusted proxies), request ids.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use hyper::HeaderMap;
 use hyper::header::{
-    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
-    TRAILER, TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, FORWARDED, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::http::uri::Authority;
 use rand::Rng;
@@ -11,13 +15,8 @@ use rand::Rng;
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_REQUEST_ID_NAME: HeaderName = X_REQUEST_ID;
-static HOST_NAME: HeaderName = HOST;
-static CONNECTION_NAME: HeaderName = CONNECTION;
-static UPGRADE_VALUE: HeaderValue = HeaderValue::from_static("upgrade");
-static HTTP: HeaderValue = HeaderValue::from_static("http");
-static HTTPS: HeaderValue = HeaderValue::from_static("https");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -97,90 +96,236 @@ pub(crate) fn remove_connection_listed(headers: &mut HeaderMap) {
     }
 }
 
+/// The scheme a listener serves, as `X-Forwarded-Proto` and `Forwarded: proto=` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    /// For a TLS listener.
+    Https,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// What a listener tells about itself in forwarded headers; made once per listener.
+#[derive(Clone, Debug)]
+pub(crate) struct Listening {
+    pub(crate) scheme: Scheme,
+    /// The port clients connect to, as `X-Forwarded-Port` writes it.
+    pub(crate) port: HeaderValue,
+}
+
+impl Listening {
+    pub(crate) fn new(scheme: Scheme, port: u16) -> Listening {
+        Listening {
+            scheme,
+            port: HeaderValue::from(port),
+        }
+    }
+}
+
+/// Who a client connection comes from and what it reached, as the forwarded headers say it.
+/// Made once per connection, so requests only write it out.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    /// The client's address as `X-Forwarded-For` writes it (`192.0.2.7`, `2001:db8::1`).
+    client_ip: HeaderValue,
+    /// The same as an RFC 7239 node: IPv6 addresses bracketed and quoted.
+    node: HeaderValue,
+    scheme: Scheme,
+    port: HeaderValue,
+    /// The client is a proxy in `trusted_proxies`: its forwarded headers are extended.
+    trusted: bool,
+}
+
+impl Origin {
+    /// An IPv4 client on an IPv6 socket (`::ffff:a.b.c.d`) is written as IPv4.
+    pub(crate) fn new(peer: IpAddr, listening: &Listening, trusted: bool) -> Origin {
+        let peer = peer.to_canonical();
+        let unknown = || HeaderValue::from_static("unknown");
+        let client_ip = HeaderValue::try_from(peer.to_string()).unwrap_or_else(|_| unknown());
+        let node = match peer {
+            IpAddr::V4(_) => client_ip.clone(),
+            IpAddr::V6(v6) => {
+                HeaderValue::try_from(format!("\"[{v6}]\"")).unwrap_or_else(|_| unknown())
+            }
+        };
+        Origin {
+            client_ip,
+            node,
+            scheme: listening.scheme,
+            port: listening.port.clone(),
+            trusted,
+        }
+    }
+}
+
 /// Headers the proxy adds to a request on its way upstream. They are written after the
-/// client's own, which keep their order; hop-by-hop ones and `X-Forwarded-For` (rewritten
-/// here) stay behind. Nothing is inserted into the client's header map.
-#[derive(Default)]
+/// client's own, which keep their order; hop-by-hop ones and the forwarded headers the proxy
+/// rewrites (see [`forwarded_as_is`]) stay behind. Nothing is inserted into the client's
+/// header map, and the forwarded headers are written straight into the request head, so a
+/// request costs no allocation for them.
 pub(crate) struct Added {
-    pub(crate) forwarded_for: Option<HeaderValue>,
-    pub(crate) forwarded_proto: bool,
-    /// The client's connection was TLS: `X-Forwarded-Proto: https`.
-    pub(crate) https: bool,
+    origin: Arc<Origin>,
+    /// The host the client asked for (its `Host`, or an HTTP/2 request's authority).
+    seen_host: Option<HeaderValue>,
+    /// A trusted client's own `X-Forwarded-Proto`, `-Host`, `-Port`: forwarded as they came.
+    kept_proto: bool,
+    kept_host: bool,
+    kept_port: bool,
+    /// A trusted client's `X-Forwarded-For` and `Forwarded`: extended with this hop.
+    extend_for: bool,
+    extend_forwarded: bool,
+    /// `Host` for HTTP/2 requests (from `:authority`), or the upstream's when the client sent
+    /// none.
     pub(crate) host: Option<HeaderValue>,
-    pub(crate) forwarded_host: Option<HeaderValue>,
     pub(crate) request_id: Option<HeaderValue>,
     /// `Connection: upgrade`, carrying a protocol switch across.
     pub(crate) upgrade: bool,
-    /// `Content-Length` or `Transfer-Encoding` when the body is re-framed (HTTP/2 clients).
+    /// `Content-Length` or `Transfer-Encoding` when the body is re-framed (HTTP/2 clients,
+    /// chunked uploads).
     pub(crate) framing: Option<(HeaderName, HeaderValue)>,
 }
 
 impl Added {
-    /// `X-Forwarded-For` (appending the client to any chain), `X-Forwarded-Proto` and
-    /// `X-Forwarded-Host` (kept when a proxy in front set them), and a `Host` from the URI for
-    /// HTTP/2 requests, which carry it as `:authority`.
+    /// The forwarded headers for a request from `origin` (see `ProxyConfig`'s docs), and a
+    /// `Host` from the URI for HTTP/2 requests, which carry it as `:authority`.
     pub(crate) fn forwarded(
         headers: &HeaderMap,
-        client_ip: &HeaderValue,
+        origin: &Arc<Origin>,
         authority: Option<&Authority>,
     ) -> Added {
-        let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-        let forwarded_for = if existing.peek().is_none() {
-            client_ip.clone()
-        } else {
-            let mut chain = Vec::with_capacity(64);
-            for v in existing {
-                chain.extend_from_slice(v.as_bytes());
-                chain.extend_from_slice(b", ");
-            }
-            chain.extend_from_slice(client_ip.as_bytes());
-            HeaderValue::from_bytes(&chain).unwrap_or_else(|_| client_ip.clone())
-        };
         let client_host = headers.get(HOST);
         let host = match client_host {
             Some(_) => None,
             None => authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
-        let forwarded_host = if headers.contains_key(&X_FORWARDED_HOST) {
-            None
-        } else {
-            client_host.or(host.as_ref()).cloned()
-        };
+        let seen_host = client_host.or(host.as_ref()).cloned();
+        let trusted = origin.trusted;
+        let sent = |name: &HeaderName| trusted && headers.contains_key(name);
         Added {
-            forwarded_for: Some(forwarded_for),
-            forwarded_proto: !headers.contains_key(&X_FORWARDED_PROTO),
+            origin: origin.clone(),
+            seen_host,
+            kept_proto: sent(&X_FORWARDED_PROTO),
+            kept_host: sent(&X_FORWARDED_HOST),
+            kept_port: sent(&X_FORWARDED_PORT),
+            extend_for: sent(&X_FORWARDED_FOR),
+            extend_forwarded: sent(&FORWARDED),
             host,
-            forwarded_host,
-            ..Added::default()
+            request_id: None,
+            upgrade: false,
+            framing: None,
         }
     }
 
-    /// Every added header, in the order written.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        [
-            (&HOST_NAME, self.host.as_ref()),
-            (&X_FORWARDED_FOR, self.forwarded_for.as_ref()),
-            (
-                &X_FORWARDED_PROTO,
-                self.forwarded_proto
-                    .then_some(if self.https { &HTTPS } else { &HTTP }),
-            ),
-            (&X_FORWARDED_HOST, self.forwarded_host.as_ref()),
-            (&X_REQUEST_ID_NAME, self.request_id.as_ref()),
-            (&CONNECTION_NAME, self.upgrade.then_some(&UPGRADE_VALUE)),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|v| (name, v)))
-        .chain(self.framing.as_ref().map(|(n, v)| (n, v)))
+    /// Whether a client's header is written upstream as it came.
+    pub(crate) fn passes(&self, name: &HeaderName) -> bool {
+        forwarded_as_is(name, self.upgrade, self.origin.trusted)
+    }
+
+    /// Appends every added header to a request head; `headers` are the client's, whose
+    /// forwarded chains a trusted client's request extends.
+    pub(crate) fn write(&self, buf: &mut Vec<u8>, headers: &HeaderMap) {
+        let origin = &*self.origin;
+        let scheme = origin.scheme.as_str().as_bytes();
+        if let Some(host) = &self.host {
+            push(buf, HOST.as_str(), host.as_bytes());
+        }
+
+        buf.extend_from_slice(b"x-forwarded-for: ");
+        if self.extend_for {
+            push_chain(buf, headers.get_all(&X_FORWARDED_FOR));
+        }
+        buf.extend_from_slice(origin.client_ip.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        if !self.kept_proto {
+            push(buf, X_FORWARDED_PROTO.as_str(), scheme);
+        }
+        if !self.kept_host
+            && let Some(host) = &self.seen_host
+        {
+            push(buf, X_FORWARDED_HOST.as_str(), host.as_bytes());
+        }
+        if !self.kept_port {
+            push(buf, X_FORWARDED_PORT.as_str(), origin.port.as_bytes());
+        }
+
+        buf.extend_from_slice(b"forwarded: ");
+        if self.extend_forwarded {
+            push_chain(buf, headers.get_all(&FORWARDED));
+        }
+        buf.extend_from_slice(b"for=");
+        buf.extend_from_slice(origin.node.as_bytes());
+        if let Some(host) = &self.seen_host {
+            buf.extend_from_slice(b";host=");
+            push_quoted(buf, host.as_bytes());
+        }
+        buf.extend_from_slice(b";proto=");
+        buf.extend_from_slice(scheme);
+        buf.extend_from_slice(b"\r\n");
+
+        if let Some(id) = &self.request_id {
+            push(buf, X_REQUEST_ID.as_str(), id.as_bytes());
+        }
+        if self.upgrade {
+            push(buf, CONNECTION.as_str(), b"upgrade");
+        }
+        if let Some((name, value)) = &self.framing {
+            push(buf, name.as_str(), value.as_bytes());
+        }
     }
 }
 
-/// Whether a client's header is written upstream as it came.
-pub(crate) fn forwarded_as_is(name: &HeaderName, upgrade: bool) -> bool {
-    if is_hop_by_hop(name) {
-        return upgrade && name == UPGRADE;
+fn push(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// The values of a list header, each followed by `, ` (empty ones left out).
+fn push_chain(buf: &mut Vec<u8>, values: hyper::header::GetAll<'_, HeaderValue>) {
+    for v in values {
+        let v = v.as_bytes().trim_ascii();
+        if !v.is_empty() {
+            buf.extend_from_slice(v);
+            buf.extend_from_slice(b", ");
+        }
     }
-    name != X_FORWARDED_FOR
+}
+
+/// An RFC 7239 value as a quoted-string (a host with a port is no token).
+fn push_quoted(buf: &mut Vec<u8>, value: &[u8]) {
+    buf.push(b'"');
+    if value.iter().any(|&b| b == b'"' || b == b'\\') {
+        for &b in value {
+            if b == b'"' || b == b'\\' {
+                buf.push(b'\\');
+            }
+            buf.push(b);
+        }
+    } else {
+        buf.extend_from_slice(value);
+    }
+    buf.push(b'"');
+}
+
+/// Whether a client's header is written upstream as it came. Hop-by-hop headers stay behind
+/// (but `Upgrade` on an upgrade); so do `X-Forwarded-For` and `Forwarded`, which the proxy
+/// writes itself, and `X-Forwarded-Proto`, `-Host` and `-Port` unless the client is trusted.
+pub(crate) fn forwarded_as_is(name: &HeaderName, upgrade: bool, trusted: bool) -> bool {
+    match name.as_str() {
+        "x-forwarded-for" | "forwarded" => false,
+        "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port" => trusted,
+        _ if is_hop_by_hop(name) => upgrade && name == UPGRADE,
+        _ => true,
+    }
 }
 
 /// 128 random bits as 32 lowercase hex digits.
@@ -237,56 +382,136 @@ pub(crate) mod tests {
         assert!(!is_upgrade_request(&map(&[("connection", "upgrade")])));
     }
 
-    fn added(a: &Added) -> Vec<(String, String)> {
-        a.iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+    fn origin(peer: &str, trusted: bool) -> Arc<Origin> {
+        let listening = Listening::new(Scheme::Http, 8080);
+        Arc::new(Origin::new(peer.parse().unwrap(), &listening, trusted))
+    }
+
+    /// The head lines a request from `origin` carries upstream: the client's own that pass,
+    /// then the added ones.
+    fn written(h: &HeaderMap, a: &Added) -> Vec<String> {
+        let mut buf = Vec::new();
+        for (name, value) in h.iter().filter(|(n, _)| a.passes(n)) {
+            push(&mut buf, name.as_str(), value.as_bytes());
+        }
+        a.write(&mut buf, h);
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
             .collect()
     }
 
+    fn spoofing_client() -> HeaderMap {
+        map(&[
+            ("host", "shop.example:8443"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-port", "443"),
+            ("forwarded", "for=1.1.1.1;proto=https"),
+            ("accept", "*/*"),
+        ])
+    }
+
     #[test]
-    fn forwarded_for_appends_and_proto_host_are_kept() {
-        let ip = HeaderValue::from_static("10.0.0.9");
-        let h = map(&[("x-forwarded-for", "1.1.1.1"), ("host", "shop.example")]);
-        let a = Added::forwarded(&h, &ip, None);
+    fn an_untrusted_clients_forwarded_headers_are_replaced() {
+        let h = spoofing_client();
+        let a = Added::forwarded(&h, &origin("10.0.0.9", false), None);
         assert_eq!(
-            added(&a),
+            written(&h, &a),
             [
-                ("x-forwarded-for".into(), "1.1.1.1, 10.0.0.9".into()),
-                ("x-forwarded-proto".into(), "http".into()),
-                ("x-forwarded-host".into(), "shop.example".into()),
+                "host: shop.example:8443",
+                "accept: */*",
+                "x-forwarded-for: 10.0.0.9",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: shop.example:8443",
+                "x-forwarded-port: 8080",
+                "forwarded: for=10.0.0.9;host=\"shop.example:8443\";proto=http",
             ]
         );
-        assert!(
-            !forwarded_as_is(&X_FORWARDED_FOR, false),
-            "the old chain is replaced"
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarded_headers_are_extended() {
+        let mut h = spoofing_client();
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+        let a = Added::forwarded(&h, &origin("::ffff:10.0.0.9", true), None);
+        assert_eq!(
+            written(&h, &a),
+            [
+                "host: shop.example:8443",
+                "x-forwarded-proto: https",
+                "x-forwarded-host: evil.example",
+                "x-forwarded-port: 443",
+                "accept: */*",
+                "x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9",
+                "forwarded: for=1.1.1.1;proto=https, \
+                 for=10.0.0.9;host=\"shop.example:8443\";proto=http",
+            ]
         );
 
-        let h = map(&[("x-forwarded-proto", "https")]);
+        // A trusted proxy that sent none of them: set, as for anyone.
+        let h = map(&[("host", "a")]);
+        let a = Added::forwarded(&h, &origin("10.0.0.9", true), None);
+        assert_eq!(written(&h, &a)[1], "x-forwarded-for: 10.0.0.9");
+        assert_eq!(written(&h, &a)[2], "x-forwarded-proto: http");
+    }
+
+    #[test]
+    fn http2_hosts_ipv6_clients_and_the_rest_of_the_added_headers() {
+        let h = map(&[]);
         let authority = Authority::from_static("h2.example:80");
-        let mut a = Added::forwarded(&h, &ip, Some(&authority));
+        let listening = Listening::new(Scheme::Https, 443);
+        let origin = Arc::new(Origin::new(
+            "2001:db8::1".parse().unwrap(),
+            &listening,
+            false,
+        ));
+        let mut a = Added::forwarded(&h, &origin, Some(&authority));
         a.upgrade = true;
         a.request_id = Some(HeaderValue::from_static("rid"));
         assert_eq!(
-            added(&a),
+            written(&h, &a),
             [
-                ("host".into(), "h2.example:80".into()),
-                ("x-forwarded-for".into(), "10.0.0.9".into()),
-                ("x-forwarded-host".into(), "h2.example:80".into()),
-                ("x-request-id".into(), "rid".into()),
-                ("connection".into(), "upgrade".into()),
+                "host: h2.example:80",
+                "x-forwarded-for: 2001:db8::1",
+                "x-forwarded-proto: https",
+                "x-forwarded-host: h2.example:80",
+                "x-forwarded-port: 443",
+                "forwarded: for=\"[2001:db8::1]\";host=\"h2.example:80\";proto=https",
+                "x-request-id: rid",
+                "connection: upgrade",
             ]
         );
+        // No host at all: none claimed; quotes in a host are escaped.
+        let a = Added::forwarded(&h, &origin, None);
+        assert!(
+            !written(&h, &a)
+                .iter()
+                .any(|l| l.starts_with("x-forwarded-host"))
+        );
+        let mut buf = Vec::new();
+        push_quoted(&mut buf, br#"a"b\c"#);
+        assert_eq!(buf, br#""a\"b\\c""#);
     }
 
     #[test]
     fn hop_by_hop_headers_are_not_forwarded_as_is() {
         for name in &HOP_BY_HOP {
             assert!(is_hop_by_hop(name), "{name}");
-            assert_eq!(forwarded_as_is(name, true), name == UPGRADE, "{name}");
-            assert!(!forwarded_as_is(name, false), "{name}");
+            assert_eq!(forwarded_as_is(name, true, true), name == UPGRADE, "{name}");
+            assert!(!forwarded_as_is(name, false, true), "{name}");
         }
         assert!(!is_hop_by_hop(&HOST));
-        assert!(forwarded_as_is(&HOST, false));
+        assert!(forwarded_as_is(&HOST, false, false));
+        for name in [&X_FORWARDED_FOR, &FORWARDED] {
+            assert!(!forwarded_as_is(name, false, true), "rewritten: {name}");
+        }
+        for name in [&X_FORWARDED_PROTO, &X_FORWARDED_HOST, &X_FORWARDED_PORT] {
+            assert!(!forwarded_as_is(name, false, false), "replaced: {name}");
+            assert!(forwarded_as_is(name, false, true), "kept: {name}");
+        }
         let mut h = map(&[
             ("connection", "keep-alive, X-Trace"),
             ("x-trace", "1"),

@@ -9,6 +9,15 @@
 //! Plain HTTP/1.1 keep-alive requests are read and answered by the proxy's own front (`front`);
 //! HTTP/2 (h2c), HTTP/1.0, upgrades and streamed uploads go through hyper's server.
 //!
+//! Both servers follow one set of HTTP/1.1 rules (RFC 9112) and limits, documented on
+//! [`ProxyConfig`]: the same head size, header count, body size and head timeout, the same
+//! answer to a malformed or ambiguous request (400, 431, 413, 501, or a close), and
+//! `max_connections` (`limit`) in front of both. Forwarded headers (`X-Forwarded-*`,
+//! `Forwarded`) are written by the proxy from what it saw, and only a client in
+//! [`ProxyConfig::trusted_proxies`] can add to them (`headers`). An upstream response that is
+//! framed both ways loses its `Content-Length` (`h1`). `tests/proxy/conformance.rs` runs every
+//! rule against both servers, and against nginx where it is installed.
+//!
 //! Per request: route by host and longest path prefix (`table`), pick a revision by weight or
 //! sticky key (`select`), pick a replica (`balancer`) whose circuit breaker is closed
 //! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection
@@ -32,6 +41,7 @@ mod guard;
 mod h1;
 mod headers;
 mod histogram;
+mod limit;
 mod pool;
 mod respond;
 mod route;
@@ -47,6 +57,8 @@ mod worker;
 pub use config::{CertPaths, ProxyConfig, TlsConfig};
 pub use error::{ProxyError, RejectedRoute, RouteIssue};
 pub use histogram::Histogram;
+/// CIDR blocks, for [`ProxyConfig::trusted_proxies`] (`"10.0.0.0/8".parse::<IpNet>()`).
+pub use ipnet::IpNet;
 pub use route::{Balance, Route, Sticky, Target};
 pub use server::Proxy;
 pub use stats::RevisionStats;

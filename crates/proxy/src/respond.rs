@@ -22,13 +22,21 @@ pub(crate) enum Reject {
     UpstreamFailed,
     UpstreamTimeout,
     BadPath,
+    /// The client's body was malformed (a bad chunk) or cut short.
+    BadBody,
+    /// Over `ProxyConfig::max_body_bytes`.
+    BodyTooLarge,
+    /// A transfer coding other than `chunked`.
+    UnsupportedCoding,
 }
 
 impl Reject {
     fn status(&self) -> StatusCode {
         match self {
             Reject::NoRoute => StatusCode::NOT_FOUND,
-            Reject::BadPath => StatusCode::BAD_REQUEST,
+            Reject::BadPath | Reject::BadBody => StatusCode::BAD_REQUEST,
+            Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
             Reject::Maintenance(_)
             | Reject::PausedTooLong
             | Reject::NoTarget
@@ -43,6 +51,9 @@ impl Reject {
         match self {
             Reject::NoRoute => "no route for this host and path",
             Reject::BadPath => "request path cannot be forwarded",
+            Reject::BadBody => "malformed request body",
+            Reject::BodyTooLarge => "request body too large",
+            Reject::UnsupportedCoding => "unsupported transfer coding",
             Reject::Maintenance(_) => "service in maintenance",
             Reject::PausedTooLong => "route paused; timed out waiting for it to resume",
             Reject::NoTarget => "no revision takes traffic on this route",

@@ -11,7 +11,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -27,6 +26,8 @@ use crate::error::{ProxyError, RejectedRoute};
 use crate::forward;
 use crate::front::{self, Prefixed};
 use crate::guard::ConnState;
+use crate::headers::{Listening, Origin, Scheme};
+use crate::limit::{Admission, ConnSlot, Connections};
 use crate::route::{Route, validate};
 use crate::stats::{MetricsRegistry, RevisionStats};
 use crate::table::RouteTable;
@@ -101,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) live: Arc<LiveTasks>,
     /// Requests waiting on a paused route right now.
     pub(crate) held: AtomicU64,
+    /// Open client connections, against `max_connections`.
+    pub(crate) connections: Arc<Connections>,
     local_addr: SocketAddr,
     /// The TLS listener's certificates and settings, when it has one.
     pub(crate) tls: Option<TlsState>,
@@ -161,6 +164,7 @@ impl Proxy {
         }
         .map_err(bind_error)?;
 
+        let connections = Connections::new(cfg.max_connections);
         let shared = Arc::new(Shared {
             metrics: MetricsRegistry::default(),
             upstreams: UpstreamRegistry::new(
@@ -178,6 +182,7 @@ impl Proxy {
                 zero: Notify::new(),
             }),
             held: AtomicU64::new(0),
+            connections,
             local_addr,
             tls,
         });
@@ -359,20 +364,42 @@ fn tick_period(request_timeout: Duration) -> Option<Duration> {
     (!request_timeout.is_zero()).then(|| (request_timeout / 2).min(Duration::from_secs(1)))
 }
 
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _token: LiveToken) {
+/// hyper's server, held to the same limits as the proxy's own front.
+pub(crate) fn hyper_builder(cfg: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().keep_alive(true);
-    let builder = Arc::new(builder);
+    // hyper refuses a head that does not fit its read buffer with a 431, as the front does
+    // past `max_head_bytes`. `head_timeout` is the connection's own (`front::Prefixed`):
+    // hyper's would count the idle wait between keep-alive requests too.
+    builder
+        .http1()
+        .keep_alive(true)
+        .max_buf_size(cfg.head_limit())
+        .max_headers(cfg.header_limit())
+        .header_read_timeout(None);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(cfg.head_limit()).unwrap_or(u32::MAX));
+    builder
+}
+
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _token: LiveToken) {
+    let builder = Arc::new(hyper_builder(&shared.cfg));
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let listening = Listening::new(Scheme::Http, port);
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {
             biased;
             () = wait_for_phase(&mut phase, |p| p != Phase::Running) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let token = shared.live.enter();
-                    tokio::spawn(serve_connection(shared.clone(), builder.clone(), stream, peer, token));
-                }
+                Ok((stream, peer)) => match shared.connections.admit() {
+                    Admission::In(slot) => {
+                        let token = shared.live.enter();
+                        let conn = Accepted { stream, peer, listening: listening.clone(), slot };
+                        tokio::spawn(serve_connection(shared.clone(), builder.clone(), conn, token));
+                    }
+                    Admission::Full => shared.connections.refuse(stream),
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!(error = %e, "accept failed");
@@ -384,17 +411,33 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _tok
     debug!(addr = %shared.local_addr, "proxy stopped accepting");
 }
 
+/// A client connection just accepted, and what it reached.
+pub(crate) struct Accepted {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// The listener's scheme and port, for the forwarded headers.
+    pub(crate) listening: Listening,
+    /// Its place under `max_connections`.
+    pub(crate) slot: Option<ConnSlot>,
+}
+
 async fn serve_connection(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    conn: Accepted,
     _token: LiveToken,
 ) {
+    let Accepted {
+        stream,
+        peer,
+        listening,
+        slot,
+    } = conn;
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay failed");
     }
-    let conn_state = Arc::new(ConnState::new(client_ip(peer), shared.epoch));
+    let origin = Origin::new(peer.ip(), &listening, shared.cfg.trusts(peer.ip()));
+    let conn_state = Arc::new(ConnState::new(origin, slot, shared.epoch));
     let mut phase = shared.phase.subscribe();
     let mut idle_check = IdleCheck::new(shared.cfg.idle_timeout);
 
@@ -428,15 +471,9 @@ async fn serve_connection(
             }
         }
     } else {
-        Prefixed::new(stream)
+        Prefixed::new(stream, conn_state.clone(), shared.cfg.head_timeout)
     };
     serve_hyper(shared, builder, io, peer, conn_state, phase, idle_check).await;
-}
-
-/// The client's address as `X-Forwarded-For` gives it.
-pub(crate) fn client_ip(peer: SocketAddr) -> HeaderValue {
-    HeaderValue::try_from(peer.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Serves a connection with hyper's server (HTTP/1.1 or h2, by its preface) until it ends,

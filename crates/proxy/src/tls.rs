@@ -28,7 +28,7 @@ use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
@@ -36,7 +36,11 @@ use crate::body::ProxyBody;
 use crate::config::{CertPaths, TlsConfig, bind_address};
 use crate::error::ProxyError;
 use crate::guard::ConnState;
-use crate::server::{IdleCheck, LiveToken, Phase, Shared, client_ip, serve_hyper, wait_for_phase};
+use crate::headers::{Listening, Origin, Scheme};
+use crate::limit::Admission;
+use crate::server::{
+    Accepted, IdleCheck, LiveToken, Phase, Shared, hyper_builder, serve_hyper, wait_for_phase,
+};
 use crate::worker;
 
 /// Why a certificate set could not be loaded.
@@ -310,19 +314,26 @@ pub(crate) async fn watch(shared: Arc<Shared>) {
 
 /// Accepts TLS connections until the proxy drains.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _token: LiveToken) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().keep_alive(true);
-    let builder = Arc::new(builder);
+    // The same limits as the plain listener; TLS connections count toward max_connections.
+    let builder = Arc::new(hyper_builder(&shared.cfg));
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let listening = Listening::new(Scheme::Https, port);
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {
             biased;
             () = wait_for_phase(&mut phase, |p| p != Phase::Running) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let token = shared.live.enter();
-                    tokio::spawn(serve_tls(shared.clone(), builder.clone(), stream, peer, token));
-                }
+                Ok((stream, peer)) => match shared.connections.admit() {
+                    Admission::In(slot) => {
+                        let token = shared.live.enter();
+                        let conn = Accepted { stream, peer, listening: listening.clone(), slot };
+                        tokio::spawn(serve_tls(shared.clone(), builder.clone(), conn, token));
+                    }
+                    Admission::Full => {
+                        tokio::spawn(refuse_tls(shared.clone(), stream));
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "TLS accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -333,13 +344,30 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _tok
     debug!("proxy stopped accepting TLS");
 }
 
+/// The 503 of a full proxy, said over TLS (in plain text a TLS client reads only a
+/// protocol error). The handshake gets a second: refusing must stay cheap.
+async fn refuse_tls(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+    let Some(tls) = shared.tls.as_ref() else {
+        return;
+    };
+    let handshake = tls.acceptor.accept(stream);
+    if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(1), handshake).await {
+        shared.connections.refuse(stream);
+    }
+}
+
 async fn serve_tls(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    conn: Accepted,
     _token: LiveToken,
 ) {
+    let Accepted {
+        stream,
+        peer,
+        listening,
+        slot,
+    } = conn;
     let Some(tls) = shared.tls.as_ref() else {
         return;
     };
@@ -362,7 +390,8 @@ async fn serve_tls(
         },
         () = wait_for_phase(&mut phase, |p| p != Phase::Running) => return,
     };
-    let conn_state = Arc::new(ConnState::new(client_ip(peer), shared.epoch).over_tls());
+    let origin = Origin::new(peer.ip(), &listening, shared.cfg.trusts(peer.ip()));
+    let conn_state = Arc::new(ConnState::new(origin, slot, shared.epoch).over_tls());
     let idle_check = IdleCheck::new(shared.cfg.idle_timeout);
     serve_hyper(
         shared.clone(),

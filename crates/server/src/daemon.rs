@@ -132,6 +132,10 @@ fn proxy_config(
         listen: listen.to_owned(),
         workers: workers.max(1),
         tls,
+        trusted_proxies: spec.trusted_proxies.clone(),
+        max_connections: spec
+            .max_connections
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         ..Default::default()
     }
 }

@@ -4,10 +4,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::{Ctx, Fields, join};
 use crate::model::{
-    Balance, CertPair, Cidr, DEFAULT_TLS_LISTEN, DeploySpec, Hooks, Location, OnInconclusive,
-    ProxySpec, RouteSpec, Sticky, Strategy, Synthetic, TlsSpec,
+    Balance, CertPair, DEFAULT_TLS_LISTEN, DeploySpec, Hooks, Location, OnInconclusive, ProxySpec,
+    RouteSpec, Sticky, Strategy, Synthetic, TlsSpec,
 };
 use crate::node::{Kind, Node};
 
@@ -460,7 +462,7 @@ fn listen(ctx: &mut Ctx<'_>, node: &Node, path: &str, example: &str) -> Option<S
 }
 
 /// `trusted_proxies: [10.0.0.0/8, "::1/128", 192.168.1.7]`.
-fn trusted_proxies(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<Cidr> {
+fn trusted_proxies(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<IpNet> {
     let Kind::Seq(items) = &node.kind else {
         ctx.type_error(
             node,
@@ -512,11 +514,13 @@ pub(crate) enum CidrError {
         max: u8,
     },
     /// Host bits are set; the network it probably means.
-    HostBits(Cidr),
+    HostBits(IpNet),
 }
 
-/// `10.0.0.0/8`, `::1/128`, or a bare address (a network of one).
-pub(crate) fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a network of one). Stricter than
+/// `IpNet`'s own parser: host bits past the prefix are an error (with the network it
+/// probably means), not silently kept.
+pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, CidrError> {
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
@@ -526,34 +530,15 @@ pub(crate) fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
     let prefix = match prefix {
         None => max,
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            match p.parse::<u8>() {
-                Ok(v) if v <= max => v,
-                _ => return Err(CidrError::Prefix { max }),
-            }
+            p.parse::<u8>().map_err(|_| CidrError::Prefix { max })?
         }
         Some(_) => return Err(CidrError::Syntax),
     };
-    let network = Cidr {
-        addr: mask(addr, prefix),
-        prefix,
-    };
-    if network.addr == addr {
-        Ok(network)
+    let net = IpNet::new(addr, prefix).map_err(|_| CidrError::Prefix { max })?;
+    if net.trunc() == net {
+        Ok(net)
     } else {
-        Err(CidrError::HostBits(network))
-    }
-}
-
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & m).into())
-        }
+        Err(CidrError::HostBits(net.trunc()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Route matching, header rewriting, error answers, table validation, h2c.
 
 use hyper::Request;
-use orchestra_proxy::{ProxyError, Sticky};
+use orchestra_proxy::{ProxyConfig, ProxyError, Sticky};
 
 use crate::support::*;
 
@@ -100,9 +100,16 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
     )
     .await;
     let seen = &r.json()["headers"];
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    // The client is no trusted proxy: its chain is not believed.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], proxy.local_addr().to_string());
+    let port = proxy.local_addr().port().to_string();
+    assert_eq!(seen["x-forwarded-port"], port.as_str());
+    assert_eq!(
+        seen["forwarded"],
+        format!("for=127.0.0.1;host=\"{}\";proto=http", proxy.local_addr())
+    );
     assert_eq!(seen["host"], proxy.local_addr().to_string());
     assert_eq!(seen["x-request-id"], "req-42");
     assert!(seen.get("x-private").is_none(), "{seen}");
@@ -115,6 +122,54 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
     assert_eq!(id.len(), 32);
     assert_eq!(r.json()["headers"]["x-request-id"], id.as_str());
     assert_eq!(r.json()["headers"]["x-forwarded-for"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_replaced_unless_trusted_on_both_servers() {
+    let up = Upstream::start("api").await;
+    for (fast_http1, trusted) in [(true, false), (false, false), (true, true), (false, true)] {
+        let trusted_proxies = if trusted {
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+        } else {
+            vec!["10.0.0.0/8".parse().unwrap()]
+        };
+        let proxy = start_proxy(ProxyConfig {
+            trusted_proxies,
+            fast_http1,
+            ..config()
+        })
+        .await;
+        proxy
+            .set_routes(vec![route("api", "/", vec![target("v1", 1, &[up.addr])])])
+            .unwrap();
+        let headers = [
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "shop.example"),
+            ("x-forwarded-port", "443"),
+            ("forwarded", "for=203.0.113.7;proto=https"),
+        ];
+        let r = send(&client(), get_req(&proxy, "/", &headers)).await;
+        let seen = &r.json()["headers"];
+        let what = format!("fast_http1: {fast_http1}, trusted: {trusted}: {seen}");
+        let own = format!("for=127.0.0.1;host=\"{}\";proto=http", proxy.local_addr());
+        if trusted {
+            assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1", "{what}");
+            assert_eq!(seen["x-forwarded-proto"], "https", "{what}");
+            assert_eq!(seen["x-forwarded-host"], "shop.example", "{what}");
+            assert_eq!(seen["x-forwarded-port"], "443", "{what}");
+            let chain = format!("for=203.0.113.7;proto=https, {own}");
+            assert_eq!(seen["forwarded"], chain.as_str(), "{what}");
+        } else {
+            let port = proxy.local_addr().port().to_string();
+            assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{what}");
+            assert_eq!(seen["x-forwarded-proto"], "http", "{what}");
+            let host = proxy.local_addr().to_string();
+            assert_eq!(seen["x-forwarded-host"], host.as_str(), "{what}");
+            assert_eq!(seen["x-forwarded-port"], port.as_str(), "{what}");
+            assert_eq!(seen["forwarded"], own.as_str(), "{what}");
+        }
+    }
 }
 
 #[tokio::test]
