@@ -127,3 +127,39 @@ fn a_bad_proxy_section_is_named_at_its_line() {
     );
     assert!(err.contains("proxy.max_connections"), "{err}");
 }
+
+#[test]
+fn the_daemons_proxy_holds_clients_to_the_http_rules() {
+    let mut p = Project::new(&manifest("workers: 1"));
+    let addr = up(&mut p);
+    // A malformed chunked body is the client's fault: 400, not a 502 from the upstream.
+    let bad = request(
+        &addr,
+        "POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // A head past 64 KiB: 431 on the fast path and on hyper's (HTTP/1.0 goes to hyper).
+    let big = "a".repeat(70 * 1024);
+    for version in ["1.1", "1.0"] {
+        let answer = request(
+            &addr,
+            &format!("GET /api/ HTTP/{version}\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+        );
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 431")) || answer.starts_with("HTTP/1.0 431"),
+            "HTTP/{version}: {answer}"
+        );
+    }
+    // Smuggling attempt: two different lengths.
+    let dup = request(
+        &addr,
+        "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(dup.starts_with("HTTP/1.1 400"), "{dup}");
+    // And a good request still works after all that.
+    let ok = request(
+        &addr,
+        "GET /api/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}

@@ -1979,11 +1979,7 @@ fn cidr_parsing_and_membership() {
     assert_eq!(one.prefix_len(), 128);
     assert!(one.contains(&ip("::1")));
     assert!(!one.contains(&ip("::2")));
-    assert!(
-        parse("fd00::/8")
-            .unwrap()
-            .contains(&ip("fdab::1"))
-    );
+    assert!(parse("fd00::/8").unwrap().contains(&ip("fdab::1")));
     assert!(parse("10.0.0.0/").is_err());
     assert!(parse("10.0.0.0/+8").is_err());
     assert!(parse("/8").is_err());
