@@ -146,7 +146,7 @@ fn the_daemons_proxy_holds_clients_to_the_http_rules() {
             &format!("GET /api/ HTTP/{version}\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
         );
         assert!(
-            answer.starts_with(&format!("HTTP/1.1 431")) || answer.starts_with("HTTP/1.0 431"),
+            answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.0 431"),
             "HTTP/{version}: {answer}"
         );
     }
