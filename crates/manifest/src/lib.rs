@@ -10,7 +10,8 @@
 //! 5. **env files**: read each service's `env_file`s under its `env`;
 //! 6. **semantic checks**: dependencies, cycles, ports, routes, volumes, profiles.
 //!
-//! The only I/O is reading the manifest, the `.env` beside it and `env_file`s.
+//! The only I/O is reading the manifest, the `.env` beside it and `env_file`s, and
+//! hashing the directories static routes serve ([`site`]).
 //!
 //! [`compose::import_str`] turns a `docker-compose.yml` into manifest text, explaining
 //! every key it changes or cannot carry over.
@@ -24,6 +25,7 @@ mod node;
 mod overlay;
 mod revision;
 mod semantic;
+pub mod site;
 mod suggest;
 mod units;
 

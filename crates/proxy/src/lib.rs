@@ -14,6 +14,7 @@
 //! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection
 //! (`forward`, `pool`, and `h1`, the proxy's own HTTP/1.1 client side), pass upgrades through (`upgrade`) and record per-revision stats
 //! (`stats`, `histogram`) that the verifier reads as windows ([`RevisionStats::since`]).
+//! A revision that is a [`StaticSite`] is answered from its directory (`static_files`).
 //!
 //! The data plane runs on the caller's tokio runtime, or on dedicated thread-per-core workers
 //! ([`ProxyConfig::workers`], `worker`). `examples/proxy.rs` is a standalone binary around it;
@@ -35,6 +36,7 @@ mod respond;
 mod route;
 mod select;
 mod server;
+mod static_files;
 mod stats;
 mod table;
 mod upgrade;
@@ -44,6 +46,6 @@ mod worker;
 pub use config::ProxyConfig;
 pub use error::{ProxyError, RejectedRoute, RouteIssue};
 pub use histogram::Histogram;
-pub use route::{Balance, Route, Sticky, Target};
+pub use route::{Balance, Route, StaticSite, Sticky, Target};
 pub use server::Proxy;
 pub use stats::RevisionStats;

@@ -6,5 +6,6 @@ mod front;
 mod lifecycle;
 mod resilience;
 mod routing;
+mod static_site;
 mod streaming;
 mod support;
