@@ -97,6 +97,8 @@ wait_port() {
 SMALL="assets/index-3f2a9c1b.js"
 LARGE="assets/vendor-8c2e1f0a.js"
 mkdir -p "$TMP/project/dist/assets"
+# nginx's workers run as an unprivileged user: they must reach the files.
+chmod 755 "$TMP"
 DIST="$TMP/project/dist"
 head -c 700 /dev/urandom | base64 -w 0 >"$DIST/$SMALL"                  # 936 bytes
 head -c 76800 /dev/urandom | base64 -w 0 >"$DIST/$LARGE"                # 102,400 bytes

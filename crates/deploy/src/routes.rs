@@ -40,6 +40,8 @@ where
                 let site = sites(key).map(|root| StaticSite {
                     root,
                     spa: s.spec.spa,
+                    // A snapshot is never written again once made.
+                    immutable: true,
                 });
                 Target {
                     revision: revision.to_owned(),
@@ -163,7 +165,8 @@ mod tests {
             canary.site,
             Some(StaticSite {
                 root: "/state/static/web/r2".into(),
-                spa: true
+                spa: true,
+                immutable: true,
             })
         );
         assert!(canary.upstreams.is_empty());

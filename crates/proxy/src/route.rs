@@ -54,6 +54,9 @@ pub struct StaticSite {
     /// A missing page (a path without an extension, or a request that accepts HTML) is
     /// answered with the root's `index.html` (single-page applications).
     pub spa: bool,
+    /// The directory never changes while it is served (a deploy's snapshot): lookups and
+    /// small files are kept in memory instead of being read again for every request.
+    pub immutable: bool,
 }
 
 /// The key that keeps a client on one revision. Keys hash into 10,000 slots mapped through the

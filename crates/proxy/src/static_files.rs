@@ -22,6 +22,7 @@
 //! The file system is touched on the blocking pool only: one task resolves, checks the
 //! conditions and reads a small file whole; a larger one is streamed in chunks.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -29,7 +30,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -55,17 +57,30 @@ use crate::table::{CompiledRoute, CompiledTarget};
 const READ_WHOLE: u64 = 256 * 1024;
 /// Bytes read per chunk of a streamed file.
 const CHUNK: u64 = 256 * 1024;
+/// Lookups an immutable site remembers (a client asking for ever new paths stops adding).
+const CACHE_ENTRIES: usize = 4096;
+/// File content an immutable site keeps in memory.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
+/// What decides a lookup: the path below the root as requested, and the negotiation flags.
+type Key = (Box<[u8]>, u8);
+
 /// A compiled static site.
-#[derive(Debug)]
 pub(crate) struct Site {
     /// Canonical, so that a resolved file can be checked to be inside it.
     root: PathBuf,
     spa: bool,
+    /// An immutable site's lookups (with the content of small files), by [`Key`].
+    cache: Option<Cache>,
+}
+
+struct Cache {
+    entries: RwLock<HashMap<Key, Arc<Resolved>>>,
+    bytes: AtomicU64,
 }
 
 impl Site {
@@ -73,7 +88,44 @@ impl Site {
         Site {
             root: std::fs::canonicalize(&s.root).unwrap_or_else(|_| s.root.clone()),
             spa: s.spa,
+            cache: s.immutable.then(|| Cache {
+                entries: RwLock::new(HashMap::new()),
+                bytes: AtomicU64::new(0),
+            }),
         }
+    }
+
+    fn cached(&self, key: &Key) -> Option<Arc<Resolved>> {
+        let cache = self.cache.as_ref()?;
+        let entries = cache.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).cloned()
+    }
+
+    /// Keeps a lookup of an immutable site; its content only while the budget lasts.
+    fn remember(&self, key: Key, resolved: &Arc<Resolved>) {
+        let Some(cache) = &self.cache else { return };
+        let mut entries = cache
+            .entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES {
+            return;
+        }
+        let mut kept = resolved.clone();
+        if let Resolved::File(found) = resolved.as_ref()
+            && let Some(content) = &found.content
+        {
+            let n = content.len() as u64;
+            if cache.bytes.load(Ordering::Relaxed) + n > CACHE_BYTES {
+                kept = Arc::new(Resolved::File(Box::new(Found {
+                    content: None,
+                    ..(**found).clone()
+                })));
+            } else {
+                cache.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        entries.insert(key, kept);
     }
 }
 
@@ -81,6 +133,7 @@ impl Site {
 #[derive(Debug, Default)]
 struct Ask {
     head: bool,
+    key: Key,
     /// Decoded path segments below the root.
     segments: Vec<Vec<u8>>,
     trailing_slash: bool,
@@ -95,7 +148,35 @@ struct Ask {
     if_range: Option<String>,
 }
 
-/// How a request is answered, decided on the blocking pool.
+/// What the file system says about a request, before its conditions (`If-*`, `Range`,
+/// `HEAD`) are applied: the same for every request with the same [`Key`].
+#[derive(Debug)]
+enum Resolved {
+    /// A plain-text answer (a 404).
+    Text(StatusCode, &'static str),
+    /// A directory asked for without its trailing slash.
+    Redirect,
+    /// A file to send.
+    File(Box<Found>),
+}
+
+#[derive(Debug, Clone)]
+struct Found {
+    /// 200, or 404 for the site's 404 page.
+    status: StatusCode,
+    /// Type, validators, caching, encoding.
+    headers: HeaderMap,
+    etag: String,
+    last_modified: String,
+    mtime: SystemTime,
+    len: u64,
+    encoded: bool,
+    path: PathBuf,
+    /// The whole file, when it is small.
+    content: Option<Bytes>,
+}
+
+/// How a request is answered.
 #[derive(Debug)]
 struct Answer {
     status: StatusCode,
@@ -107,7 +188,8 @@ struct Answer {
 enum Body {
     None,
     Bytes(Bytes),
-    Stream(File, u64),
+    /// `len` bytes of the file from `offset`, read off the blocking pool.
+    Stream(PathBuf, u64, u64),
 }
 
 impl Answer {
@@ -137,14 +219,25 @@ pub(crate) async fn serve(
     let started = Instant::now();
     let answer = match ask(route, &req) {
         Err(answer) => *answer,
-        Ok(ask) => {
-            let site = site.clone();
-            tokio::task::spawn_blocking(move || answer(&site, &ask))
-                .await
-                .unwrap_or_else(|_| {
-                    Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        Ok(ask) => match site.cached(&ask.key) {
+            Some(resolved) => respond(&resolved, &ask),
+            None => {
+                let s = site.clone();
+                let looked = tokio::task::spawn_blocking(move || {
+                    let resolved = Arc::new(resolve(&s, &ask));
+                    (resolved, ask)
                 })
-        }
+                .await;
+                match looked {
+                    Ok((resolved, ask)) => {
+                        let answer = respond(&resolved, &ask);
+                        site.remember(ask.key, &resolved);
+                        answer
+                    }
+                    Err(_) => Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+                }
+            }
+        },
     };
     target
         .metrics
@@ -161,7 +254,9 @@ pub(crate) async fn serve(
     let body = match body {
         Body::None => ProxyBody::full(Bytes::new(), Some(guard)),
         Body::Bytes(b) => ProxyBody::full(b, Some(guard)),
-        Body::Stream(file, len) => ProxyBody::file(FileStream::new(file, len), guard),
+        Body::Stream(path, offset, len) => {
+            ProxyBody::file(FileStream::new(path, offset, len), guard)
+        }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -196,17 +291,22 @@ fn ask(route: &CompiledRoute, req: &Request<ClientBody>) -> Result<Ask, Box<Answ
     let h = req.headers();
     let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let encodings = text(ACCEPT_ENCODING).unwrap_or_default();
+    let accepts_html = text(ACCEPT).is_some_and(accepts_html);
+    let br = accepts_encoding(encodings, "br");
+    let gzip = accepts_encoding(encodings, "gzip");
+    let flags = u8::from(br) | u8::from(gzip) << 1 | u8::from(accepts_html) << 2;
     Ok(Ask {
         head,
+        key: (path.as_bytes().into(), flags),
         segments,
         trailing_slash: path.ends_with('/'),
         original: req
             .uri()
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-        accepts_html: text(ACCEPT).is_some_and(accepts_html),
-        br: accepts_encoding(encodings, "br"),
-        gzip: accepts_encoding(encodings, "gzip"),
+        accepts_html,
+        br,
+        gzip,
         if_none_match: text(IF_NONE_MATCH).map(str::to_owned),
         if_modified_since: text(IF_MODIFIED_SINCE).and_then(|d| httpdate::parse_http_date(d).ok()),
         range: text(RANGE).map(str::to_owned),
@@ -289,8 +389,9 @@ fn quality<'a>(params: impl Iterator<Item = &'a str>) -> f32 {
     1.0
 }
 
-/// Looks the file up, checks the conditions and reads it (or opens it for streaming).
-fn answer(site: &Site, ask: &Ask) -> Answer {
+/// Looks the file up and reads it when it is small: everything that depends on the file
+/// system and not on the request's conditions.
+fn resolve(site: &Site, ask: &Ask) -> Resolved {
     let mut rel = PathBuf::new();
     for s in &ask.segments {
         rel.push(std::ffi::OsStr::from_bytes(s));
@@ -298,11 +399,10 @@ fn answer(site: &Site, ask: &Ask) -> Answer {
     let last = ask.segments.last().map(Vec::as_slice).unwrap_or_default();
     let has_extension = last.iter().skip(1).any(|&b| b == b'.');
     let wanted = site.root.join(&rel);
-    let mut fallback = false;
     let found = match std::fs::metadata(&wanted) {
         Ok(m) if m.is_dir() => {
             if !ask.trailing_slash && !ask.segments.is_empty() {
-                return redirect_to_directory(&ask.original);
+                return Resolved::Redirect;
             }
             Some(wanted.join("index.html"))
         }
@@ -315,19 +415,16 @@ fn answer(site: &Site, ask: &Ask) -> Answer {
         }
         Err(_) => None,
     };
-    let file = found.and_then(|p| inside(site, &p));
-    let file = match file {
-        Some(f) => f,
+    match found.and_then(|p| inside(site, &p)) {
+        Some(file) => found_file(site, ask, &file, StatusCode::OK, false),
         None if site.spa && (!has_extension || ask.accepts_html) => {
-            fallback = true;
             match inside(site, &site.root.join("index.html")) {
-                Some(f) => f,
-                None => return not_found(site, ask),
+                Some(index) => found_file(site, ask, &index, StatusCode::OK, true),
+                None => not_found(site, ask),
             }
         }
-        None => return not_found(site, ask),
-    };
-    serve_file(site, ask, &file, StatusCode::OK, fallback)
+        None => not_found(site, ask),
+    }
 }
 
 /// `path` resolved (links followed), if it is a regular file inside the root.
@@ -337,26 +434,11 @@ fn inside(site: &Site, path: &Path) -> Option<PathBuf> {
     ok.then_some(real)
 }
 
-fn redirect_to_directory(original: &str) -> Answer {
-    let (path, query) = original
-        .split_once('?')
-        .map_or((original, None), |(p, q)| (p, Some(q)));
-    let location = match query {
-        Some(q) => format!("{path}/?{q}"),
-        None => format!("{path}/"),
-    };
-    let mut a = Answer::text(StatusCode::MOVED_PERMANENTLY, "moved\n");
-    if let Ok(v) = HeaderValue::try_from(location) {
-        a.headers.insert(LOCATION, v);
-    }
-    a
-}
-
 /// A 404: the site's own `404.html` when it has one.
-fn not_found(site: &Site, ask: &Ask) -> Answer {
+fn not_found(site: &Site, ask: &Ask) -> Resolved {
     match inside(site, &site.root.join("404.html")) {
-        Some(page) => serve_file(site, ask, &page, StatusCode::NOT_FOUND, true),
-        None => Answer::text(StatusCode::NOT_FOUND, "not found\n"),
+        Some(page) => found_file(site, ask, &page, StatusCode::NOT_FOUND, true),
+        None => Resolved::Text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
@@ -378,27 +460,39 @@ fn variant(site: &Site, ask: &Ask, file: &Path) -> (Option<(PathBuf, &'static st
     (chosen, exists)
 }
 
-fn serve_file(site: &Site, ask: &Ask, file: &Path, status: StatusCode, html_page: bool) -> Answer {
+/// The file to send for `file` (or its precompressed sibling), with its headers; `page`:
+/// an HTML page served for another path (the SPA fallback, the 404 page), never cached.
+fn found_file(site: &Site, ask: &Ask, file: &Path, status: StatusCode, page: bool) -> Resolved {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     let content_type = content_type(name);
     let (chosen, varies) = variant(site, ask, file);
-    let (path, encoding) = match &chosen {
-        Some((p, e)) => (p.as_path(), Some(*e)),
-        None => (file, None),
+    let (path, encoding) = match chosen {
+        Some((p, e)) => (p, Some(e)),
+        None => (file.to_path_buf(), None),
     };
-    let Ok(mut f) = File::open(path) else {
-        return Answer::text(StatusCode::NOT_FOUND, "not found\n");
+    let Ok(mut f) = File::open(&path) else {
+        return Resolved::Text(StatusCode::NOT_FOUND, "not found\n");
     };
     let Ok(meta) = f.metadata() else {
-        return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+        return Resolved::Text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
     };
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let etag = etag(&meta);
     let last_modified = httpdate::fmt_http_date(mtime);
+    let content = if len <= READ_WHOLE {
+        match read_up_to(&mut f, len) {
+            Ok(b) if b.len() as u64 == len => Some(b),
+            _ => {
+                return Resolved::Text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+            }
+        }
+    } else {
+        None
+    };
 
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -408,7 +502,7 @@ fn serve_file(site: &Site, ask: &Ask, file: &Path, status: StatusCode, html_page
     if let Ok(v) = HeaderValue::try_from(&last_modified) {
         headers.insert(LAST_MODIFIED, v);
     }
-    let immutable = !html_page && !content_type.starts_with("text/html") && is_hashed_name(name);
+    let immutable = !page && !content_type.starts_with("text/html") && is_hashed_name(name);
     headers.insert(CACHE_CONTROL, if immutable { IMMUTABLE } else { NO_CACHE });
     if varies {
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -418,40 +512,59 @@ fn serve_file(site: &Site, ask: &Ask, file: &Path, status: StatusCode, html_page
     } else {
         headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
+    Resolved::File(Box::new(Found {
+        status,
+        headers,
+        etag,
+        last_modified,
+        mtime,
+        len,
+        encoded: encoding.is_some(),
+        path,
+        content,
+    }))
+}
 
-    if status == StatusCode::OK && not_modified(ask, &etag, mtime) {
+/// The answer to one request from what was resolved for it: its conditions, its range,
+/// `HEAD`. Touches no file.
+fn respond(resolved: &Resolved, ask: &Ask) -> Answer {
+    let f = match resolved {
+        Resolved::Text(status, text) => return Answer::text(*status, text),
+        Resolved::Redirect => return redirect_to_directory(&ask.original),
+        Resolved::File(f) => f,
+    };
+    let mut headers = f.headers.clone();
+    if f.status == StatusCode::OK && not_modified(ask, &f.etag, f.mtime) {
         return Answer {
             status: StatusCode::NOT_MODIFIED,
             headers,
             body: Body::None,
         };
     }
-    let mut status = status;
-    let mut start = 0;
-    let mut count = len;
+    let mut status = f.status;
+    let (mut start, mut count) = (0, f.len);
     let range = ask
         .range
         .as_deref()
-        .filter(|_| status == StatusCode::OK && encoding.is_none())
+        .filter(|_| status == StatusCode::OK && !f.encoded)
         .filter(|_| {
             ask.if_range
                 .as_deref()
-                .is_none_or(|v| v == etag || v == last_modified)
+                .is_none_or(|v| v == f.etag || v == f.last_modified)
         });
     if let Some(r) = range {
-        match parse_range(r, len) {
+        match parse_range(r, f.len) {
             Some(Ok((a, b))) => {
                 status = StatusCode::PARTIAL_CONTENT;
-                start = a;
-                count = b - a + 1;
-                if let Ok(v) = HeaderValue::try_from(format!("bytes {a}-{b}/{len}")) {
+                (start, count) = (a, b - a + 1);
+                if let Ok(v) = HeaderValue::try_from(format!("bytes {a}-{b}/{}", f.len)) {
                     headers.insert(CONTENT_RANGE, v);
                 }
             }
             Some(Err(())) => {
                 let mut a =
                     Answer::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
-                if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {
+                if let Ok(v) = HeaderValue::try_from(format!("bytes */{}", f.len)) {
                     a.headers.insert(CONTENT_RANGE, v);
                 }
                 return a;
@@ -461,29 +574,40 @@ fn serve_file(site: &Site, ask: &Ask, file: &Path, status: StatusCode, html_page
         }
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
-    if ask.head || count == 0 {
-        return Answer {
-            status,
-            headers,
-            body: Body::None,
-        };
-    }
-    if start > 0 && f.seek(SeekFrom::Start(start)).is_err() {
-        return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
-    }
-    let body = if count <= READ_WHOLE {
-        match read_up_to(&mut f, count) {
-            Ok(b) if b.len() as u64 == count => Body::Bytes(b),
-            _ => return Answer::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n"),
-        }
+    let body = if ask.head || count == 0 {
+        Body::None
     } else {
-        Body::Stream(f, count)
+        match &f.content {
+            Some(b) => {
+                let from = usize::try_from(start).unwrap_or(usize::MAX).min(b.len());
+                let to = usize::try_from(start + count)
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
+                Body::Bytes(b.slice(from..to))
+            }
+            None => Body::Stream(f.path.clone(), start, count),
+        }
     };
     Answer {
         status,
         headers,
         body,
     }
+}
+
+fn redirect_to_directory(original: &str) -> Answer {
+    let (path, query) = original
+        .split_once('?')
+        .map_or((original, None), |(p, q)| (p, Some(q)));
+    let location = match query {
+        Some(q) => format!("{path}/?{q}"),
+        None => format!("{path}/"),
+    };
+    let mut a = Answer::text(StatusCode::MOVED_PERMANENTLY, "moved\n");
+    if let Ok(v) = HeaderValue::try_from(location) {
+        a.headers.insert(LOCATION, v);
+    }
+    a
 }
 
 /// A strong validator from the file served: a snapshot's files never change, and any other
@@ -651,14 +775,17 @@ fn content_type(name: &str) -> &'static str {
 /// A file's bytes streamed off the blocking pool, one chunk at a time.
 pub(crate) struct FileStream {
     file: Option<File>,
+    /// Not opened yet: which file, from which offset.
+    open: Option<(PathBuf, u64)>,
     left: u64,
-    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
+    reading: Option<JoinHandle<io::Result<(File, Bytes)>>>,
 }
 
 impl FileStream {
-    fn new(file: File, len: u64) -> FileStream {
+    fn new(path: PathBuf, offset: u64, len: u64) -> FileStream {
         FileStream {
-            file: Some(file),
+            file: None,
+            open: Some((path, offset)),
             left: len,
             reading: None,
         }
@@ -672,13 +799,20 @@ impl FileStream {
             return Poll::Ready(None);
         }
         if self.reading.is_none() {
-            let Some(mut file) = self.file.take() else {
-                return Poll::Ready(None);
-            };
+            let (file, open) = (self.file.take(), self.open.take());
             let n = self.left.min(CHUNK);
             self.reading = Some(tokio::task::spawn_blocking(move || {
-                let read = read_up_to(&mut file, n);
-                (file, read)
+                let mut file = match (file, open) {
+                    (Some(f), _) => f,
+                    (None, Some((path, offset))) => {
+                        let mut f = File::open(path)?;
+                        f.seek(SeekFrom::Start(offset))?;
+                        f
+                    }
+                    (None, None) => return Err(io::ErrorKind::NotFound.into()),
+                };
+                let bytes = read_up_to(&mut file, n)?;
+                Ok((file, bytes))
             }));
         }
         let Some(reading) = self.reading.as_mut() else {
@@ -690,17 +824,17 @@ impl FileStream {
         };
         self.reading = None;
         match done {
-            Ok((file, Ok(bytes))) if !bytes.is_empty() => {
+            Ok(Ok((file, bytes))) if !bytes.is_empty() => {
                 self.left = self.left.saturating_sub(bytes.len() as u64);
                 self.file = Some(file);
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             // The file shrank under us: the response cannot be completed.
-            Ok((_, Ok(_))) => {
+            Ok(Ok(_)) => {
                 self.left = 0;
                 Poll::Ready(Some(Err(H1Error::Io(io::ErrorKind::UnexpectedEof.into()))))
             }
-            Ok((_, Err(e))) => {
+            Ok(Err(e)) => {
                 self.left = 0;
                 Poll::Ready(Some(Err(H1Error::Io(e))))
             }
