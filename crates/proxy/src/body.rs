@@ -1,8 +1,7 @@
 //! The body of every response the proxy gives: an upstream's body passed through frame by frame
 //! (never buffered), a static site's file streamed off the disk, or a small body the proxy
-//! wrote itself. It carries the request's guard, so
-//! in-flight counts last until the body has ended or been dropped, and a connection read to the
-//! end of its body goes back to its pool.
+//! wrote itself. It carries the request's guard, so in-flight counts last until the body has
+//! ended or been dropped, and a connection read to the end of its body goes back to its pool.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

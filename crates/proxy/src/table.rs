@@ -90,10 +90,10 @@ impl CompiledRoute {
     }
 }
 
-/// Cumulative weights for picking a target: a target without upstreams (or a site) keeps its share only
-/// when no weighted target has any, so a canary that is up takes all the traffic of a stable
-/// that is not (and the other way round); with none up, picks follow the weights as given and
-/// answer 503.
+/// Cumulative weights for picking a target: a target without upstreams (or a site) keeps its
+/// share only when no weighted target has any, so a canary that is up takes all the traffic of
+/// a stable that is not (and the other way round); with none up, picks follow the weights as
+/// given and answer 503.
 fn effective_cumulative(targets: &[Target]) -> Vec<u64> {
     let ready = |t: &Target| t.weight > 0 && (!t.upstreams.is_empty() || t.site.is_some());
     if targets.iter().any(ready) {

@@ -404,7 +404,8 @@ impl Replica for StaticReplica {
         let how = if s.reused {
             "snapshot kept".to_owned()
         } else if s.linked > 0 {
-            format!("snapshot made, {} unchanged files linked", s.linked)
+            let files = if s.linked == 1 { "file" } else { "files" };
+            format!("snapshot made, {} unchanged {files} linked", s.linked)
         } else {
             "snapshot made".to_owned()
         };
