@@ -112,7 +112,10 @@ pub fn inject(
         // inspect` shows: it gets files unless `as: env` asks otherwise.
         let as_file = match svc.secret_options.get(&name).and_then(|o| o.delivery) {
             Some(d) => d == SecretDelivery::File,
-            None => !matches!(svc.workload, Workload::Process { .. }),
+            None => matches!(
+                svc.workload,
+                Workload::Image { .. } | Workload::Build { .. }
+            ),
         };
         if as_file {
             svc.secret_files.insert(name.clone(), text);

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use orchestra_manifest::{Balance as BalanceSpec, RouteSpec, Sticky as StickySpec};
-use orchestra_proxy::{Balance, Route, Sticky, Target};
+use orchestra_proxy::{Balance, Route, StaticSite, Sticky, Target};
 
 /// How one service's traffic is split now.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,26 +25,38 @@ pub struct Split {
 }
 
 /// Build the proxy's table. `addrs` gives the ready replica addresses of an
-/// instance key.
-pub fn table<F>(splits: &BTreeMap<String, Split>, addrs: F) -> Vec<Route>
+/// instance key; `sites` the directory a static site's instance is served
+/// from, once it is up.
+pub fn table<F, G>(splits: &BTreeMap<String, Split>, addrs: F, sites: G) -> Vec<Route>
 where
     F: Fn(&str) -> Vec<SocketAddr>,
+    G: Fn(&str) -> Option<PathBuf>,
 {
     splits
         .iter()
         .map(|(service, s)| {
             let canary_weight = s.canary.as_ref().map(|c| c.2.min(100)).unwrap_or(0);
-            let mut targets = vec![Target {
-                revision: s.stable.0.clone(),
-                weight: 100 - canary_weight,
-                upstreams: addrs(&s.stable.1),
-            }];
-            if let Some((rev, key, _)) = &s.canary {
-                targets.push(Target {
-                    revision: rev.clone(),
-                    weight: canary_weight,
-                    upstreams: addrs(key),
+            let target = |revision: &str, key: &str, weight: u32| {
+                let site = sites(key).map(|root| StaticSite {
+                    root,
+                    spa: s.spec.spa,
+                    // A snapshot is never written again once made.
+                    immutable: true,
                 });
+                Target {
+                    revision: revision.to_owned(),
+                    weight,
+                    upstreams: if site.is_some() {
+                        Vec::new()
+                    } else {
+                        addrs(key)
+                    },
+                    site,
+                }
+            };
+            let mut targets = vec![target(&s.stable.0, &s.stable.1, 100 - canary_weight)];
+            if let Some((rev, key, _)) = &s.canary {
+                targets.push(target(rev, key, canary_weight));
             }
             Route {
                 service: service.clone(),
@@ -92,6 +105,7 @@ mod tests {
                 strip_prefix: true,
                 sticky: Some(StickySpec::Cookie("orchestra".into())),
                 balance: BalanceSpec::RoundRobin,
+                spa: false,
             },
             stable: ("r1".into(), "api@r1".into()),
             canary: canary.map(|w| ("r2".into(), "api@r2".into(), w)),
@@ -104,12 +118,16 @@ mod tests {
     fn weights_split_between_stable_and_canary() {
         let mut m = BTreeMap::new();
         m.insert("api".to_owned(), split(Some(10)));
-        let t = table(&m, |k| {
-            vec![SocketAddr::from((
-                [127, 0, 0, 1],
-                if k == "api@r1" { 1 } else { 2 },
-            ))]
-        });
+        let t = table(
+            &m,
+            |k| {
+                vec![SocketAddr::from((
+                    [127, 0, 0, 1],
+                    if k == "api@r1" { 1 } else { 2 },
+                ))]
+            },
+            |_| None,
+        );
         assert_eq!(t.len(), 1);
         let w: Vec<(String, u32, u16)> = t[0]
             .targets
@@ -124,9 +142,34 @@ mod tests {
     fn no_canary_sends_everything_to_stable() {
         let mut m = BTreeMap::new();
         m.insert("api".to_owned(), split(None));
-        let t = table(&m, |_| Vec::new());
+        let t = table(&m, |_| Vec::new(), |_| None);
         assert_eq!(t[0].targets.len(), 1);
         assert_eq!(t[0].targets[0].weight, 100);
+    }
+
+    #[test]
+    fn a_static_revision_is_served_from_its_snapshot_once_up() {
+        let mut m = BTreeMap::new();
+        let mut s = split(Some(50));
+        s.spec.spa = true;
+        m.insert("web".to_owned(), s);
+        let roots = |k: &str| (k == "api@r2").then(|| PathBuf::from("/state/static/web/r2"));
+        let t = table(&m, |_| vec![SocketAddr::from(([127, 0, 0, 1], 9))], roots);
+        let [stable, canary] = &t[0].targets[..] else {
+            panic!("{t:?}");
+        };
+        // Not a site (or not up yet): forwarded as before.
+        assert_eq!(stable.site, None);
+        assert_eq!(stable.upstreams.len(), 1);
+        assert_eq!(
+            canary.site,
+            Some(StaticSite {
+                root: "/state/static/web/r2".into(),
+                spa: true,
+                immutable: true,
+            })
+        );
+        assert!(canary.upstreams.is_empty());
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn wanted(manifest: &Manifest, services: &[String]) -> Vec<Wanted> {
     services
         .iter()
         .filter_map(|n| manifest.service(n))
-        .filter(|s| !matches!(s.workload, Workload::Process { .. }))
+        .filter(|s| matches!(s.workload, Workload::Image { .. } | Workload::Build { .. }))
         .map(|s| Wanted {
             service: s.name.clone(),
             revision: s.revision(),
@@ -201,7 +201,9 @@ impl DockerDriver {
                 let ports = image::local(&d, &tag).await?.unwrap_or_default();
                 (tag, ports)
             }
-            Workload::Process { .. } => return Err(DockerError::NotAContainer(svc.name.clone())),
+            Workload::Process { .. } | Workload::Static { .. } => {
+                return Err(DockerError::NotAContainer(svc.name.clone()));
+            }
         };
         let port = container_port(svc, &exposed);
         self.ensure_network(&d, &spec.project).await?;

@@ -130,7 +130,7 @@ impl ContainerPlan<'_> {
                 entrypoint,
                 ..
             } => (command.clone(), entrypoint.clone()),
-            Workload::Process { .. } => (None, None),
+            Workload::Process { .. } | Workload::Static { .. } => (None, None),
         };
         let fill = |v: Option<Vec<String>>| {
             v.map(|args| args.iter().map(|a| fill_port(a, port)).collect::<Vec<_>>())

@@ -22,6 +22,7 @@ use crate::units::{
 };
 
 mod deploy;
+mod site;
 
 #[cfg(test)]
 pub(crate) use deploy::{CidrError, parse_cidr as deploy_parse_cidr};
@@ -633,7 +634,12 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
     let f = ctx.fields(&entry.value, &path, SERVICE_FIELDS, SERVICE_UNSUPPORTED)?;
     let mut meta = ServiceMeta::default();
 
-    let workload = workload(ctx, &f, entry);
+    // A static route's directory is the workload: nothing runs.
+    let static_route = f.get("route").filter(|n| site::declared(n));
+    let workload = match static_route {
+        Some(n) => site::workload(ctx, &f, n, &f.path("route")),
+        None => workload(ctx, &f, entry),
+    };
 
     let port = f.get("port").and_then(|n| {
         let p = f.path("port");
@@ -740,7 +746,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("labels")
         .map(|n| labels(ctx, n, &f.path("labels")))
         .unwrap_or_default();
-    if !container {
+    if !container && static_route.is_none() {
         container_only(
             ctx,
             &f,
@@ -758,7 +764,14 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
 
     let route = f.get("route").and_then(|n| {
         let p = f.path("route");
-        let spec = deploy::route(ctx, n, &p)?;
+        if static_route.is_none() {
+            site::check_spa_without_static(ctx, n, &p);
+        }
+        let mut spec = deploy::route(ctx, n, &p)?;
+        // The request path below a static route's prefix names the file.
+        if static_route.is_some() && !site::writes_strip_prefix(n) {
+            spec.strip_prefix = true;
+        }
         meta.route = Some(deploy::route_location(n, &p));
         Some(spec)
     });

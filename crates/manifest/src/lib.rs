@@ -10,8 +10,9 @@
 //! 5. **env files**: read each service's `env_file`s under its `env`;
 //! 6. **semantic checks**: dependencies, cycles, ports, routes, volumes, profiles.
 //!
-//! The only I/O is reading the manifest, the `.env` beside it, `env_file`s and the
-//! `proxy.tls` certificate and key files (checked to exist and to hold PEM blocks).
+//! The only I/O is reading the manifest, the `.env` beside it, `env_file`s, the
+//! `proxy.tls` certificate and key files (checked to exist and to hold PEM blocks), and
+//! hashing the directories static routes serve ([`site`]).
 //!
 //! [`compose::import_str`] turns a `docker-compose.yml` into manifest text, explaining
 //! every key it changes or cannot carry over.
@@ -25,6 +26,7 @@ mod node;
 mod overlay;
 mod revision;
 mod semantic;
+pub mod site;
 mod suggest;
 mod units;
 

@@ -106,7 +106,8 @@ impl Default for HealthPolicy {
     }
 }
 
-/// One service: a process (`command`) or a container (`image` / `build`).
+/// One service: a process (`command`), a container (`image` / `build`), or a
+/// directory of files the proxy serves (`route.static`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Service {
     /// Service name (the key under `services:`).
@@ -247,6 +248,14 @@ pub enum Workload {
         /// Overrides the image's ENTRYPOINT.
         entrypoint: Option<Vec<String>>,
     },
+    /// Files the proxy serves from a snapshot of `dir` (`route.static`); nothing runs.
+    Static {
+        /// The directory, resolved against the manifest directory.
+        dir: PathBuf,
+        /// [`crate::site::Listing::digest`] of its content when the manifest was read:
+        /// part of the revision, so a rebuilt directory is a new revision.
+        content: String,
+    },
 }
 
 /// `build:` parameters.
@@ -381,6 +390,11 @@ pub struct RouteSpec {
     pub sticky: Option<Sticky>,
     /// How replicas share requests.
     pub balance: Balance,
+    /// A static route (`static:`) answers a path with no file with its `index.html`
+    /// (single-page applications route in the browser).
+    // Left out when false so that the revisions of existing routes stay what they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spa: bool,
 }
 
 /// What identifies a client for sticky routing.

@@ -1989,3 +1989,125 @@ fn cidr_parsing_and_membership() {
         crate::convert::CidrError::HostBits("10.0.0.0/8".parse().unwrap())
     );
 }
+
+// ---------------------------------------------------------------- static sites
+
+/// A project directory with a built `dist/` and this manifest; the load's result.
+fn static_project(
+    manifest: &str,
+    files: &[(&str, &str)],
+) -> (tempfile::TempDir, Result<Manifest, LoadError>) {
+    load_in(files, manifest)
+}
+
+fn static_errs(manifest: &str, files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    match static_project(manifest, files).1 {
+        Err(LoadError::Invalid(d)) => d,
+        other => panic!("expected diagnostics, got {other:?}"),
+    }
+}
+
+const SITE: &str = "services:\n  web:\n    route: { path: /, static: ./dist, spa: true }\n  api:\n    command: [demo-service]\n    route: /api\n";
+
+#[test]
+fn a_static_route_makes_a_static_workload_hashed_by_content() {
+    let files = [
+        ("dist/index.html", "<h1>v1</h1>"),
+        ("dist/assets/app-3f2a9c1b.js", "1"),
+    ];
+    let (dir, m) = static_project(SITE, &files);
+    let m = m.unwrap();
+    let web = m.service("web").unwrap();
+    let Workload::Static { dir: root, content } = &web.workload else {
+        panic!("{:?}", web.workload);
+    };
+    assert_eq!(
+        *root,
+        dir.path().join("dist").components().collect::<PathBuf>()
+    );
+    assert_eq!(content.len(), 16);
+    let route = web.route.as_ref().unwrap();
+    assert!(route.spa);
+    assert!(
+        route.strip_prefix,
+        "a static route strips its prefix by default"
+    );
+    assert!(web.healthcheck.is_none());
+    // A rebuilt directory is a new revision; the same bytes again are the same one.
+    let rev = web.revision();
+    std::fs::write(dir.path().join("dist/index.html"), "<h1>v2</h1>").unwrap();
+    let again = load(&dir.path().join("orchestra.yaml"), &opts()).unwrap();
+    assert_ne!(again.service("web").unwrap().revision(), rev);
+    std::fs::write(dir.path().join("dist/index.html"), "<h1>v1</h1>").unwrap();
+    let back = load(&dir.path().join("orchestra.yaml"), &opts()).unwrap();
+    assert_eq!(back.service("web").unwrap().revision(), rev);
+    // A route that does not write `spa` serializes as before (revisions stay what they were).
+    let api = m.service("api").unwrap();
+    let json = serde_json::to_string(&api.route).unwrap();
+    assert!(!json.contains("spa"), "{json}");
+}
+
+#[test]
+fn bad_static_directory_missing_or_without_index() {
+    let d = static_errs(SITE, &[]);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    at(&d[0], 3, 31, "services.web.route.static");
+    assert_eq!(d[0].message, "static directory not found");
+    assert!(d[0].found.as_deref().unwrap().contains("dist"), "{}", d[0]);
+
+    let d = static_errs(SITE, &[("dist/app.js", "1")]);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    at(&d[0], 3, 44, "services.web.route.spa");
+    assert!(d[0].message.contains("index.html"), "{}", d[0]);
+    assert!(
+        d[0].found.as_deref().unwrap().ends_with("dist/index.html"),
+        "{}",
+        d[0]
+    );
+
+    // Without `spa`, a directory without index.html is fine.
+    let (_d, m) = static_project(
+        "services:\n  web:\n    route: { path: /files, static: dist }\n",
+        &[("dist/a.txt", "a")],
+    );
+    assert!(m.is_ok(), "{m:?}");
+
+    let d = static_errs(
+        "services:\n  web:\n    route: { path: /, static: orchestra.yaml }\n",
+        &[],
+    );
+    at(&d[0], 3, 31, "services.web.route.static");
+    assert_eq!(d[0].message, "not a directory");
+}
+
+#[test]
+fn bad_static_site_with_fields_that_make_no_sense_for_it() {
+    let d = static_errs(
+        "services:\n  web:\n    command: [npm, start]\n    healthcheck: { http: / }\n    replicas: 2\n    ports: [\"8080\"]\n    route: { path: /, static: ./dist }\n",
+        &[("dist/index.html", "x")],
+    );
+    let got: Vec<_> = d.iter().map(|d| (d.line, d.col, d.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, 5, "services.web.command"),
+            (4, 5, "services.web.healthcheck"),
+            (5, 5, "services.web.replicas"),
+            (6, 5, "services.web.ports"),
+        ],
+        "{d:#?}"
+    );
+    assert_eq!(
+        d[0].message,
+        "`command` does not apply to a static site (`route.static`): nothing runs: the proxy serves the directory"
+    );
+    assert!(d[0].hint.as_deref().unwrap().contains("remove `command`"));
+    assert!(d[1].message.contains("snapshotted"), "{}", d[1]);
+}
+
+#[test]
+fn bad_spa_without_static() {
+    let d = one("services:\n  api:\n    command: x\n    route: { path: /, spa: true }\n");
+    at(&d, 4, 23, "services.api.route.spa");
+    assert_eq!(d.message, "`spa` applies to a static route");
+}

@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 revision: "v1".into(),
                 weight: 1,
                 upstreams,
+                site: None,
             }],
             sticky: None,
             balance: Balance::RoundRobin,

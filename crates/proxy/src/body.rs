@@ -1,7 +1,7 @@
 //! The body of every response the proxy gives: an upstream's body passed through frame by frame
-//! (never buffered), or a small body the proxy wrote itself. It carries the request's guard, so
-//! in-flight counts last until the body has ended or been dropped, and a connection read to the
-//! end of its body goes back to its pool.
+//! (never buffered), a static site's file streamed off the disk, or a small body the proxy
+//! wrote itself. It carries the request's guard, so in-flight counts last until the body has
+//! ended or been dropped, and a connection read to the end of its body goes back to its pool.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,11 +11,13 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::guard::RequestGuard;
 use crate::h1::{H1Error, UpstreamBody};
+use crate::static_files::FileStream;
 
 enum Inner {
     Empty,
     Full(Option<Bytes>),
     Upstream(UpstreamBody),
+    File(FileStream),
 }
 
 pub(crate) struct ProxyBody {
@@ -41,6 +43,13 @@ impl ProxyBody {
     pub(crate) fn upstream(body: UpstreamBody, guard: RequestGuard) -> Self {
         ProxyBody {
             inner: Inner::Upstream(body),
+            guard: Some(guard),
+        }
+    }
+
+    pub(crate) fn file(file: FileStream, guard: RequestGuard) -> Self {
+        ProxyBody {
+            inner: Inner::File(file),
             guard: Some(guard),
         }
     }
@@ -76,6 +85,7 @@ impl Body for ProxyBody {
             Inner::Empty => Poll::Ready(None),
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(body) => body.poll_frame(cx),
+            Inner::File(file) => file.poll_frame(cx),
         };
         // The end of the body (or its failure) ends the request: release counts now rather
         // than when hyper gets around to dropping the body.
@@ -95,6 +105,7 @@ impl Body for ProxyBody {
             Inner::Empty => true,
             Inner::Full(bytes) => bytes.is_none(),
             Inner::Upstream(body) => body.is_end_stream(),
+            Inner::File(file) => file.left() == 0,
         }
     }
 
@@ -105,6 +116,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Inner::Upstream(body) => body.size_hint(),
+            Inner::File(file) => SizeHint::with_exact(file.left()),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::pool;
 use crate::respond::Reject;
 use crate::select;
 use crate::server::Shared;
+use crate::static_files;
 use crate::table::{CompiledRoute, CompiledSticky, CompiledTarget, RouteTable};
 use crate::upgrade;
 use crate::upstream::UpstreamState;
@@ -44,6 +45,11 @@ pub(crate) async fn handle(
         return Reject::NoTarget.into_response(&request_id, Some(guard));
     };
     let target = &route.targets[target_idx];
+    if let Some(site) = &target.site {
+        // Boxed: the forwarding path's future carries none of its state.
+        let serve = static_files::serve(route, target, site, req, guard, &request_id, set_cookie);
+        return Box::pin(serve).await;
+    }
     if let Some(text) = &target.not_ready {
         // Not the revision's failure (nothing of it ran), so not in its stats either.
         return Reject::NotReady(text.clone()).into_response(&request_id, Some(guard));

@@ -23,6 +23,7 @@
 //! (`breaker`), forward with streaming bodies both ways over a pooled keep-alive connection
 //! (`forward`, `pool`, and `h1`, the proxy's own HTTP/1.1 client side), pass upgrades through (`upgrade`) and record per-revision stats
 //! (`stats`, `histogram`) that the verifier reads as windows ([`RevisionStats::since`]).
+//! A revision that is a [`StaticSite`] is answered from its directory (`static_files`).
 //!
 //! The data plane runs on the caller's tokio runtime, or on dedicated thread-per-core workers
 //! ([`ProxyConfig::workers`], `worker`). With [`ProxyConfig::tls`] a TLS listener serves the same
@@ -47,6 +48,7 @@ mod respond;
 mod route;
 mod select;
 mod server;
+mod static_files;
 mod stats;
 mod table;
 mod tls;
@@ -59,7 +61,7 @@ pub use error::{ProxyError, RejectedRoute, RouteIssue};
 pub use histogram::Histogram;
 /// CIDR blocks, for [`ProxyConfig::trusted_proxies`] (`"10.0.0.0/8".parse::<IpNet>()`).
 pub use ipnet::IpNet;
-pub use route::{Balance, Route, Sticky, Target};
+pub use route::{Balance, Route, StaticSite, Sticky, Target};
 pub use server::Proxy;
 pub use stats::RevisionStats;
 pub use tls::TlsError;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use hyper::header::HeaderName;
 
@@ -40,6 +41,22 @@ pub struct Target {
     pub weight: u32,
     /// Replica addresses.
     pub upstreams: Vec<SocketAddr>,
+    /// A static site the proxy serves itself instead of forwarding (`upstreams` is then
+    /// empty). `None` with no upstreams: the revision is not ready yet.
+    pub site: Option<StaticSite>,
+}
+
+/// A directory served as a static site (see `static_files` for the rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticSite {
+    /// The directory; nothing outside it is served, symbolic links included.
+    pub root: PathBuf,
+    /// A missing page (a path without an extension, or a request that accepts HTML) is
+    /// answered with the root's `index.html` (single-page applications).
+    pub spa: bool,
+    /// The directory never changes while it is served (a deploy's snapshot): lookups and
+    /// small files are kept in memory instead of being read again for every request.
+    pub immutable: bool,
 }
 
 /// The key that keeps a client on one revision. Keys hash into 10,000 slots mapped through the
@@ -147,6 +164,20 @@ fn route_issues(i: usize, r: &Route) -> Vec<RouteIssue> {
     }
     let mut revisions = HashSet::new();
     for (t, target) in r.targets.iter().enumerate() {
+        if let Some(site) = &target.site {
+            if !target.upstreams.is_empty() {
+                issue(
+                    format!("targets[{t}].site"),
+                    "a static site is served by the proxy, so it has no upstreams",
+                );
+            }
+            if !site.root.is_absolute() {
+                issue(
+                    format!("targets[{t}].site.root"),
+                    "must be an absolute path",
+                );
+            }
+        }
         if target.revision.is_empty() {
             issue(format!("targets[{t}].revision"), "must not be empty");
         } else if !revisions.insert(target.revision.as_str()) {
@@ -180,6 +211,7 @@ mod tests {
                 revision: "v1".into(),
                 weight: 1,
                 upstreams: vec!["127.0.0.1:1".parse().unwrap()],
+                site: None,
             }],
             sticky: None,
             balance: Balance::RoundRobin,
@@ -202,6 +234,7 @@ mod tests {
             revision: "v1".into(),
             weight: 5,
             upstreams: vec![],
+            site: None,
         });
         let mut zero = route("/z");
         zero.targets[0].weight = 0;

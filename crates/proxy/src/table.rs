@@ -12,6 +12,7 @@ use hyper::header::HeaderName;
 
 use crate::route::{Balance, Route, Sticky, Target, normalize_prefix};
 use crate::select;
+use crate::static_files::Site;
 use crate::stats::{MetricsRegistry, RevisionMetrics};
 use crate::upstream::{UpstreamRegistry, UpstreamState};
 
@@ -23,8 +24,10 @@ pub(crate) enum CompiledSticky {
 pub(crate) struct CompiledTarget {
     pub(crate) metrics: Arc<RevisionMetrics>,
     pub(crate) upstreams: Vec<Arc<UpstreamState>>,
-    /// With no upstreams: the 503 body for requests that pick this target anyway.
+    /// With no upstreams and no site: the 503 body for requests that pick this target anyway.
     pub(crate) not_ready: Option<Bytes>,
+    /// A static site: answered from its directory instead of an upstream.
+    pub(crate) site: Option<Arc<Site>>,
     /// Rotation for round robin and tie-breaking.
     pub(crate) next: AtomicUsize,
 }
@@ -87,12 +90,12 @@ impl CompiledRoute {
     }
 }
 
-/// Cumulative weights for picking a target: a target without upstreams keeps its share only
-/// when no weighted target has any, so a canary that is up takes all the traffic of a stable
-/// that is not (and the other way round); with none up, picks follow the weights as given and
-/// answer 503.
+/// Cumulative weights for picking a target: a target without upstreams (or a site) keeps its
+/// share only when no weighted target has any, so a canary that is up takes all the traffic of
+/// a stable that is not (and the other way round); with none up, picks follow the weights as
+/// given and answer 503.
 fn effective_cumulative(targets: &[Target]) -> Vec<u64> {
-    let ready = |t: &Target| t.weight > 0 && !t.upstreams.is_empty();
+    let ready = |t: &Target| t.weight > 0 && (!t.upstreams.is_empty() || t.site.is_some());
     if targets.iter().any(ready) {
         select::cumulative(targets.iter().map(|t| if ready(t) { t.weight } else { 0 }))
     } else {
@@ -150,7 +153,8 @@ impl RouteTable {
                             .map(|a| upstreams.get_or_create(*a))
                             .collect(),
                         next: AtomicUsize::new(0),
-                        not_ready: t.upstreams.is_empty().then(|| {
+                        site: t.site.as_ref().map(|s| Arc::new(Site::new(s))),
+                        not_ready: (t.upstreams.is_empty() && t.site.is_none()).then(|| {
                             Bytes::from(format!(
                                 "no ready replica of {} (revision {}) yet\n",
                                 r.service, t.revision
@@ -201,6 +205,7 @@ mod tests {
                 revision: "v1".into(),
                 weight: 1,
                 upstreams: vec!["127.0.0.1:1".parse().unwrap()],
+                site: None,
             }],
             sticky: None,
             balance: Balance::RoundRobin,
@@ -296,6 +301,7 @@ mod tests {
             revision: format!("r{weight}"),
             weight,
             upstreams: ups.iter().map(|a| a.parse().unwrap()).collect(),
+            site: None,
         };
         // Stable (90) not up, canary (10) up: all of it to the canary.
         assert_eq!(
@@ -333,6 +339,7 @@ mod tests {
             revision: "v2".into(),
             weight: 0,
             upstreams: vec![],
+            site: None,
         });
         let t = table(vec![r]);
         assert!((0..50).all(|_| t.routes[0].pick_weighted() == Some(0)));

@@ -1,12 +1,14 @@
 //! The driver seam: how one replica is started, watched, probed from inside
 //! and stopped. The supervisor decides *when* (gates, probes, restarts,
 //! backoff); a driver knows *how*, for one kind of workload: processes here
-//! ([`process::ProcessDriver`]), containers in a crate of their own that the
+//! ([`process::ProcessDriver`]) and static sites ([`site::StaticDriver`]: a
+//! snapshot, nothing runs), containers in a crate of their own that the
 //! daemon plugs in through [`crate::RuntimeConfig::containers`].
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod process;
+pub mod site;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -144,6 +146,7 @@ mod tests {
             log_dir: logs.path().to_owned(),
             shim: Vec::new(),
             containers: None,
+            static_dir: logs.path().join("static"),
         });
         rt.settled().await;
         let s = rt.service("web").unwrap();

@@ -7,7 +7,8 @@
 //! failure) are pure functions in `backoff`, `status` and `diagnose`;
 //! processes, sockets and files live in `supervisor`, `driver`, `probe`,
 //! `procfs`, `logs` and `shim`. A driver starts, stops and watches one
-//! replica; the process driver is here, the container driver plugs in.
+//! replica; the process driver and the static-site driver (a snapshot of a
+//! directory, nothing runs) are here, the container driver plugs in.
 
 pub mod backoff;
 pub mod diagnose;

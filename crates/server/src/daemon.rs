@@ -317,6 +317,7 @@ impl Daemon {
             log_dir: paths.logs.clone(),
             shim: opts.shim.clone(),
             containers: Some(containers),
+            static_dir: paths.statics.clone(),
         });
         // The first receiver exists before any event is forwarded, so whoever
         // takes it (the foreground progress display) misses nothing.

@@ -15,6 +15,8 @@ pub struct Paths {
     pub logs: PathBuf,
     /// The detached daemon's own output.
     pub daemon_log: PathBuf,
+    /// Snapshots of static sites, one per revision (`static/<service>/<revision>/`).
+    pub statics: PathBuf,
 }
 
 impl Paths {
@@ -26,6 +28,7 @@ impl Paths {
             db: root.join("state.db"),
             logs: root.join("logs"),
             daemon_log: root.join("daemon.log"),
+            statics: root.join("static"),
             root,
         }
     }

@@ -247,7 +247,8 @@ impl Deployer {
             .iter()
             .filter_map(|(svc, r)| r.split().map(|s| (svc.clone(), s)))
             .collect();
-        let table = routes::table(&splits, |key| self.inner.runtime.ready_addrs(key));
+        let rt = &self.inner.runtime;
+        let table = routes::table(&splits, |key| rt.ready_addrs(key), |key| rt.site_root(key));
         // The runtime changes often (probes, restarts elsewhere); most changes
         // leave the table as it is.
         if last.table.as_ref() == Some(&table) {
@@ -257,7 +258,11 @@ impl Deployer {
         // while it starts, said once when it begins.
         let waiting: BTreeSet<String> = table
             .iter()
-            .filter(|r| r.targets.iter().all(|t| t.upstreams.is_empty()))
+            .filter(|r| {
+                r.targets
+                    .iter()
+                    .all(|t| t.upstreams.is_empty() && t.site.is_none())
+            })
             .map(|r| r.service.clone())
             .collect();
         for s in waiting.difference(&last.waiting) {

@@ -106,6 +106,7 @@ async fn env(deploy: &str, driver: FakeDriver) -> Env {
             log_dir: logs.path().to_owned(),
             shim: Vec::new(),
             containers: None,
+            static_dir: logs.path().join("static"),
         },
         Arc::new(driver.clone()),
     );

@@ -12,6 +12,7 @@ fn route(path: &str) -> Option<RouteSpec> {
         strip_prefix: false,
         sticky: None,
         balance: Balance::RoundRobin,
+        spa: false,
     })
 }
 

@@ -13,7 +13,15 @@ use crate::model::{
 };
 use crate::node::{Kind, Node};
 
-const ROUTE_FIELDS: &[&str] = &["path", "host", "strip_prefix", "sticky", "balance"];
+const ROUTE_FIELDS: &[&str] = &[
+    "path",
+    "host",
+    "strip_prefix",
+    "sticky",
+    "balance",
+    "static",
+    "spa",
+];
 const STICKY_FIELDS: &[&str] = &["cookie", "header"];
 const DEPLOY_FIELDS: &[&str] = &[
     "strategy",
@@ -35,7 +43,7 @@ const VERIFY_FIELDS: &[&str] = &[
 const SYNTHETIC_FIELDS: &[&str] = &["path", "rate"];
 const HOOK_FIELDS: &[&str] = &["pre", "smoke", "post"];
 
-/// `route: /api` or `route: { path, host, strip_prefix, sticky, balance }`.
+/// `route: /api` or `route: { path, host, strip_prefix, sticky, balance, static, spa }`.
 pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteSpec> {
     let mut spec = RouteSpec {
         path: "/".into(),
@@ -43,6 +51,7 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteS
         strip_prefix: false,
         sticky: None,
         balance: Balance::RoundRobin,
+        spa: false,
     };
     if let Kind::Scalar(_) = node.kind {
         spec.path = route_path(ctx, node, path)?;
@@ -65,6 +74,13 @@ pub(super) fn route(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RouteS
     if let Some(n) = f.get("strip_prefix") {
         match boolean(ctx, n, &f.path("strip_prefix")) {
             Some(b) => spec.strip_prefix = b,
+            None => ok = false,
+        }
+    }
+    // `static` itself is the workload's (`super::site`).
+    if let Some(n) = f.get("spa") {
+        match boolean(ctx, n, &f.path("spa")) {
+            Some(b) => spec.spa = b,
             None => ok = false,
         }
     }

@@ -7,6 +7,7 @@ mod front;
 mod lifecycle;
 mod resilience;
 mod routing;
+mod static_site;
 mod streaming;
 mod support;
 mod tls;

@@ -265,6 +265,7 @@ pub fn target(revision: &str, weight: u32, upstreams: &[SocketAddr]) -> Target {
         revision: revision.into(),
         weight,
         upstreams: upstreams.to_vec(),
+        site: None,
     }
 }
 

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orchestra_manifest::{Manifest, Service};
+use orchestra_manifest::{Manifest, Service, Workload};
 use orchestra_plan::StartPlan;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::driver::Driver;
 use crate::driver::process::ProcessDriver;
+use crate::driver::site::{StaticDriver, snapshot_dir};
 use crate::logs::LogHub;
 use crate::status::{self, Phase, PlatformStatus, Role, ServiceStatus};
 use table::{Entry, Inner, Table};
@@ -56,6 +57,8 @@ pub struct RuntimeConfig {
     /// Runs `image:` and `build:` services; without one they fail to start
     /// with a clear reason. The daemon provides it.
     pub containers: Option<Arc<dyn Driver>>,
+    /// Where static sites' snapshots are kept (`.orchestra/static`), one per revision.
+    pub static_dir: PathBuf,
 }
 
 /// What happened, for the event log and for progress display.
@@ -198,6 +201,7 @@ impl Runtime {
     ) -> (Runtime, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let (changed, _) = watch::channel(0);
+        let statics = Arc::new(StaticDriver::new(cfg.static_dir.clone()));
         let logs = Arc::new(LogHub::new(&cfg.log_dir));
         // Secret files a killed daemon left on tmpfs: its processes are gone.
         crate::secret_files::remove_project(&cfg.manifest.name);
@@ -216,6 +220,7 @@ impl Runtime {
         let rt = Runtime {
             inner: Arc::new(Inner {
                 processes,
+                statics,
                 cfg,
                 table: Mutex::new(table),
                 changed,
@@ -415,6 +420,20 @@ impl Runtime {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The snapshot the proxy serves a static site's instance from, once it
+    /// is up; `None` for other instances.
+    pub fn site_root(&self, key: &str) -> Option<PathBuf> {
+        let t = self.inner.table.lock();
+        let e = t.entries.get(key)?;
+        let up = e
+            .status
+            .replicas
+            .iter()
+            .any(|r| r.healthy && r.ready && r.phase == Phase::Healthy);
+        (matches!(e.def.workload, Workload::Static { .. }) && up)
+            .then(|| snapshot_dir(&self.inner.cfg.static_dir, &e.service, &e.status.revision))
     }
 
     /// Wait until an instance is up (every replica healthy and ready) or has

@@ -199,12 +199,18 @@ impl ReplicaTask {
             port,
         });
         let has_probe = svc.healthcheck.is_some();
+        // Port 0: nothing listens (a static site, served by the proxy).
+        let at = if port == 0 {
+            String::new()
+        } else {
+            format!(", port {port}")
+        };
         let last_end = &history.last_end;
         let total_restarts = history.total_restarts;
         self.update(|r| {
             r.pid = pid;
             r.container = container.clone();
-            r.port = Some(port);
+            r.port = (port != 0).then_some(port);
             r.started_at_ms = Some(now_ms());
             r.ever_started = true;
             r.healthy = !has_probe;
@@ -217,20 +223,25 @@ impl ReplicaTask {
             };
             r.reason = match last_end {
                 Some(why) => format!("restarted after: {why}"),
-                None => format!("started ({what}, port {port})"),
+                None => format!("started ({what}{at})"),
             };
         });
         let (kind, reason) = match last_end {
-            None => (EventKind::Started, format!("{what}, port {port}")),
+            None => (EventKind::Started, format!("{what}{at}")),
             Some(why) => (
                 EventKind::Restarted,
-                format!("restart {total_restarts}, {what}, port {port}, after: {why}"),
+                format!("restart {total_restarts}, {what}{at}, after: {why}"),
             ),
         };
         self.inner
             .emit_process(&self.key, self.name(), Some(self.idx), kind, reason, info);
         if !has_probe {
-            self.emit(EventKind::Healthy, "running (no healthcheck)");
+            let why = if port == 0 {
+                "serving its files"
+            } else {
+                "running (no healthcheck)"
+            };
+            self.emit(EventKind::Healthy, why);
         }
     }
 

@@ -61,6 +61,7 @@ fn kind_of(w: &Workload) -> &'static str {
         Workload::Process { .. } => "process",
         Workload::Image { .. } => "image",
         Workload::Build { .. } => "build",
+        Workload::Static { .. } => "static",
     }
 }
 
@@ -82,6 +83,7 @@ impl Table {
 pub(super) struct Inner {
     pub(super) cfg: RuntimeConfig,
     pub(super) processes: Arc<dyn Driver>,
+    pub(super) statics: Arc<dyn Driver>,
     pub(super) table: Mutex<Table>,
     pub(super) changed: watch::Sender<u64>,
     pub(super) events: mpsc::UnboundedSender<Event>,
@@ -121,6 +123,7 @@ impl Inner {
     pub(super) fn driver_for(&self, w: &Workload) -> Result<Arc<dyn Driver>, String> {
         match (w, &self.cfg.containers) {
             (Workload::Process { .. }, _) => Ok(self.processes.clone()),
+            (Workload::Static { .. }, _) => Ok(self.statics.clone()),
             (_, Some(d)) => Ok(d.clone()),
             (_, None) => Err(
                 "container services (`image`/`build`) are not supported by this version's runtime yet"

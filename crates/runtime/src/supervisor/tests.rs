@@ -41,6 +41,7 @@ impl Platform {
                 log_dir: logs.path().to_owned(),
                 shim: Vec::new(),
                 containers: None,
+                static_dir: logs.path().join("static"),
             },
             Arc::new(driver.clone()),
         );
