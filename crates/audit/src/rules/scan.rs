@@ -476,6 +476,107 @@ mod tests {
         assert!(!is_placeholder("q8Zr2LmW0pXv7TnB4kYd"));
     }
 
+    /// What the two placeholder detectors accepted before they were merged:
+    /// `(value, knowledge::is_placeholder, scan::is_placeholder)`.
+    const BEFORE_MERGE: &[(&str, bool, bool)] = &[
+        ("", true, true),
+        ("  ", true, true),
+        ("changeme", true, true),
+        ("CHANGE_ME", true, true),
+        ("changeit", true, false),
+        ("replace_me", true, true),
+        ("please-replace-this", true, false),
+        ("xxx", true, true),
+        ("xxxxxxxx", true, true),
+        ("<your-key>", true, true),
+        ("<paste here>", true, true),
+        ("[REDACTED]", true, true),
+        ("{value}", false, true),
+        ("your_api_key_here", true, true),
+        ("yourkey", true, true),
+        ("${API_KEY}", true, true),
+        ("$API_KEY", true, true),
+        ("prefix-${X}", true, true),
+        ("{{ secrets.TOKEN }}", true, true),
+        ("{{ .Values.x }}", true, true),
+        ("$(cat /run/secret)", true, true),
+        ("%(password)s", true, true),
+        ("#{token}", false, true),
+        ("process.env.API_KEY", false, true),
+        ("os.environ['X']", false, true),
+        ("env(DB_PASSWORD)", true, true),
+        ("secrets.TOKEN", true, true),
+        ("var.api_key", false, true),
+        ("local.token", false, true),
+        ("example-token", true, true),
+        ("dummy", true, true),
+        ("sample-key", true, true),
+        ("insert-key-here", false, true),
+        ("fake-token", true, true),
+        ("notreal", false, true),
+        ("not-a-real-key", false, true),
+        ("notasecret", true, false),
+        ("not-a-secret", true, false),
+        ("abc...", true, true),
+        ("abc\u{2026}", false, true),
+        ("***", true, true),
+        ("*", true, false),
+        ("aa", true, false),
+        ("aaaa", true, true),
+        ("00000000", true, true),
+        ("0", true, false),
+        ("1", true, false),
+        ("yes", true, false),
+        ("no", true, false),
+        ("true", true, true),
+        ("FALSE", true, true),
+        ("none", true, true),
+        ("nil", false, true),
+        ("secret", true, true),
+        ("password", true, true),
+        ("passwd", false, true),
+        ("token", false, true),
+        ("test", true, true),
+        ("string", false, true),
+        ("required", false, true),
+        ("optional", false, true),
+        ("'changeme'", true, true),
+        ("`changeme`", true, true),
+        (" \"changeme\" ", true, true),
+        ("AKIAIOSFODNN7EXAMPLE", true, true),
+        ("AKIAXXXXXXXXXXXXXXXX", true, true),
+        // Words only `knowledge` found inside a value.
+        ("supersecret", true, false),
+        ("mysecretpassword", true, false),
+        ("test-password", true, false),
+        ("testpass123", true, false),
+        ("password123", true, false),
+        ("mytest-Zq8x9", true, false),
+        ("acme-test-1234", true, false),
+        ("prod-db-password", true, false),
+        ("nonempty-Zq8x", true, false),
+        // Real-looking values neither accepted.
+        ("my_token", false, false),
+        ("hunter2-Zq8", false, false),
+        ("acme-prod", false, false),
+        ("sk-live-9f8a7b6c5d4e3f2a1b0c", false, false),
+        ("q8Zr2LmW0pXv7TnB4kYd", false, false),
+        ("Tz8#qLw2!xVb9rKe", false, false),
+        ("sk-1234567890abcdef1234567890abcdef", false, false),
+    ];
+
+    #[test]
+    fn both_placeholder_detectors_before_the_merge() {
+        for (v, knowledge, scan) in BEFORE_MERGE {
+            assert_eq!(
+                crate::knowledge::is_placeholder(v),
+                *knowledge,
+                "knowledge: {v:?}"
+            );
+            assert_eq!(is_placeholder(v), *scan, "scan: {v:?}");
+        }
+    }
+
     #[test]
     fn entropy_orders_randomness() {
         assert!(entropy("aaaaaaaa") < 0.1);
