@@ -2,9 +2,10 @@
 
 use super::final_image_stages;
 use crate::finding::{Confidence, Severity};
-use crate::knowledge::{is_placeholder, is_secret_name};
+use crate::knowledge::is_secret_name;
 use crate::parse::dockerfile::{Dockerfile, Keyword};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
+use crate::rules::scan::is_placeholder;
 
 /// Flags `ENV API_TOKEN=…` (stored in the image config), `ENV TOKEN=$TOKEN` (a build arg
 /// copied into the image) and `ARG TOKEN` (visible in `docker history`) in the final image.
