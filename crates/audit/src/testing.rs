@@ -51,3 +51,22 @@ pub fn run_all(files: &[(&str, &str)]) -> Vec<Finding> {
 pub fn ids(findings: &[Finding]) -> Vec<&'static str> {
     findings.iter().map(|f| f.rule).collect()
 }
+
+/// Letters and digits, for [`random_text`].
+pub const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `n` pseudo-random characters of `alphabet` (xorshift from `seed`): test secrets that
+/// look random to the rules (no repeated unit, no runs) without any file holding one.
+#[must_use]
+pub fn random_text(alphabet: &str, n: usize, seed: u64) -> String {
+    let chars: Vec<char> = alphabet.chars().collect();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chars[(x % chars.len().max(1) as u64) as usize]
+        })
+        .collect()
+}
