@@ -357,6 +357,42 @@ fn only_filler_words(lower: &str) -> bool {
     parts.peek().is_some() && parts.all(segmentable)
 }
 
+/// Is `value` a file path or file name rather than a secret: rooted (`/run/secrets/db`,
+/// `./certs/tls.pem`, `../x`, `~/.aws/credentials`) with path-like segments, or a file
+/// name with a key/config extension (`key.json`, `server.pem`)? Base64 secrets may hold
+/// `/` too: a segment of 16+ characters mixing upper case, lower case and digits, or any
+/// `+` or `=`, is not a path.
+#[must_use]
+pub fn is_path_like(value: &str) -> bool {
+    let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~'))
+    {
+        return false;
+    }
+    let random_segment = |seg: &str| {
+        seg.len() >= 16
+            && seg.bytes().any(|b| b.is_ascii_uppercase())
+            && seg.bytes().any(|b| b.is_ascii_lowercase())
+            && seg.bytes().any(|b| b.is_ascii_digit())
+    };
+    if v.split('/').any(random_segment) {
+        return false;
+    }
+    const EXTENSIONS: &[&str] = &[
+        "json", "pem", "key", "crt", "cer", "der", "p12", "pfx", "jks", "keystore", "pub", "gpg",
+        "asc", "txt", "env", "yaml", "yml", "toml", "ini", "cfg", "conf",
+    ];
+    let name = v.rsplit('/').next().unwrap_or(v);
+    let file_name = name.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    });
+    let rooted = ["/", "./", "../", "~/"].iter().any(|p| v.starts_with(p)) && v.len() > 1;
+    rooted || file_name
+}
+
 /// A value that only looks random: one short unit repeated (`abcabcabc…`,
 /// `1234567890abcdef1234567890abcdef`), mostly runs of consecutive characters
 /// (`0123456789`, `abcdefgh`), or too few distinct characters for its length. Real
@@ -690,6 +726,33 @@ mod tests {
                     "{v:?}: documented, but unchanged"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn paths_are_not_secrets() {
+        for v in [
+            "/secrets/key.json",
+            "/run/secrets/db_password",
+            "./certs/server.pem",
+            "../keys/deploy.key",
+            "~/.aws/credentials",
+            "key.json",
+            "\"service-account.JSON\"",
+            "tls.pem",
+        ] {
+            assert!(is_path_like(v), "{v}");
+        }
+        for v in [
+            "/Xq7vL2mZ9pK4RtB8nW3q",
+            "ab+cd/ef==",
+            "s3cr3t-Zq8x",
+            "/",
+            "json",
+            ".pem",
+            "key json",
+        ] {
+            assert!(!is_path_like(v), "{v}");
         }
     }
 
