@@ -491,6 +491,45 @@ pub fn find_identifier(text: &str, needle: &str) -> Vec<std::ops::Range<usize>> 
     out
 }
 
+/// Test code and fixtures: a file under `tests/`, `test/`, `__tests__/`, `spec/`,
+/// `fixtures/`, `testdata/`, or named like a test (`test_*.py`, `*_test.py`, `conftest.py`,
+/// `*_test.go`, `*.test.ts`, `*.spec.js`, `*_spec.rb`, `*Test.java`).
+#[must_use]
+pub fn is_test_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let mut parts: Vec<&str> = lower.split('/').collect();
+    let name = parts.pop().unwrap_or("");
+    const DIRS: &[&str] = &[
+        "test",
+        "tests",
+        "__tests__",
+        "spec",
+        "specs",
+        "fixtures",
+        "__fixtures__",
+        "testdata",
+        "test-data",
+        "test_data",
+    ];
+    if parts.iter().any(|d| DIRS.contains(d)) {
+        return true;
+    }
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    // `AuthTest.java`: the case of the original name matters here.
+    let original = path.rsplit('/').next().unwrap_or(path);
+    let java_test = matches!(ext, "java" | "kt")
+        && original
+            .rsplit_once('.')
+            .is_some_and(|(stem, _)| stem.ends_with("Test") || stem.ends_with("Tests"));
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_spec")
+        || stem.ends_with(".test")
+        || stem.ends_with(".spec")
+        || stem == "conftest"
+        || java_test
+}
+
 /// Files that hold prose rather than configuration (`*.md`, `*.rst`, `docs/`): rules
 /// looking for pinned versions or ids skip them to avoid counting examples.
 #[must_use]
@@ -753,6 +792,31 @@ mod tests {
             "key json",
         ] {
             assert!(!is_path_like(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn test_files() {
+        for p in [
+            "tests/test_api.py",
+            "app/tests/conftest.py",
+            "test_settings.py",
+            "pkg/auth/token_test.go",
+            "web/src/api.spec.ts",
+            "web/src/api.test.js",
+            "spec/models/user_spec.rb",
+            "crates/x/tests/fixtures/app.env",
+            "src/test/java/AuthTest.java",
+        ] {
+            assert!(is_test_path(p), "{p}");
+        }
+        for p in [
+            "app/settings.py",
+            "contest.py",
+            "latest/config.yaml",
+            "attestation.go",
+        ] {
+            assert!(!is_test_path(p), "{p}");
         }
     }
 
