@@ -71,6 +71,7 @@ impl Rule for SecretInEnv {
                                 format!("ENV `{key}` stores a literal secret in the image"),
                             )
                             .confidence(Confidence::High)
+                            .secret(value.trim_matches(['"', '\'']))
                             .redact()
                             .emit();
                         }

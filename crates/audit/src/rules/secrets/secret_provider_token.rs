@@ -361,6 +361,7 @@ impl Rule for ProviderToken {
             .severity(p.severity)
             .confidence(p.confidence)
             .help(p.rotate)
+            .secret(value)
             .redact()
             .emit();
         }
