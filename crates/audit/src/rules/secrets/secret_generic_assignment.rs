@@ -100,7 +100,7 @@ fn value_at(rest: &str) -> Option<std::ops::Range<usize>> {
     }
     let end = rest
         .find(|c: char| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | '#' | ',' | ';' | '}' | ')' | ']')
+            c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '#' | ',' | ';' | '}' | ')' | ']')
         })
         .unwrap_or(rest.len());
     (end > 0).then_some(0..end)
@@ -177,6 +177,24 @@ fn is_code(path: &str) -> bool {
         .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
+/// Does the line before byte `at` leave a `"` or `'` string open (an odd number of
+/// unescaped quotes of one kind)?
+fn inside_string(text: &str, at: usize) -> bool {
+    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match (open, c) {
+            (_, _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => open = None,
+            (None, '"' | '\'' | '`') => open = Some(c),
+            _ => {}
+        }
+    }
+    open.is_some()
+}
+
 /// A type rather than a value: a name applied to type arguments (`Optional[str]`,
 /// `Record<string, string>`, `Dict[str, Any]`).
 fn is_type_expression(v: &str) -> bool {
@@ -246,7 +264,9 @@ impl Rule for GenericAssignment {
             let annotation = op.trim() == ":"
                 && ((after.starts_with('=') && !after.starts_with("=="))
                     || (!quoted && is_type_expression(value)));
-            if annotation || (code && !quoted) {
+            // In code a bare value is a name, unless the assignment is itself inside a
+            // string literal (`"host=db password=Xq7…"`, a DSN).
+            if annotation || (code && !quoted && !inside_string(text, key.start())) {
                 continue;
             }
             if !looks_random(value)
@@ -417,21 +437,32 @@ const accessKey: string = config.accessKey;
 const secretToken = useSecretToken(props);
 const authToken = tokenStore2Xq.current;
 ";
+        // Quoted as code in prose: the backtick ends the value.
+        let prose = "Not secrets: `password = settings.db_password`, `token = get_token()`.\n";
         let f = run_rule(
             &GenericAssignment,
-            &[("app/db.py", python), ("web/src/api.ts", typescript)],
+            &[
+                ("app/db.py", python),
+                ("web/src/api.ts", typescript),
+                ("docs/secrets.md", prose),
+            ],
         );
         assert!(f.is_empty(), "{f:?}");
-        // Quoted literals in code are still values, and bare values in config too.
+        // Quoted literals in code are still values, so are assignments inside a string
+        // literal, and bare values in config.
         let f = run_rule(
             &GenericAssignment,
             &[
                 ("app/db.py", "password = \"Tz8qLw2xVb9rKeMn\"\n"),
+                (
+                    "app/dsn.py",
+                    "DSN = \"host=db.internal password=Tz8qLw2xVb9rKeMn user=app\"\n",
+                ),
                 ("config/app.yaml", "password: Tz8qLw2xVb9rKeMn\n"),
                 ("config/app.ini", "password = Tz8qLw2xVb9rKeMn\n"),
             ],
         );
-        assert_eq!(f.len(), 3, "{f:?}");
+        assert_eq!(f.len(), 4, "{f:?}");
     }
 
     #[test]
