@@ -74,6 +74,12 @@ pub struct AuditArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Text output: list every finding on its own, by file, with its snippet, instead of
+    /// grouping repeats (the same secret, one rule in one file, one stale id in one
+    /// file). The summary stays on top; JSON and SARIF always hold every finding.
+    #[arg(long)]
+    pub expand: bool,
+
     /// List every rule (id, severity, title) and exit.
     #[arg(long)]
     pub list_rules: bool,
@@ -172,7 +178,7 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
     match &args.output {
         Some(path) => {
             let mut buf = Vec::new();
-            render(&report, repo.as_ref(), args.format, &mut buf)?;
+            render(&report, repo.as_ref(), args, &mut buf)?;
             std::fs::write(path, buf).map_err(|source| AuditError::Write {
                 path: path.clone(),
                 source,
@@ -192,7 +198,7 @@ pub fn run_audit(args: &AuditArgs, out: &mut dyn Write) -> Result<i32, AuditErro
             OutputFormat::Text => {
                 // One write: stdout is line-buffered, and text is many small writes.
                 let mut buf = Vec::with_capacity(64 * 1024);
-                render(&report, repo.as_ref(), args.format, &mut buf)?;
+                render(&report, repo.as_ref(), args, &mut buf)?;
                 out.write_all(&buf)?;
             }
         },
@@ -219,11 +225,18 @@ fn drop_in_background<T: Send + 'static>(value: T) {
 fn render(
     report: &Report,
     repo: Option<&Repository>,
-    format: OutputFormat,
+    args: &AuditArgs,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    match format {
-        OutputFormat::Text => output::text::write(report, repo, out),
+    match args.format {
+        OutputFormat::Text => {
+            let layout = if args.expand {
+                output::text::Layout::Expanded
+            } else {
+                output::text::Layout::Grouped
+            };
+            output::text::write(report, repo, layout, out)
+        }
         OutputFormat::Json => output::json::write(report, out),
         OutputFormat::Sarif => output::sarif::write(report, out),
     }

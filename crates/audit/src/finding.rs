@@ -142,6 +142,28 @@ impl Location {
     }
 }
 
+/// What a finding is about beyond its rule and file, so that reports can group repeats:
+/// the same secret in five files is one secret to rotate, one stale id 14 times in a
+/// file is one thing to rename.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// Nothing beyond rule and file.
+    #[default]
+    None,
+    /// A secret, by a hash of its value ([`secret_id`]). The hash never reaches any
+    /// output: reports name a secret by its findings and locations.
+    Secret(u64),
+    /// A named thing that is not secret (a stale identifier).
+    Name(String),
+}
+
+/// The [`Subject::Secret`] hash of a secret value. Rules pass the value in one canonical
+/// form (a PEM key as its base64 body) so the same secret groups wherever it appears.
+#[must_use]
+pub fn secret_id(value: &str) -> u64 {
+    fnv1a(&["orchestra-secret-value", value])
+}
+
 /// A problem found by a rule. The first location is the primary one.
 #[derive(Clone, Debug)]
 pub struct Finding {
@@ -159,6 +181,8 @@ pub struct Finding {
     pub locations: Vec<Location>,
     /// Stable identity without line numbers, for baselines (filled by the runner).
     pub fingerprint: String,
+    /// What it is about, for grouping in reports (not part of the fingerprint).
+    pub subject: Subject,
 }
 
 impl Finding {

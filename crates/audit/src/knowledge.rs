@@ -1,4 +1,5 @@
-//! Facts rules share: end-of-life dates of common base images, version parsing.
+//! Facts rules share: end-of-life dates of common base images, version parsing, which
+//! names hold secrets (placeholder values: [`crate::rules::scan::is_placeholder`]).
 //!
 //! Dates are upstream end-of-support dates (security fixes stop). Rules compare them to
 //! `Settings::today`, so tests control time and the table ages correctly.
@@ -208,58 +209,6 @@ mod tests {
     }
 }
 
-/// Obvious placeholder or example values that are not real secrets: `changeme`, `xxx`,
-/// `<your-key>`, `example…`, `${VAR}`, `$VAR`, empty.
-#[must_use]
-pub fn is_placeholder(value: &str) -> bool {
-    let v = value.trim().trim_matches(['"', '\'']).trim();
-    if v.is_empty() || v.starts_with('$') || v.contains("${") || v.contains("{{") {
-        return true;
-    }
-    let lower = v.to_ascii_lowercase();
-    if (lower.starts_with('<') && lower.ends_with('>'))
-        || (lower.starts_with('[') && lower.ends_with(']'))
-    {
-        return true;
-    }
-    // A run of one repeated character (`xxxxxxxx`, `********`, `00000000`).
-    let mut chars = lower.chars();
-    if let Some(first) = chars.next()
-        && chars.all(|c| c == first)
-    {
-        return true;
-    }
-    const WORDS: &[&str] = &[
-        "changeme",
-        "change-me",
-        "change_me",
-        "changeit",
-        "example",
-        "placeholder",
-        "dummy",
-        "your-",
-        "your_",
-        "yourkey",
-        "replace",
-        "redacted",
-        "todo",
-        "fixme",
-        "sample",
-        "fake",
-        "notasecret",
-        "not-a-secret",
-        "xxxx",
-        "none",
-        "null",
-        "secret",
-        "password",
-        "test",
-        "...",
-    ];
-    WORDS.iter().any(|w| lower.contains(w)) && lower.len() < 64
-        || matches!(lower.as_str(), "true" | "false" | "0" | "1" | "yes" | "no")
-}
-
 /// Does a variable/key name look like it holds a secret (`DB_PASSWORD`, `OPENAI_API_KEY`)?
 /// Names of files, paths, URLs, ids and settings about secrets do not count.
 #[must_use]
@@ -326,24 +275,6 @@ pub(crate) fn secret_name_matches(name: &str, more_secret: &[&str], more_not: &[
 #[cfg(test)]
 mod secret_tests {
     use super::*;
-
-    #[test]
-    fn placeholders() {
-        for p in [
-            "changeme",
-            "xxxxxxxx",
-            "<your-key>",
-            "${TOKEN}",
-            "$TOKEN",
-            "example-key",
-            "",
-        ] {
-            assert!(is_placeholder(p), "{p}");
-        }
-        for s in ["hunter2-Zq8", "sk-live-9f8a7b6c5d4e3f2a1b0c"] {
-            assert!(!is_placeholder(s), "{s}");
-        }
-    }
 
     #[test]
     fn secret_names() {

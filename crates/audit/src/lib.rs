@@ -11,8 +11,11 @@
 //! 3. [`runner`] runs every enabled rule of the [`registry`] on every file (rayon), then
 //!    each rule's repository-wide hook once, then applies severity overrides, inline
 //!    ignores, config ignores and the baseline, and sorts.
-//! 4. [`output`] renders text, JSON (versioned) or SARIF 2.1.0; [`cli::run_audit`] maps
-//!    the highest severity to the exit code with `--fail-on`.
+//! 4. [`group`] groups repeats (the same secret value anywhere, one rule in one file, one
+//!    stale id in one file); [`output`] renders text (a summary, the secrets to rotate,
+//!    then one block per group, most severe first), JSON (versioned; every finding plus
+//!    the groups) or SARIF 2.1.0 (one result per finding); [`cli::run_audit`] maps the
+//!    highest severity to the exit code with `--fail-on`.
 //!
 //! # Adding a rule (four small edits, checked by a test)
 //!
@@ -53,8 +56,10 @@
 //!    `repo.settings`.
 //!
 //!    Findings: `out.report(primary_location, message)` then optionally
-//!    `.related(loc)`, `.severity(..)`, `.confidence(..)`, `.help(..)`, `.redact()`, and
-//!    always `.emit()`. Messages must never hold a secret value (use
+//!    `.related(loc)`, `.severity(..)`, `.confidence(..)`, `.help(..)`, `.redact()`,
+//!    `.secret(value)` (a finding about a secret value: reports list each distinct secret
+//!    once, with all its locations; only a hash is kept) or `.subject(name)` (repeats of
+//!    one named thing group by it), and always `.emit()`. Messages must never hold a secret value (use
 //!    [`finding::redact`] and `.redact()` so snippets are masked) nor line numbers
 //!    (fingerprints for baselines include the message; use related locations instead).
 //! 2. **The registry line.** Append `Box::new(rules::<family>::<file>::<Type>),` to its
@@ -87,6 +92,7 @@ pub mod config;
 mod error;
 pub mod finding;
 pub mod fix;
+pub mod group;
 mod heap;
 pub mod ignore_comments;
 pub mod knowledge;

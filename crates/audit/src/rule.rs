@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 
 use crate::collect::FileKind;
-use crate::finding::{Confidence, Finding, Location, Severity};
+use crate::finding::{Confidence, Finding, Location, Severity, Subject, secret_id};
 use crate::parse::dockerfile::{Dockerfile, Instruction, Stage};
 use crate::parse::{Document, Node};
 use crate::repo::{ParsedFile, Repository};
@@ -134,6 +134,7 @@ impl Sink {
                 help: Cow::Borrowed(meta.help),
                 locations: vec![primary],
                 fingerprint: String::new(),
+                subject: Subject::None,
             },
         }
     }
@@ -188,6 +189,21 @@ impl FindingBuilder<'_> {
         for l in &mut self.finding.locations {
             l.redact = true;
         }
+        self
+    }
+
+    /// The finding is about this secret value: reports list each distinct secret once,
+    /// with every place it occurs. Pass the value in a canonical form (trimmed, a key as
+    /// its base64 body); only a hash of it is kept.
+    pub fn secret(mut self, value: &str) -> Self {
+        self.finding.subject = Subject::Secret(secret_id(value));
+        self
+    }
+
+    /// The finding is about this named thing (a stale id): repeats in one file are
+    /// grouped by it.
+    pub fn subject(mut self, name: impl Into<String>) -> Self {
+        self.finding.subject = Subject::Name(name.into());
         self
     }
 

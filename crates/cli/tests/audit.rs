@@ -183,3 +183,82 @@ fn a_committed_file_is_audited_even_when_gitignore_matches_it_and_node_modules_i
     );
     assert!(json.contains("local.txt"), "{json}");
 }
+
+#[test]
+fn the_report_starts_with_a_summary_and_lists_a_repeated_secret_once() {
+    let p = Project::new("services:\n  api:\n    command: [demo-service]\n");
+    // Built at run time so this file holds no token itself.
+    let alnum = orchestra_audit::testing::ALNUM;
+    let token = format!(
+        "ghp_{}",
+        orchestra_audit::testing::random_text(alnum, 36, 7)
+    );
+    std::fs::create_dir_all(p.path().join("ci")).unwrap();
+    p.write(
+        "release.sh",
+        &format!("#!/bin/sh\nexport GH_TOKEN={token}\n"),
+    );
+    p.write(
+        "ci/publish.sh",
+        &format!("#!/bin/sh\n\nGITHUB_TOKEN={token}\n"),
+    );
+    p.write("app.env.sh", &format!("# local\n\n\nTOKEN={token}\n"));
+    p.write("compose.yaml", PRIVILEGED);
+
+    let (c, out, err) = code(&p, &["audit"]);
+    assert_eq!(c, Some(1), "{err}");
+    assert!(!out.contains(&token[4..]), "the token leaks:\n{out}");
+    // First the totals, the counts by rule and the secret to rotate, then the findings.
+    let first = out.lines().next().unwrap();
+    assert!(first.contains("findings (3 critical, 1 high"), "{out}");
+    let rotate = out.find("fix these first: 1 secret to rotate").expect(&out);
+    let findings = out.find("\ncritical  ").expect(&out);
+    assert!(
+        out.find("by rule:").unwrap() < rotate && rotate < findings,
+        "{out}"
+    );
+    // One entry for the token, with each of its three locations once.
+    let summary = &out[rotate..findings];
+    assert_eq!(summary.matches("GitHub token").count(), 1, "{summary}");
+    for at in ["app.env.sh:4", "ci/publish.sh:3", "release.sh:2"] {
+        assert_eq!(summary.matches(at).count(), 1, "{at}: {summary}");
+    }
+    // In the findings, critical first: the token once, then the privileged service.
+    let body = &out[findings..];
+    assert_eq!(
+        body.matches("the same secret at 3 locations").count(),
+        1,
+        "{body}"
+    );
+    assert!(
+        body.find("secret-provider-token").unwrap() < body.find("compose-privileged").unwrap(),
+        "{body}"
+    );
+
+    // --expand lists each finding; JSON keeps all three and groups them.
+    let (_, expanded, _) = code(&p, &["audit", "--expand"]);
+    assert_eq!(
+        expanded
+            .matches("  critical  secret-provider-token  GitHub token")
+            .count(),
+        3,
+        "{expanded}"
+    );
+    let (_, json, _) = code(&p, &["audit", "--format", "json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let tokens = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "secret-provider-token")
+        .count();
+    assert_eq!(tokens, 3, "{json}");
+    let secret = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "secret")
+        .unwrap();
+    assert_eq!(secret["count"], 3, "{secret}");
+    assert_eq!(secret["locations"].as_array().unwrap().len(), 3, "{secret}");
+}

@@ -7,10 +7,23 @@
 //!                "message": "…", "help": "…", "docs": "https://…", "fingerprint": "…",
 //!                "locations": [{"path": "…", "line": 1, "column": 1, "end_line": 1,
 //!                               "end_column": 5, "label": "…", "primary": true}]}],
+//!  "groups": [{"kind": "secret", "rule": "…", "rules": ["…"], "severity": "critical",
+//!              "count": 2, "findings": [0, 4],
+//!              "locations": [{"path": "…", "line": 2, "column": 14}, …]},
+//!             {"kind": "name", "rule": "stale-id", "rules": ["stale-id"],
+//!              "severity": "medium", "count": 14, "path": "deploy/x.yaml",
+//!              "name": "old-project", "findings": [5, 6, …]}, …],
 //!  "summary": {"files_scanned": 3, "findings": 1,
 //!              "by_severity": {"info": 0, "low": 0, "medium": 0, "high": 1, "critical": 0},
 //!              "suppressed": {"inline": 0, "config": 0, "baseline": 0}, "notes": []}}
 //! ```
+
+//!
+//! `groups` ([`crate::group`]) puts every finding in exactly one group, most severe
+//! first: `kind` is `secret` (the same secret value, wherever it occurs; `locations` lists
+//! each finding's primary location), `name` (one rule about one named thing in one
+//! file: a stale id) or `file` (one rule in one file). `findings` are indexes into
+//! `findings`, most severe first. A secret's value, or a hash of it, is never written.
 
 use super::meta_index;
 use super::pretty::{Pretty, escape_str, push_uint};
@@ -83,6 +96,58 @@ fn finding(w: &mut Pretty<'_>, f: &Finding, meta: Option<&RuleMeta>, docs: &mut 
     }
 }
 
+/// The `groups` member.
+fn groups(w: &mut Pretty<'_>, report: &Report) {
+    w.key("groups");
+    w.begin_array();
+    for g in crate::group::group(&report.findings) {
+        w.element();
+        w.begin_object();
+        w.field_str("kind", g.kind.as_str());
+        w.field_str("rule", g.rule);
+        w.key("rules");
+        w.begin_array();
+        for r in &g.rules {
+            w.element();
+            w.str(r);
+        }
+        w.end_array();
+        w.field_str("severity", g.severity.as_str());
+        w.field_uint("count", g.count() as u64);
+        if let Some(p) = &g.path {
+            w.field_str("path", p);
+        }
+        if let Some(n) = &g.name {
+            w.field_str("name", n);
+        }
+        w.key("findings");
+        w.begin_array();
+        for &i in &g.findings {
+            w.element();
+            w.uint(i as u64);
+        }
+        w.end_array();
+        if g.kind == crate::group::GroupKind::Secret {
+            w.key("locations");
+            w.begin_array();
+            for &i in &g.findings {
+                let Some(l) = report.findings[i].primary() else {
+                    continue;
+                };
+                w.element();
+                w.begin_object();
+                w.field_str("path", &l.path);
+                w.field_uint("line", u64::from(l.span.start.line));
+                w.field_uint("column", u64::from(l.span.start.col));
+                w.end_object();
+            }
+            w.end_array();
+        }
+        w.end_object();
+    }
+    w.end_array();
+}
+
 /// Write `report` as JSON: the same bytes as `serde_json::to_writer_pretty` of the schema
 /// in the module docs (and a final newline), written directly in 64 KiB chunks.
 ///
@@ -105,6 +170,7 @@ pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<(
         finding(&mut w, f, metas.get(f.rule).copied(), &mut docs);
     }
     w.end_array();
+    groups(&mut w, report);
     w.key("summary");
     w.begin_object();
     w.field_uint("files_scanned", report.files_scanned as u64);

@@ -13,10 +13,11 @@ use crate::runner::Report;
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
-    /// Grouped by file, with source snippets and the fix.
+    /// A summary and the secrets to rotate, then repeats grouped, most severe first, with
+    /// source snippets and the fix.
     #[default]
     Text,
-    /// `{"version": 1, "findings": [...], "summary": {...}}`.
+    /// `{"version": 1, "findings": [...], "groups": [...], "summary": {...}}`.
     Json,
     /// SARIF 2.1.0, for GitHub code scanning and other viewers.
     Sarif,

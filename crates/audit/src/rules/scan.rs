@@ -234,16 +234,33 @@ impl GatedRegex {
     }
 }
 
-/// Values that are obviously not real secrets or ids: templates, variables, examples.
+/// Values that are obviously not real secrets or ids: templates and variable references,
+/// examples, masked or empty values, and values made only of filler words.
+///
+/// The one detector for every rule (it merges two that disagreed; the table
+/// `PLACEHOLDERS` in the tests records what each accepted and every deliberate change):
+///
+/// - templates and references: `${VAR}`, `$VAR`, `{{ x }}`, `$(cmd)`, `%(x)s`, `#{x}`,
+///   `<your-key>`, `[REDACTED]`, `{value}`, `process.env…`, `os.environ…`, `env(…)`,
+///   `secrets.…`, `var.…`, `local.…`;
+/// - example words anywhere in the value: `changeme`, `changeit`, `replace`, `example`,
+///   `placeholder`, `dummy`, `sample`, `fake`, `redacted`, `insert`, `todo`, `fixme`,
+///   `your-`/`your_`, `notasecret`, `notreal`, `xxx`, `...`, `…`, `***`;
+/// - one character repeated (`********`, `0000`), and `true`, `false`, `yes`, `no`, `0`,
+///   `1`, `required`, `optional`;
+/// - a value made only of the filler words `secret`, `password`, `pass`, `token`, `key`,
+///   `test`, `my`, `none`, `null`… (`test-password`, `mysecretpassword`, `token`), but
+///   not a real-looking value that merely contains one (`supersecret`, `password123`,
+///   `acme-test-1234`).
 #[must_use]
 pub fn is_placeholder(value: &str) -> bool {
     let v = value
         .trim()
-        .trim_matches(|c| c == '"' || c == '\'' || c == '`');
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`')
+        .trim();
     if v.is_empty() {
         return true;
     }
-    let lower = v.to_ascii_lowercase();
     // Templates and variable references: ${VAR}, $VAR, {{ x }}, $(cmd), %(x)s, <your-key>.
     if v.contains("${")
         || v.starts_with('$')
@@ -263,18 +280,17 @@ pub fn is_placeholder(value: &str) -> bool {
     {
         return true;
     }
+    let lower = v.to_ascii_lowercase();
     const WORDS: &[&str] = &[
         "changeme",
         "change_me",
         "change-me",
-        "replace_me",
-        "replace-me",
-        "replaceme",
+        "changeit",
+        "replace",
         "xxx",
         "your_",
         "your-",
         "yourkey",
-        "your_api_key",
         "example",
         "dummy",
         "placeholder",
@@ -287,6 +303,8 @@ pub fn is_placeholder(value: &str) -> bool {
         "notreal",
         "not-a-real",
         "not_a_real",
+        "notasecret",
+        "not-a-secret",
         "<",
         "...",
         "\u{2026}",
@@ -295,30 +313,127 @@ pub fn is_placeholder(value: &str) -> bool {
     if WORDS.iter().any(|w| lower.contains(w)) {
         return true;
     }
-    // A single repeated character (`0000000000`, `aaaaaaaa`).
+    // A single repeated character (`0000000000`, `aaaaaaaa`, `*`).
     let mut chars = v.chars();
     if let Some(first) = chars.next()
-        && v.len() >= 4
         && chars.all(|c| c == first)
     {
         return true;
     }
     matches!(
         lower.as_str(),
-        "secret"
-            | "password"
-            | "passwd"
-            | "token"
-            | "none"
-            | "null"
-            | "nil"
-            | "true"
-            | "false"
-            | "test"
-            | "string"
-            | "required"
-            | "optional"
-    )
+        "true" | "false" | "yes" | "no" | "0" | "1" | "required" | "optional"
+    ) || only_filler_words(&lower)
+}
+
+/// Is `lower` (lowercase) made only of filler words, joined directly or by `-`, `_`,
+/// `.` or spaces (`test-password`, `mysecretpassword`, `none`)?
+fn only_filler_words(lower: &str) -> bool {
+    const FILLER: &[&str] = &[
+        "secrets", "secret", "password", "passwd", "pass", "pwd", "token", "key", "testing",
+        "test", "my", "your", "none", "null", "nil", "string",
+    ];
+    // Can `part` be cut into filler words? (`ok[i]`: its first `i` bytes can.)
+    let segmentable = |part: &str| {
+        let b = part.as_bytes();
+        let mut ok = vec![false; b.len() + 1];
+        ok[0] = true;
+        for i in 0..b.len() {
+            if !ok[i] {
+                continue;
+            }
+            for w in FILLER {
+                if b[i..].starts_with(w.as_bytes()) {
+                    ok[i + w.len()] = true;
+                }
+            }
+        }
+        ok[b.len()]
+    };
+    let mut parts = lower
+        .split(['-', '_', '.', ' '])
+        .filter(|p| !p.is_empty())
+        .peekable();
+    parts.peek().is_some() && parts.all(segmentable)
+}
+
+/// Is `value` a file path or file name rather than a secret: rooted (`/run/secrets/db`,
+/// `./certs/tls.pem`, `../x`, `~/.aws/credentials`) with path-like segments, or a file
+/// name with a key/config extension (`key.json`, `server.pem`)? Base64 secrets may hold
+/// `/` too: a segment of 16+ characters mixing upper case, lower case and digits, or any
+/// `+` or `=`, is not a path.
+#[must_use]
+pub fn is_path_like(value: &str) -> bool {
+    let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~'))
+    {
+        return false;
+    }
+    let random_segment = |seg: &str| {
+        seg.len() >= 16
+            && seg.bytes().any(|b| b.is_ascii_uppercase())
+            && seg.bytes().any(|b| b.is_ascii_lowercase())
+            && seg.bytes().any(|b| b.is_ascii_digit())
+    };
+    if v.split('/').any(random_segment) {
+        return false;
+    }
+    const EXTENSIONS: &[&str] = &[
+        "json", "pem", "key", "crt", "cer", "der", "p12", "pfx", "jks", "keystore", "pub", "gpg",
+        "asc", "txt", "env", "yaml", "yml", "toml", "ini", "cfg", "conf",
+    ];
+    let name = v.rsplit('/').next().unwrap_or(v);
+    let file_name = name.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    });
+    let rooted = ["/", "./", "../", "~/"].iter().any(|p| v.starts_with(p)) && v.len() > 1;
+    rooted || file_name
+}
+
+/// A value that only looks random: one short unit repeated (`abcabcabc…`,
+/// `1234567890abcdef1234567890abcdef`), mostly runs of consecutive characters
+/// (`0123456789`, `abcdefgh`), or too few distinct characters for its length. Real
+/// tokens are random, and none of these shapes occurs by chance at token lengths.
+#[must_use]
+pub fn is_patterned(value: &str) -> bool {
+    let b = value.as_bytes();
+    let n = b.len();
+    if n < 8 {
+        return false;
+    }
+    // A unit of at most half the length, repeated (the last copy may be cut short).
+    if (1..=n / 2).any(|p| (p..n).all(|i| b[i] == b[i - p])) {
+        return true;
+    }
+    // Runs of at least 4 characters each one more (or one less) than the last:
+    // `0123`, `abcd`, `9876`. Mostly such runs → a keyboard pattern, not a key.
+    let mut in_runs = 0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i + 1;
+        let step = |a: u8, c: u8| {
+            a.is_ascii_alphanumeric() && c.is_ascii_alphanumeric() && a.abs_diff(c) == 1
+        };
+        if j < n && step(b[i], b[j]) {
+            let up = b[j] > b[i];
+            while j < n && step(b[j - 1], b[j]) && (b[j] > b[j - 1]) == up {
+                j += 1;
+            }
+        }
+        if j - i >= 4 {
+            in_runs += j - i;
+        }
+        i = j;
+    }
+    if in_runs * 2 >= n {
+        return true;
+    }
+    // Few distinct characters: random base62 of 16+ characters has entropy near 4 bits.
+    let limit = if n >= 20 { 3.0 } else { 2.5 };
+    entropy(value) < limit
 }
 
 /// Shannon entropy in bits per character.
@@ -374,6 +489,45 @@ pub fn find_identifier(text: &str, needle: &str) -> Vec<std::ops::Range<usize>> 
         }
     }
     out
+}
+
+/// Test code and fixtures: a file under `tests/`, `test/`, `__tests__/`, `spec/`,
+/// `fixtures/`, `testdata/`, or named like a test (`test_*.py`, `*_test.py`, `conftest.py`,
+/// `*_test.go`, `*.test.ts`, `*.spec.js`, `*_spec.rb`, `*Test.java`).
+#[must_use]
+pub fn is_test_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let mut parts: Vec<&str> = lower.split('/').collect();
+    let name = parts.pop().unwrap_or("");
+    const DIRS: &[&str] = &[
+        "test",
+        "tests",
+        "__tests__",
+        "spec",
+        "specs",
+        "fixtures",
+        "__fixtures__",
+        "testdata",
+        "test-data",
+        "test_data",
+    ];
+    if parts.iter().any(|d| DIRS.contains(d)) {
+        return true;
+    }
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    // `AuthTest.java`: the case of the original name matters here.
+    let original = path.rsplit('/').next().unwrap_or(path);
+    let java_test = matches!(ext, "java" | "kt")
+        && original
+            .rsplit_once('.')
+            .is_some_and(|(stem, _)| stem.ends_with("Test") || stem.ends_with("Tests"));
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_spec")
+        || stem.ends_with(".test")
+        || stem.ends_with(".spec")
+        || stem == "conftest"
+        || java_test
 }
 
 /// Files that hold prose rather than configuration (`*.md`, `*.rst`, `docs/`): rules
@@ -456,24 +610,238 @@ pub fn normalize_pypi_name(name: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn placeholders() {
-        for p in [
-            "changeme",
-            "xxxxxxxx",
-            "<your-key>",
-            "your_api_key_here",
-            "${API_KEY}",
-            "{{ secrets.TOKEN }}",
-            "$(cat /run/secret)",
-            "example-token",
-            "dummy",
+    /// Every case of the two placeholder detectors merged into [`is_placeholder`]:
+    /// `(value, knowledge::is_placeholder before, scan::is_placeholder before, now,
+    /// why now differs from "either accepted it")`. The merge accepts what either did,
+    /// except that `knowledge` also accepted any value *containing* `secret`,
+    /// `password`, `test`, `none` or `null`: now a value must consist of filler words.
+    const PLACEHOLDERS: &[(&str, bool, bool, bool, &str)] = &[
+        ("", true, true, true, ""),
+        ("  ", true, true, true, ""),
+        ("changeme", true, true, true, ""),
+        ("CHANGE_ME", true, true, true, ""),
+        ("changeit", true, false, true, ""),
+        ("replace_me", true, true, true, ""),
+        ("please-replace-this", true, false, true, ""),
+        ("xxx", true, true, true, ""),
+        ("xxxxxxxx", true, true, true, ""),
+        ("<your-key>", true, true, true, ""),
+        ("<paste here>", true, true, true, ""),
+        ("[REDACTED]", true, true, true, ""),
+        ("{value}", false, true, true, ""),
+        ("your_api_key_here", true, true, true, ""),
+        ("yourkey", true, true, true, ""),
+        ("${API_KEY}", true, true, true, ""),
+        ("$API_KEY", true, true, true, ""),
+        ("prefix-${X}", true, true, true, ""),
+        ("{{ secrets.TOKEN }}", true, true, true, ""),
+        ("{{ .Values.x }}", true, true, true, ""),
+        ("$(cat /run/secret)", true, true, true, ""),
+        ("%(password)s", true, true, true, ""),
+        ("#{token}", false, true, true, ""),
+        ("process.env.API_KEY", false, true, true, ""),
+        ("os.environ['X']", false, true, true, ""),
+        ("env(DB_PASSWORD)", true, true, true, ""),
+        ("secrets.TOKEN", true, true, true, ""),
+        ("var.api_key", false, true, true, ""),
+        ("local.token", false, true, true, ""),
+        ("example-token", true, true, true, ""),
+        ("dummy", true, true, true, ""),
+        ("sample-key", true, true, true, ""),
+        ("insert-key-here", false, true, true, ""),
+        ("fake-token", true, true, true, ""),
+        ("notreal", false, true, true, ""),
+        ("not-a-real-key", false, true, true, ""),
+        ("notasecret", true, false, true, ""),
+        ("not-a-secret", true, false, true, ""),
+        ("abc...", true, true, true, ""),
+        ("abc\u{2026}", false, true, true, ""),
+        ("***", true, true, true, ""),
+        ("*", true, false, true, ""),
+        ("aa", true, false, true, ""),
+        ("aaaa", true, true, true, ""),
+        ("00000000", true, true, true, ""),
+        ("0", true, false, true, ""),
+        ("1", true, false, true, ""),
+        ("yes", true, false, true, ""),
+        ("no", true, false, true, ""),
+        ("true", true, true, true, ""),
+        ("FALSE", true, true, true, ""),
+        ("none", true, true, true, ""),
+        ("nil", false, true, true, ""),
+        ("secret", true, true, true, ""),
+        ("password", true, true, true, ""),
+        ("passwd", false, true, true, ""),
+        ("token", false, true, true, ""),
+        ("test", true, true, true, ""),
+        ("string", false, true, true, ""),
+        ("required", false, true, true, ""),
+        ("optional", false, true, true, ""),
+        ("'changeme'", true, true, true, ""),
+        ("`changeme`", true, true, true, ""),
+        (" \"changeme\" ", true, true, true, ""),
+        ("AKIAIOSFODNN7EXAMPLE", true, true, true, ""),
+        ("AKIAXXXXXXXXXXXXXXXX", true, true, true, ""),
+        // Words only `knowledge` found inside a value.
+        (
+            "supersecret",
+            true,
+            false,
+            false,
+            "a real-looking word that contains `secret` is a value",
+        ),
+        ("mysecretpassword", true, false, true, ""),
+        ("test-password", true, false, true, ""),
+        (
+            "testpass123",
+            true,
+            false,
+            false,
+            "digits make a (weak) real password",
+        ),
+        (
+            "password123",
+            true,
+            false,
+            false,
+            "digits make a (weak) real password",
+        ),
+        (
+            "mytest-Zq8x9",
+            true,
+            false,
+            false,
+            "`test` inside a random value",
+        ),
+        (
+            "acme-test-1234",
+            true,
+            false,
+            false,
+            "an id with `test` in it is a real id",
+        ),
+        (
+            "prod-db-password",
+            true,
+            false,
+            false,
+            "not only filler words",
+        ),
+        (
+            "nonempty-Zq8x",
+            true,
+            false,
+            false,
+            "`none` inside another word",
+        ),
+        // Real-looking values neither accepted.
+        ("hunter2-Zq8", false, false, false, ""),
+        ("acme-prod", false, false, false, ""),
+        ("sk-live-9f8a7b6c5d4e3f2a1b0c", false, false, false, ""),
+        ("q8Zr2LmW0pXv7TnB4kYd", false, false, false, ""),
+        ("Tz8#qLw2!xVb9rKe", false, false, false, ""),
+        (
+            "sk-1234567890abcdef1234567890abcdef",
+            false,
+            false,
+            false,
             "",
-            "00000000",
-        ] {
-            assert!(is_placeholder(p), "{p}");
+        ),
+        // New with the merge: only filler words.
+        ("my_token", false, false, true, "only filler words"),
+        ("testtoken", false, false, true, "only filler words"),
+    ];
+
+    #[test]
+    fn placeholders_keep_what_both_detectors_accepted() {
+        for (v, knowledge, scan, now, change) in PLACEHOLDERS {
+            assert_eq!(is_placeholder(v), *now, "{v:?}");
+            if change.is_empty() {
+                assert_eq!(*now, *knowledge || *scan, "{v:?}: undocumented change");
+            } else {
+                assert_ne!(
+                    *now,
+                    *knowledge || *scan,
+                    "{v:?}: documented, but unchanged"
+                );
+            }
         }
-        assert!(!is_placeholder("q8Zr2LmW0pXv7TnB4kYd"));
+    }
+
+    #[test]
+    fn paths_are_not_secrets() {
+        for v in [
+            "/secrets/key.json",
+            "/run/secrets/db_password",
+            "./certs/server.pem",
+            "../keys/deploy.key",
+            "~/.aws/credentials",
+            "key.json",
+            "\"service-account.JSON\"",
+            "tls.pem",
+        ] {
+            assert!(is_path_like(v), "{v}");
+        }
+        for v in [
+            "/Xq7vL2mZ9pK4RtB8nW3q",
+            "ab+cd/ef==",
+            "s3cr3t-Zq8x",
+            "/",
+            "json",
+            ".pem",
+            "key json",
+        ] {
+            assert!(!is_path_like(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn test_files() {
+        for p in [
+            "tests/test_api.py",
+            "app/tests/conftest.py",
+            "test_settings.py",
+            "pkg/auth/token_test.go",
+            "web/src/api.spec.ts",
+            "web/src/api.test.js",
+            "spec/models/user_spec.rb",
+            "crates/x/tests/fixtures/app.env",
+            "src/test/java/AuthTest.java",
+        ] {
+            assert!(is_test_path(p), "{p}");
+        }
+        for p in [
+            "app/settings.py",
+            "contest.py",
+            "latest/config.yaml",
+            "attestation.go",
+        ] {
+            assert!(!is_test_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn patterned_values_only_look_random() {
+        for v in [
+            "1234567890abcdef1234567890abcdef",
+            "abcdef123456abcdef123456",
+            "XXXXXXXXXXXXXXXX",
+            "0123456789abcdefghij",
+            "9876543210zyxwvu",
+            "ababababababababab",
+            "aaaabbbbaaaabbbbcccc",
+        ] {
+            assert!(is_patterned(v), "{v}");
+        }
+        for v in [
+            "q8Zr2LmW0pXv7TnB4kYdHs3Jc6Fg1Ue9Ai5O",
+            "Q3ZT7N2KXW4RJ8BM",
+            "wJalrXUtnFEMIK7MDENGbPxRfiCY9q2LmZ0pXv7T",
+            "9f8a7b6c5d4e3f2a1b0c",
+            "short",
+        ] {
+            assert!(!is_patterned(v), "{v}");
+        }
     }
 
     #[test]

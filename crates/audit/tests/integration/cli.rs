@@ -81,9 +81,14 @@ fn fail_on_thresholds() {
 }
 
 #[test]
-fn text_output_groups_by_file_with_snippets() {
+fn expanded_text_lists_every_finding_by_file_with_snippets() {
     let dir = fixture();
-    let (_, out) = run(&[dir.path().to_str().unwrap(), "--fail-on", "never"]);
+    let (_, out) = run(&[
+        dir.path().to_str().unwrap(),
+        "--fail-on",
+        "never",
+        "--expand",
+    ]);
     assert!(
         out.contains("\ndocker-compose.yml\n") || out.starts_with("docker-compose.yml\n"),
         "{out}"

@@ -8,6 +8,7 @@ mod drift;
 mod identifiers;
 mod messy_platform;
 mod registry;
+mod report;
 mod sarif;
 mod secrets;
 mod workflows;

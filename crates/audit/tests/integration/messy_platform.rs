@@ -112,6 +112,7 @@ fn exact_findings_of_the_repository_families() {
     let text = report.to_string();
     for secret in [
         "Rk3vX9qL2mW8",
+        "fgXg4QjhvWkW",
         "Qm7vX2pL9sK4wR8z",
         "u7Kp2Xq9Lm4Vz8Rt",
         "HqJZimcKQFAMYayBlzkrA",

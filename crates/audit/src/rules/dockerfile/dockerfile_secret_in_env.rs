@@ -2,12 +2,15 @@
 
 use super::final_image_stages;
 use crate::finding::{Confidence, Severity};
-use crate::knowledge::{is_placeholder, is_secret_name};
+use crate::knowledge::is_secret_name;
 use crate::parse::dockerfile::{Dockerfile, Keyword};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
+use crate::rules::scan::{is_path_like, is_placeholder};
 
 /// Flags `ENV API_TOKEN=…` (stored in the image config), `ENV TOKEN=$TOKEN` (a build arg
 /// copied into the image) and `ARG TOKEN` (visible in `docker history`) in the final image.
+/// A value that is a path or file name (`/secrets/key.json`, `tls.pem`) says where the
+/// secret is mounted, and is not reported.
 pub struct SecretInEnv;
 
 static META: RuleMeta = RuleMeta {
@@ -59,13 +62,16 @@ impl Rule for SecretInEnv {
                             )
                             .emit();
                         }
-                        _ if is_placeholder(value) => {}
+                        // `GOOGLE_APPLICATION_CREDENTIALS=/secrets/key.json` names where
+                        // the secret is mounted at run time: the right way to do it.
+                        _ if is_placeholder(value) || is_path_like(value) => {}
                         _ => {
                             out.report(
                                 cx.loc_range(kv.value_range.clone(), "secret value"),
                                 format!("ENV `{key}` stores a literal secret in the image"),
                             )
                             .confidence(Confidence::High)
+                            .secret(value.trim_matches(['"', '\'']))
                             .redact()
                             .emit();
                         }
@@ -104,5 +110,23 @@ mod tests {
             )],
         );
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn paths_to_mounted_secrets_are_not_secrets() {
+        let f = run_rule(
+            &super::SecretInEnv,
+            &[(
+                "Dockerfile",
+                "FROM python:3.12-slim\n\
+ENV GOOGLE_APPLICATION_CREDENTIALS=/secrets/key.json\n\
+ENV TLS_PRIVATE_KEY=./certs/server.pem DB_PASSWORD=/run/secrets/db\n\
+ENV SA_CREDENTIALS=sa-key.json AWS_CREDENTIALS=~/.aws/credentials\n\
+ENV API_TOKEN=/Xq7vL2mZ9pK4RtB8nW3q\n",
+            )],
+        );
+        // Only the last: a base64-looking value that happens to start with `/`.
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].locations[0].span.start.line, 5);
     }
 }

@@ -44,6 +44,7 @@ impl Rule for StaleId {
                     cx.loc_range(r, "stale"),
                     format!("stale identifier `{id}` is still referenced"),
                 )
+                .subject(id)
                 .emit();
             }
         }

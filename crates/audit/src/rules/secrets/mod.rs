@@ -5,6 +5,7 @@
 //! ([`crate::rules::scan::Prefilter`]) before any regex, and never puts a secret value in
 //! a message ([`crate::finding::redact`]) or an unmasked snippet (`.redact()`).
 
+pub(crate) mod pem;
 pub mod secret_committed_file;
 pub mod secret_gcp_service_account_key;
 pub mod secret_generic_assignment;

@@ -153,15 +153,25 @@ impl Rule for CommittedFile {
                 } else {
                     "private key file"
                 };
-                report(
-                    cx,
-                    out,
-                    what,
-                    format!("{what} `{name}` is committed"),
-                    "Revoke or replace the key wherever it is trusted, `git rm --cached` the \
-                     file, purge it from history, add the pattern to .gitignore and mount the \
-                     new key at run time from a secret store.",
-                );
+                let finding = out
+                    .report(
+                        cx.loc(src.file_span(), what),
+                        format!("{what} `{name}` is committed"),
+                    )
+                    .help(
+                        "Revoke or replace the key wherever it is trusted, `git rm --cached` \
+                         the file, purge it from history, add the pattern to .gitignore and \
+                         mount the new key at run time from a secret store.",
+                    )
+                    .redact();
+                // The same key pasted elsewhere (a values file) is one secret to rotate.
+                let key = super::pem::first_key_body(text).or_else(|| {
+                    (!binary && !text.trim().is_empty()).then(|| text.trim().to_string())
+                });
+                match key {
+                    Some(key) => finding.secret(&key).emit(),
+                    None => finding.emit(),
+                }
             }
             _ => {}
         }

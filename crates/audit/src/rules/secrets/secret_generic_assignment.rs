@@ -10,7 +10,9 @@ use crate::collect::FileKind;
 use crate::finding::{Confidence, Severity, redact};
 use crate::knowledge::secret_name_matches;
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
-use crate::rules::scan::{Prefilter, entropy, is_placeholder, regex};
+use crate::rules::scan::{
+    Prefilter, entropy, is_path_like, is_patterned, is_placeholder, is_test_path, regex,
+};
 
 /// Finds `secret_name = "random-looking literal"` in any text file.
 pub struct GenericAssignment;
@@ -27,6 +29,12 @@ static META: RuleMeta = RuleMeta {
            `${{ secrets.API_KEY }}`, `var.api_key` marked sensitive); if it is a test \
            fixture, mark the line with `# orchestra: ignore[secret-generic-assignment] test value`.",
 };
+
+/// Help for a finding in a test file.
+const TEST_HELP: &str = "In a test file this is usually a made-up value: if so, build it at run \
+                         time or mark the line with `# orchestra: ignore[secret-generic-assignment] \
+                         test value`; if it is a real credential, rotate it and load it from the \
+                         environment in the test.";
 
 const KEYWORDS: &[&str] = &[
     "password",
@@ -92,7 +100,7 @@ fn value_at(rest: &str) -> Option<std::ops::Range<usize>> {
     }
     let end = rest
         .find(|c: char| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | '#' | ',' | ';' | '}' | ')' | ']')
+            c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '#' | ',' | ';' | '}' | ')' | ']')
         })
         .unwrap_or(rest.len());
     (end > 0).then_some(0..end)
@@ -101,7 +109,12 @@ fn value_at(rest: &str) -> Option<std::ops::Range<usize>> {
 /// Is `v` shaped like a random secret rather than a word, a reference or a path?
 fn looks_random(v: &str) -> bool {
     let n = v.chars().count();
-    if !(10..=200).contains(&n) || v.chars().any(char::is_whitespace) || is_placeholder(v) {
+    if !(10..=200).contains(&n)
+        || v.chars().any(char::is_whitespace)
+        || is_placeholder(v)
+        || is_path_like(v)
+        || is_patterned(v)
+    {
         return false;
     }
     // References, paths, URLs, function calls, env var names.
@@ -152,6 +165,50 @@ fn looks_random(v: &str) -> bool {
     }
 }
 
+/// Source code, where a literal is always quoted: a bare value after `=` or `:` is a
+/// name (`settings.db_password`), a call (`get_token()`) or a type (`apiKey: string`).
+fn is_code(path: &str) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        "py", "pyi", "js", "mjs", "cjs", "jsx", "ts", "tsx", "mts", "cts", "go", "rs", "java",
+        "kt", "kts", "scala", "swift", "rb", "php", "cs", "dart", "c", "h", "cc", "cpp", "hpp",
+        "ex", "exs", "lua", "groovy", "gradle",
+    ];
+    path.rsplit_once('.')
+        .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+/// Does the line before byte `at` leave a `"` or `'` string open (an odd number of
+/// unescaped quotes of one kind)?
+fn inside_string(text: &str, at: usize) -> bool {
+    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match (open, c) {
+            (_, _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => open = None,
+            (None, '"' | '\'' | '`') => open = Some(c),
+            _ => {}
+        }
+    }
+    open.is_some()
+}
+
+/// A type rather than a value: a name applied to type arguments (`Optional[str]`,
+/// `Record<string, string>`, `Dict[str, Any]`).
+fn is_type_expression(v: &str) -> bool {
+    let Some(open) = v.find(['[', '<']) else {
+        return false;
+    };
+    let head = &v[..open];
+    !head.is_empty()
+        && head
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && head.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+}
+
 impl Rule for GenericAssignment {
     fn meta(&self) -> &'static RuleMeta {
         &META
@@ -178,6 +235,9 @@ impl Rule for GenericAssignment {
             return;
         }
         let tokens = find_tokens(text);
+        let path = cx.file.path();
+        let code = is_code(path);
+        let test_file = is_test_path(path);
         for caps in ASSIGN.captures_iter(text) {
             let (Some(all), Some(key)) = (caps.get(0), caps.get(1)) else {
                 continue;
@@ -195,8 +255,20 @@ impl Rule for GenericAssignment {
                 continue;
             }
             let Some(r) = value_at(rest) else { continue };
+            let quoted = r.start > 0;
             let range = all.end() + r.start..all.end() + r.end;
             let value = &text[range.clone()];
+            // `secret_key: Optional[str] = None`, `password: SecretStr = Field(...)`,
+            // `apiKey: string`: an annotation names a type, not a value.
+            let after = text[range.end + usize::from(quoted)..].trim_start_matches([' ', '\t']);
+            let annotation = op.trim() == ":"
+                && ((after.starts_with('=') && !after.starts_with("=="))
+                    || (!quoted && is_type_expression(value)));
+            // In code a bare value is a name, unless the assignment is itself inside a
+            // string literal (`"host=db password=Xq7…"`, a DSN).
+            if annotation || (code && !quoted && !inside_string(text, key.start())) {
+                continue;
+            }
             if !looks_random(value)
                 || tokens
                     .iter()
@@ -204,16 +276,23 @@ impl Rule for GenericAssignment {
             {
                 continue;
             }
-            out.report(
-                cx.loc_range(range, "secret value"),
-                format!(
-                    "`{}` is assigned the literal `{}`, which looks like a real secret",
-                    key.as_str(),
-                    redact(value)
-                ),
-            )
-            .redact()
-            .emit();
+            let message = format!(
+                "`{}` is assigned the literal `{}`, which looks like a real secret",
+                key.as_str(),
+                redact(value)
+            );
+            let finding = out.report(cx.loc_range(range, "secret value"), message);
+            // Test files hold made-up credentials more often than real ones: shown, at
+            // the bottom of the report, and never failing a build.
+            let finding = if test_file {
+                finding
+                    .severity(Severity::Info)
+                    .confidence(Confidence::Low)
+                    .help(TEST_HELP)
+            } else {
+                finding
+            };
+            finding.secret(value).redact().emit();
         }
     }
 }
@@ -292,6 +371,130 @@ if password == \"Tz8#qLw2!xVb9rKe\" {
                 ("ci.env.sh", &format!("GH_TOKEN={ghp}\n")),
             ],
         );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn type_annotations_are_not_values() {
+        let python = "\
+class Settings(BaseSettings):
+    secret_key: Optional[str] = None
+    api_key: str
+    password: SecretStr = Field(...)
+    client_secret: Optional[SecretStr] = Field(default=None)
+    auth_token: Dict[str, Any] = {}
+    secret_token: \"Optional[str]\" = None
+    refresh_token: 'Union[str, None]' = None
+";
+        let typescript = "\
+interface Config {
+  apiKey: string;
+  authToken?: string | undefined;
+  clientSecret: Readonly<Record<string, string>>;
+  accessKey: AccessKeyType;
+}
+";
+        let f = run_rule(
+            &GenericAssignment,
+            &[
+                ("app/settings.py", python),
+                ("web/src/config.ts", typescript),
+            ],
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn interpolations_are_not_values() {
+        let text = "\
+password: \"${{ secrets.DB_PASSWORD }}\"
+api_token: ${{ secrets.API_TOKEN }}
+secret: ${SECRET_VALUE_FROM_ENV}
+token: \"$(cat /run/secrets/token)\"
+password: \"{{ .Values.db.password }}\"
+auth_token: \"{{.Values.authToken}}\"
+db_password: '%(db_password)s'
+client_secret = os.environ[\"CLIENT_SECRET\"]
+apiKey: process.env.API_KEY_VALUE
+";
+        let f = run_rule(&GenericAssignment, &[("deploy/values.yaml", text)]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn code_references_are_not_values() {
+        let python = "\
+password = settings.db_password
+token = get_token()
+key=self.key
+api_key=self.api_key
+db_password = DbPassword9Factory
+secret_token = SECRETS_TABLE[index2Key]
+";
+        let typescript = "\
+const apiKey = process.env.API_KEY;
+const accessKey: string = config.accessKey;
+const secretToken = useSecretToken(props);
+const authToken = tokenStore2Xq.current;
+";
+        // Quoted as code in prose: the backtick ends the value.
+        let prose = "Not secrets: `password = settings.db_password`, `token = get_token()`.\n";
+        let f = run_rule(
+            &GenericAssignment,
+            &[
+                ("app/db.py", python),
+                ("web/src/api.ts", typescript),
+                ("docs/secrets.md", prose),
+            ],
+        );
+        assert!(f.is_empty(), "{f:?}");
+        // Quoted literals in code are still values, so are assignments inside a string
+        // literal, and bare values in config.
+        let f = run_rule(
+            &GenericAssignment,
+            &[
+                ("app/db.py", "password = \"Tz8qLw2xVb9rKeMn\"\n"),
+                (
+                    "app/dsn.py",
+                    "DSN = \"host=db.internal password=Tz8qLw2xVb9rKeMn user=app\"\n",
+                ),
+                ("config/app.yaml", "password: Tz8qLw2xVb9rKeMn\n"),
+                ("config/app.ini", "password = Tz8qLw2xVb9rKeMn\n"),
+            ],
+        );
+        assert_eq!(f.len(), 4, "{f:?}");
+    }
+
+    #[test]
+    fn test_files_are_reported_as_info() {
+        let line = "password = \"Tz8qLw2xVb9rKeMn\"\n";
+        let paths = [
+            "tests/test_api.py",
+            "test_login.py",
+            "pkg/auth/token_test.go",
+            "web/src/login.spec.ts",
+            "app/fixtures/users.yaml",
+        ];
+        let files: Vec<(&str, &str)> = paths.iter().map(|p| (*p, line)).collect();
+        let f = run_rule(&GenericAssignment, &files);
+        assert_eq!(f.len(), paths.len(), "{f:?}");
+        for x in &f {
+            assert_eq!(x.severity, Severity::Info, "{}", x.locations[0].path);
+            assert_eq!(x.confidence, Confidence::Low);
+            assert!(x.help.contains("test"), "{}", x.help);
+        }
+        let f = run_rule(&GenericAssignment, &[("app/login.py", line)]);
+        assert_eq!(f[0].severity, Severity::Medium);
+    }
+
+    #[test]
+    fn patterned_and_path_values_are_not_secrets() {
+        let text = "\
+api_key: \"abcdef123456abcdef123456\"
+secret: \"0123456789abcdefABCDEF\"
+credentials: \"./keys/service-account.json\"
+";
+        let f = run_rule(&GenericAssignment, &[("config/app.yaml", text)]);
         assert!(f.is_empty(), "{f:?}");
     }
 }

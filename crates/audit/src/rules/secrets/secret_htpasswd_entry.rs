@@ -85,6 +85,7 @@ impl Rule for HtpasswdEntry {
                 ),
             )
             .severity(severity)
+            .secret(hash)
             .redact()
             .emit();
         }

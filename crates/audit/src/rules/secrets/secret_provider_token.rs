@@ -9,7 +9,7 @@ use regex::Regex;
 use super::scannable;
 use crate::finding::{Confidence, Severity, redact};
 use crate::rule::{FileCx, Rule, RuleMeta, Sink};
-use crate::rules::scan::{Prefilter, entropy, is_placeholder, regex};
+use crate::rules::scan::{Prefilter, entropy, is_patterned, is_placeholder, regex};
 
 /// Finds provider-specific tokens in any text file.
 pub struct ProviderToken;
@@ -255,7 +255,10 @@ pub(crate) fn find_tokens(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
         let re = slot.get_or_init(|| regex(PROVIDERS[i].pattern));
         for caps in re.captures_iter(text) {
             let Some(m) = caps.get(1) else { continue };
-            if is_placeholder(m.as_str()) || out.iter().any(|(_, r)| overlaps(r, &m.range())) {
+            if is_placeholder(m.as_str())
+                || is_patterned(token_body(&PROVIDERS[i], m.as_str()))
+                || out.iter().any(|(_, r)| overlaps(r, &m.range()))
+            {
                 continue;
             }
             out.push((i, m.range()));
@@ -287,6 +290,7 @@ pub(crate) fn find_tokens(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
                 if classes.iter().all(|c| *c)
                     && entropy(s) > 4.0
                     && !is_placeholder(s)
+                    && !is_patterned(s)
                     && !out.iter().any(|(_, o)| overlaps(o, &range))
                 {
                     out.push((secret, range));
@@ -296,6 +300,16 @@ pub(crate) fn find_tokens(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
     }
     out.sort_by_key(|(_, r)| r.start);
     out
+}
+
+/// The part of a token after its provider's literal prefix (`ghp_`, `AKIA`, `sk-`): the
+/// part that must be random in a real token.
+fn token_body<'t>(p: &Provider, token: &'t str) -> &'t str {
+    p.keywords
+        .iter()
+        .filter_map(|k| token.strip_prefix(k))
+        .min_by_key(|rest| rest.len())
+        .unwrap_or(token)
 }
 
 fn overlaps(a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> bool {
@@ -347,6 +361,7 @@ impl Rule for ProviderToken {
             .severity(p.severity)
             .confidence(p.confidence)
             .help(p.rotate)
+            .secret(value)
             .redact()
             .emit();
         }
@@ -358,42 +373,54 @@ mod tests {
     use super::*;
     use crate::testing::run_rule;
 
-    /// Tokens are assembled at run time so this file holds no literal token.
-    fn tok(prefix: &str, body: &str, n: usize) -> String {
-        let mut s = String::from(prefix);
-        while s.len() < prefix.len() + n {
-            s.push_str(body);
-        }
-        s.truncate(prefix.len() + n);
-        s
+    use crate::testing::{ALNUM, random_text};
+
+    /// Tokens are assembled at run time so this file holds no literal token: `prefix`
+    /// and `n` random letters and digits.
+    fn tok(prefix: &str, n: usize) -> String {
+        format!(
+            "{prefix}{}",
+            random_text(ALNUM, n, (prefix.len() * 1000 + n) as u64)
+        )
     }
 
-    const BODY: &str = "q8Zr2LmW0pXv7TnB4kYdHs3Jc6Fg1Ue9Ai5Oo";
+    const UPPER_DIGITS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
     #[test]
     fn finds_each_provider() {
         let cases = [
-            (tok("ghp_", BODY, 36), "GitHub token"),
-            (tok("github_pat_", BODY, 82), "GitHub fine-grained token"),
-            (tok("sk-ant-api03-", BODY, 90), "Anthropic API key"),
-            (tok("sk-proj-", BODY, 100), "OpenAI API key"),
-            (tok("sk-", BODY, 48), "OpenAI API key"),
-            (tok("hf_", BODY, 34), "Hugging Face token"),
-            (tok("AKIA", "Q3ZT7N2KXW4RJ8BM", 16), "AWS access key id"),
-            (tok("sk_live_", BODY, 24), "Stripe live secret key"),
-            (tok("AIza", BODY, 35), "Google API key"),
-            (tok("xoxb-", "1234567890-", 40), "Slack token"),
+            (tok("ghp_", 36), "GitHub token"),
+            (tok("github_pat_", 82), "GitHub fine-grained token"),
+            (tok("sk-ant-api03-", 90), "Anthropic API key"),
+            (tok("sk-proj-", 100), "OpenAI API key"),
+            (tok("sk-", 48), "OpenAI API key"),
+            (tok("hf_", 34), "Hugging Face token"),
+            (
+                format!("AKIA{}", random_text(UPPER_DIGITS, 16, 7)),
+                "AWS access key id",
+            ),
+            (tok("sk_live_", 24), "Stripe live secret key"),
+            (tok("AIza", 35), "Google API key"),
+            (
+                format!(
+                    "xoxb-{}-{}-{}",
+                    random_text("0123456789", 12, 1),
+                    random_text("0123456789", 13, 2),
+                    random_text(ALNUM, 24, 3)
+                ),
+                "Slack token",
+            ),
             (
                 format!(
                     "https://hooks.slack.com/services/T0{}/B0{}/{}",
                     "1A2B3C4D",
                     "5E6F7G8H",
-                    tok("", BODY, 24)
+                    tok("", 24)
                 ),
                 "Slack webhook URL",
             ),
-            (tok("glpat-", BODY, 20), "GitLab token"),
-            (tok("npm_", BODY, 36), "npm token"),
+            (tok("glpat-", 20), "GitLab token"),
+            (tok("npm_", 36), "npm token"),
         ];
         for (token, provider) in cases {
             let text = format!("KEY=\"{token}\"\n");
@@ -412,8 +439,8 @@ mod tests {
 
     #[test]
     fn finds_aws_secret_next_to_key_id() {
-        let id = tok("AKIA", "Q3ZT7N2KXW4RJ8BM", 16);
-        let secret = tok("", "wJalrXUtnFEMIK7MDENGbPxRfiCY9q2LmZ0pXv7T", 40);
+        let id = format!("AKIA{}", random_text(UPPER_DIGITS, 16, 7));
+        let secret = random_text(ALNUM, 40, 11);
         let text = format!("[default]\naws_access_key_id = {id}\nsecret = {secret}\n");
         let f = run_rule(&ProviderToken, &[("credentials", &text)]);
         assert_eq!(f.len(), 2, "{f:?}");
@@ -425,7 +452,7 @@ mod tests {
 
     #[test]
     fn vercel_needs_context() {
-        let t = tok("", BODY, 24);
+        let t = tok("", 24);
         let f = run_rule(
             &ProviderToken,
             &[(
@@ -451,5 +478,37 @@ token: sk-short
 ";
         let f = run_rule(&ProviderToken, &[(".env.example", text)]);
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn repeated_and_sequential_values_are_not_tokens() {
+        // Each has a provider's shape, but its body repeats a unit, counts up, or
+        // repeats one character: an example, not a live key.
+        let unit = "abcdef123456";
+        let cases = [
+            format!("sk-{}", "1234567890abcdef".repeat(2)),
+            format!("AKIA{}", "X".repeat(16)),
+            format!("AKIA{}", "0123456789ABCDEF"),
+            format!("ghp_{}", unit.repeat(3)),
+            format!("ghp_{}", "a".repeat(36)),
+            format!("github_pat_{}", "11AABBCC22_".repeat(6)),
+            format!("npm_{}", "0123456789abcdefghijklmnopqrstuvwxyz"),
+            format!("xoxb-{}", "1234567890-".repeat(4)),
+        ];
+        for token in &cases {
+            let f = run_rule(
+                &ProviderToken,
+                &[("config/app.env.sh", &format!("KEY={token}\n"))],
+            );
+            assert!(f.is_empty(), "{token}: {f:?}");
+        }
+        // The same shapes with random bodies are reported.
+        for token in [tok("sk-", 32), tok("ghp_", 36)] {
+            let f = run_rule(
+                &ProviderToken,
+                &[("config/app.env.sh", &format!("KEY={token}\n"))],
+            );
+            assert_eq!(f.len(), 1, "{token}");
+        }
     }
 }

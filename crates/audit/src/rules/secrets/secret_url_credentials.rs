@@ -132,6 +132,7 @@ impl Rule for UrlCredentials {
                 ),
             )
             .severity(severity)
+            .secret(p)
             .redact()
             .emit();
         }
