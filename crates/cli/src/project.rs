@@ -42,6 +42,31 @@ pub fn load_options(environment: Option<&str>) -> LoadOptions {
     }
 }
 
+/// When the project is a bare Compose file (no orchestra.yaml beside it), say so and
+/// what its import changed, on stderr: the same notes `orchestra import` prints.
+pub fn report_import(file: Option<&Path>) {
+    let Ok(path) = manifest_path(file) else {
+        return;
+    };
+    if !orchestra_manifest::is_compose_file(&path) {
+        return;
+    }
+    // A file that does not import is reported by the load itself.
+    let Ok(imported) = orchestra_manifest::compose::import_file(&path) else {
+        return;
+    };
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    for n in &imported.notes {
+        eprintln!("{name}:{n}");
+    }
+    eprintln!(
+        "no orchestra.yaml: running {name} as imported ({}); `orchestra import` writes it down",
+        imported.summary()
+    );
+}
+
 /// Load and validate; on errors, print them all and return `None`.
 pub fn load_or_report(
     file: Option<&Path>,
@@ -93,6 +118,9 @@ pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
 /// `orchestra validate`
 pub fn validate(file: Option<&Path>, a: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let path = manifest_path(file)?;
+    if !a.json {
+        report_import(file);
+    }
     let res =
         orchestra_manifest::load(&path, &load_options(a.environment.as_deref())).and_then(|m| {
             // A secret the store lacks is a manifest error: it names where it is referenced.

@@ -156,6 +156,7 @@ fn print_reports(services: &[ServiceStatus], failed: &[String]) {
 
 /// `orchestra up` in the foreground.
 pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
+    project::report_import(file);
     let Some(opts) = prepare(file, a, true)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -245,6 +246,7 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     let timeout = orchestra_manifest::parse_duration(&a.timeout)
         .map_err(|e| anyhow::anyhow!("--timeout {}: {e}", a.timeout))?;
     // Validate here so errors print in this terminal, not in a log file.
+    project::report_import(file);
     let Some(opts) = prepare(file, a, false)? else {
         return Ok(ExitCode::FAILURE);
     };

@@ -706,6 +706,41 @@ networks:
 }
 
 #[test]
+fn up_runs_a_bare_compose_file_without_an_orchestra_yaml() {
+    let Some(_) = engine() else { return };
+    let mut c = Platform::new("bare", "  placeholder:\n    command: [x]\n");
+    std::fs::remove_file(c.p.path().join("orchestra.yaml")).unwrap();
+    let compose = format!(
+        "name: {}\nservices:\n  web:\n    image: {IMAGE}\n    container_name: front\n    command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n    healthcheck:\n      test: [\"CMD-SHELL\", \"wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1\"]\n      interval: 1s\n      start_period: 20s\n",
+        c.name
+    );
+    c.p.write("compose.yaml", &compose);
+    let out = c.p.run(&["validate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("running compose.yaml as imported"),
+        "{}",
+        text(&out)
+    );
+    let out = c.p.up(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The import report says what changed, at the Compose file's line.
+    assert!(
+        text(&out).contains("compose.yaml:5:5: services.web.container_name"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(c.p.service("web")["phase"], "healthy");
+    assert!(
+        !c.p.path().join("orchestra.yaml").exists(),
+        "nothing was written"
+    );
+    let out = c.p.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(containers(&c.name).is_empty());
+}
+
+#[test]
 fn a_container_gets_its_secrets_as_files_never_in_its_config() {
     let Some(_) = engine() else { return };
     let value = "container-secret-5c1e9a";

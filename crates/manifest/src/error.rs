@@ -11,7 +11,9 @@ use crate::model::Location;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// No manifest file in the start directory or any of its parents.
-    #[error("no orchestra.yaml found in {start} or any parent directory")]
+    #[error(
+        "no orchestra.yaml (or compose.yaml, docker-compose.yml) found in {start} or any parent directory"
+    )]
     NotFound {
         /// Where the search started.
         start: PathBuf,

@@ -42,6 +42,23 @@ use crate::convert::{Ctx, Meta};
 /// File names a manifest may have, in order of preference.
 pub const MANIFEST_NAMES: &[&str] = &["orchestra.yaml", "orchestra.yml"];
 
+/// Compose files, in Compose's own order of preference: where a directory has one and no
+/// manifest, it is imported in memory ([`compose::import_str`]) and run as one.
+pub const COMPOSE_NAMES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// Whether `path` is a Compose file by name (one of [`COMPOSE_NAMES`]).
+#[must_use]
+pub fn is_compose_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| COMPOSE_NAMES.contains(&n))
+}
+
 /// How to load a manifest.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -53,7 +70,8 @@ pub struct LoadOptions {
 }
 
 /// Walks up from `start` (a directory, or a file whose directory is used) to find a
-/// manifest named one of [`MANIFEST_NAMES`].
+/// manifest named one of [`MANIFEST_NAMES`], or else, in the same directory, a Compose
+/// file named one of [`COMPOSE_NAMES`]: the nearest directory with either wins.
 ///
 /// # Errors
 /// [`LoadError::NotFound`] when no directory up to the root has one.
@@ -66,7 +84,7 @@ pub fn find_manifest(start: &Path) -> Result<PathBuf, LoadError> {
     };
     let mut dir = first;
     while let Some(d) = dir {
-        for name in MANIFEST_NAMES {
+        for name in MANIFEST_NAMES.iter().chain(COMPOSE_NAMES) {
             let candidate = d.join(name);
             if candidate.is_file() {
                 return Ok(candidate);
@@ -90,7 +108,36 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Manifest, LoadError> {
         path: path.to_path_buf(),
         source,
     })?;
+    if is_compose_file(path) {
+        return load_compose(&source, path, opts);
+    }
     load_str(&source, path, opts)
+}
+
+/// A Compose file imported in memory and loaded as the manifest it becomes. The
+/// manifest's `file` stays the Compose file (the daemon loads it the same way); problems
+/// of the import's output name that output, since its lines are not the Compose file's.
+fn load_compose(source: &str, path: &Path, opts: &LoadOptions) -> Result<Manifest, LoadError> {
+    let imported = compose::import_str(source, path).map_err(|e| match e {
+        compose::ImportError::Syntax(d) | compose::ImportError::NotCompose(d) => {
+            LoadError::Invalid(vec![*d])
+        }
+        compose::ImportError::Io { path, source } => LoadError::Io { path, source },
+    })?;
+    load_str(&imported.yaml, path, opts).map_err(|e| match e {
+        LoadError::Invalid(mut diags) => {
+            let shown = path.with_file_name(format!(
+                "orchestra.yaml (imported from {})",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ));
+            for d in diags.iter_mut().filter(|d| d.file == path) {
+                d.file.clone_from(&shown);
+            }
+            LoadError::Invalid(diags)
+        }
+        other => other,
+    })
 }
 
 /// Like [`load`], from a string. `file` names the manifest in messages and its parent is

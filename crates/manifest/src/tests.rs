@@ -2111,3 +2111,47 @@ fn bad_spa_without_static() {
     at(&d, 4, 23, "services.api.route.spa");
     assert_eq!(d.message, "`spa` applies to a static route");
 }
+
+#[test]
+fn a_bare_compose_file_is_found_and_loaded_as_imported_and_a_manifest_wins_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("app");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(
+        sub.join("docker-compose.yml"),
+        "services:\n  cache:\n    image: redis:7.2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("orchestra.yaml"),
+        "services:\n  api:\n    command: x\n",
+    )
+    .unwrap();
+    // The nearest directory with either wins: the Compose file below the manifest.
+    let found = crate::find_manifest(&sub).unwrap();
+    assert!(found.ends_with("app/docker-compose.yml"), "{found:?}");
+    let m = load(&found, &opts()).unwrap();
+    assert_eq!(m.services[0].name, "cache");
+    assert_eq!(
+        m.file, found,
+        "the daemon loads the Compose file the same way"
+    );
+    // In one directory, orchestra.yaml beats compose.yaml.
+    std::fs::write(
+        sub.join("orchestra.yaml"),
+        "services:\n  web:\n    command: x\n",
+    )
+    .unwrap();
+    assert!(
+        crate::find_manifest(&sub)
+            .unwrap()
+            .ends_with("app/orchestra.yaml")
+    );
+    // A Compose file that is not one says so at its own line.
+    let bad = dir.path().join("compose.yaml");
+    std::fs::write(&bad, "version: '3'\n").unwrap();
+    match load(&bad, &opts()) {
+        Err(LoadError::Invalid(d)) => assert_eq!(d[0].file, bad, "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+}
