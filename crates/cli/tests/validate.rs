@@ -225,7 +225,10 @@ fn no_manifest_is_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no orchestra.yaml found"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no orchestra.yaml (or compose.yaml, docker-compose.yml) found")
+    );
 }
 
 #[test]
