@@ -199,7 +199,24 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     if out.as_os_str() == "-" {
         print!("{}", imported.yaml);
         report("stdout");
-        return Ok(ExitCode::SUCCESS);
+        // Checked as if written beside the Compose file, so relative paths resolve.
+        let beside = a.compose.parent().map_or_else(
+            || PathBuf::from("orchestra.yaml"),
+            |d| d.join("orchestra.yaml"),
+        );
+        return match orchestra_manifest::load_str(&imported.yaml, &beside, &load_options(None)) {
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(LoadError::Invalid(mut diags)) => {
+                for d in &mut diags {
+                    if d.file == beside {
+                        d.file = PathBuf::from("orchestra.yaml (stdout)");
+                    }
+                }
+                eprint!("{}", render_diagnostics(&diags));
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => Err(e.into()),
+        };
     }
     if out.exists() && !a.force {
         anyhow::bail!(

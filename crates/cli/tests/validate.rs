@@ -266,3 +266,22 @@ fn import_writes_a_valid_manifest_and_reports_what_it_changed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn import_to_stdout_exits_one_when_its_output_does_not_validate() {
+    let p = Project::new("services: {}\n");
+    p.write(
+        "c.yaml",
+        "services:\n  api:\n    image: redis:7.2\n    ports: [\"80:80\", \"80:80\"]\n",
+    );
+    let out = p.run(&["import", "c.yaml", "-o", "-"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("orchestra.yaml (stdout)") && err.contains("published twice"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("services:"));
+    p.write("ok.yaml", "services:\n  api:\n    image: redis:7.2\n");
+    assert!(p.run(&["import", "ok.yaml", "-o", "-"]).status.success());
+}

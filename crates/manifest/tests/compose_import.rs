@@ -881,3 +881,28 @@ fn notes_for_content_merged_into_many_services_are_reported_once() {
         ]
     );
 }
+
+#[test]
+fn a_typo_of_a_compose_key_gets_a_did_you_mean() {
+    let text =
+        "services:\n  api:\n    image: redis:7.2\n    enviroment:\n      A: b\nvolumez: {}\n";
+    let import = import_str(text, Path::new("compose.yaml")).unwrap();
+    let notes = notes_text(&import);
+    assert!(
+        notes.contains(
+            "unknown Compose key `enviroment`; not carried over (did you mean `environment`?)"
+        ),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("unknown Compose key `volumez` (did you mean `volumes`?)"),
+        "{notes}"
+    );
+    // A key far from every known one gets no guess.
+    let import = import_str(
+        "services:\n  api:\n    image: x\n    zzzqqq: 1\n",
+        Path::new("c.yaml"),
+    )
+    .unwrap();
+    assert!(!notes_text(&import).contains("did you mean"));
+}

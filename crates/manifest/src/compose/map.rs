@@ -239,7 +239,15 @@ pub(crate) fn map_compose(
                 "`include` is not followed: import the included files and merge their services here",
             ),
             k if k.starts_with("x-") => m.extension(e, &p),
-            _ => m.unsupported(e.key_loc, &p, format!("unknown Compose key `{}`", e.key)),
+            _ => m.unsupported(
+                e.key_loc,
+                &p,
+                format!(
+                    "unknown Compose key `{}`{}",
+                    e.key,
+                    hint(&e.key, TOP_KEYS)
+                ),
+            ),
         }
     }
 
@@ -684,7 +692,10 @@ impl Mapper {
                         self.unsupported(
                             e.key_loc,
                             &p,
-                            format!("unknown Compose key `{k}`; not carried over"),
+                            format!(
+                                "unknown Compose key `{k}`; not carried over{}",
+                                hint(k, SERVICE_KEYS)
+                            ),
                         );
                     }
                 }
@@ -2167,4 +2178,111 @@ fn reads_port(s: &str) -> bool {
         i += 1;
     }
     false
+}
+
+/// Top-level keys of the Compose specification.
+const TOP_KEYS: &[&str] = &[
+    "version", "name", "services", "networks", "volumes", "secrets", "configs", "include", "models",
+];
+
+/// Service keys of the Compose specification: a key near one of them is a typo.
+const SERVICE_KEYS: &[&str] = &[
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "label_file",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
+
+/// `" (did you mean `environment`?)"` for a typo of a known key, else nothing.
+fn hint(key: &str, known: &[&str]) -> String {
+    crate::suggest::did_you_mean(key, known.iter().copied())
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
 }
