@@ -27,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Check the manifest and report every error with file:line:col and the field path.
     Validate(ValidateArgs),
+    /// Check that this machine has what the manifest needs (Docker, GPUs, ports, secrets, tools).
+    #[command(after_long_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
     /// Start the platform: services in dependency order, each gated on its dependencies' health.
     Up(UpArgs),
     /// List services with their state, PIDs, ports and restarts.
@@ -105,6 +108,84 @@ pub struct ValidateArgs {
     /// Print the diagnostics (or the resolved manifest) as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+const DOCTOR_HELP: &str = "\
+Checks only what this manifest needs for `up` with the same --env and --profile,
+offline (nothing goes over the network) and in about a second; changes nothing
+unless --fix.
+
+  manifest      the manifest loads; if not, its errors print as `validate` prints them
+                (exit 2)
+  docker        the Docker Engine at DOCKER_HOST answers within 1 s; its API version
+                skipped: no selected service has `image` or `build`
+  gpu           `nvidia-smi -L` lists enough GPUs; for containers, the Engine's
+                `nvidia` runtime or the NVIDIA Container Toolkit on PATH
+                skipped: no selected service sets `resources.gpus`
+  cgroups       the cpu, memory and pids controllers the limits need (as the Engine
+                reports them, else /sys/fs/cgroup)
+                skipped: no selected container sets `resources.cpus`, `memory` or
+                `pids` (a process service's limits are not enforced)
+  port.FIELD    each address `up` binds is free: admin.listen (default 127.0.0.1:7070),
+                proxy.listen (default 127.0.0.1:8080), proxy.tls.listen, and each fixed
+                host port in services.NAME.ports; one held by this project's running
+                daemon passes. A service's `port:` is not checked: no host socket binds
+                it (each replica gets a free PORT)
+                port.proxy.listen skipped: no selected service has a `route:`
+  disk          free space where .orchestra/ lives (warns under 1 GiB)
+  open-files    the soft open-file limit (warns under 4096, or under what
+                proxy.max_connections needs)
+  state.dir     .orchestra/ is a directory only its owner can read (0700), writable
+  state.db      .orchestra/state.db opens read-only, with a schema this orchestra
+                knows; mode 0600
+  secrets       the age identity loads, is a recipient of the store, and decrypts every
+                secret the selected services reference (values are never printed)
+                skipped: no selected service lists `secrets:`
+  tool.NAME     versions pinned in .tool-versions, mise.toml, rust-toolchain.toml,
+                pyproject.toml (requires-python), .python-version, .nvmrc, and
+                poetry==X in Dockerfiles and CI, against `NAME --version` on PATH
+                (2 s each, all at once): a mismatch or a missing tool warns, and fails
+                when a selected service's command, hook or exec probe runs the tool
+                skipped (as `tools`): nothing is pinned
+
+Each check passes (✓), warns (!), fails (✗) or is skipped (-) with the reason;
+every warning and failure has a `fix:` line.
+Exit status: 0; 1 when a check fails (with --strict, also when one warns); 2 when
+there is no manifest, it has errors, or the arguments are wrong.
+
+--fix does only safe, local things, and says what it did: it creates .orchestra/
+(0700), and makes .orchestra/ 0700 and state.db and the age key 0600 when others
+could read them.
+
+--json prints {\"schema\": 1, \"checks\": [{\"id\", \"status\", \"summary\", \"detail\",
+\"fix\"}], \"counts\": {\"pass\", \"warn\", \"fail\", \"skip\"}, \"fixed\": [...], ...}.
+
+Examples:
+  orchestra doctor
+  orchestra doctor --env prod --profile online --strict
+  orchestra doctor --json | jq '.checks[] | select(.status == \"fail\")'";
+
+/// `orchestra doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The manifest file (same as the top-level -f).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Check for `up --env ENV` (the overlay, and the secrets of that environment).
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: Option<String>,
+    /// Check for `up --profile PROFILE` (repeatable).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// Print the checks as JSON (a versioned document, `schema: 1`).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Make the safe fixes: create .orchestra/ (0700); chmod .orchestra/ 700, state.db and the age key 600.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// `orchestra up`

@@ -3,6 +3,7 @@
 
 mod args;
 mod deploy;
+mod doctor;
 mod inject;
 mod inspect;
 mod project;
@@ -105,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow::Result<ExitCode> {
     let file = file.as_deref();
     match cmd {
+        Command::Doctor(a) => doctor::run(a.file.as_deref().or(file), &a).await,
         Command::Up(a) if a.detach => up::detached(a.file.as_deref().or(file), &a).await,
         Command::Up(a) => up::foreground(a.file.as_deref().or(file), &a).await,
         Command::Daemon(a) => up::daemon(a.file.as_deref().or(file), &a).await,

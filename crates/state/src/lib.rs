@@ -377,6 +377,50 @@ impl StateStore {
         })
     }
 
+    /// The schema version this build migrates to.
+    pub fn known_schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    /// The schema version of the database at `path`, opened read-only: no
+    /// migration, no mode change, no file created (for `orchestra doctor`).
+    /// A daemon may be writing it meanwhile.
+    pub fn read_schema_version(path: &Path) -> Result<i64, StateError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StateError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // Without a -wal file nobody has the database open: read it as immutable,
+        // or SQLite would leave an empty -wal and -shm beside it.
+        let conn = match path.to_str() {
+            Some(p) if !Path::new(&wal).exists() => {
+                let escaped = p
+                    .replace('%', "%25")
+                    .replace('?', "%3f")
+                    .replace('#', "%23");
+                Connection::open_with_flags(
+                    format!("file:{escaped}?immutable=1"),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )
+            }
+            _ => Connection::open_with_flags(path, flags),
+        }
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(1))
+            .map_err(open_err)?;
+        // Reading the schema proves the file is a database, not only that it opens.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(open_err)?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)
+    }
+
     /// The schema version now in force.
     pub fn schema_version(&self) -> Result<i64, StateError> {
         self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
@@ -831,6 +875,33 @@ mod tests {
         }
         let err = StateStore::open(&db).unwrap_err();
         assert!(matches!(err, StateError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn reads_the_schema_version_read_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        drop(StateStore::open(&db).unwrap());
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            StateStore::read_schema_version(&db).unwrap(),
+            StateStore::known_schema_version()
+        );
+        // Read-only: the mode is left as it was, and nothing is created beside it.
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert!(!dir.path().join("state.db-wal").exists());
+        assert!(!dir.path().join("state.db-shm").exists());
+        Connection::open(&db)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert_eq!(StateStore::read_schema_version(&db).unwrap(), 99);
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"not a database, not at all, no.").unwrap();
+        assert!(StateStore::read_schema_version(&junk).is_err());
+        assert!(StateStore::read_schema_version(&dir.path().join("none.db")).is_err());
     }
 
     #[test]
