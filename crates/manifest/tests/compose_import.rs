@@ -906,3 +906,28 @@ fn a_typo_of_a_compose_key_gets_a_did_you_mean() {
     .unwrap();
     assert!(!notes_text(&import).contains("did you mean"));
 }
+
+// ------------------------------------------------------------------ notes that are true
+
+/// The notes of importing `text` (a Compose file named `c.yml`), one per line.
+fn notes_of(text: &str) -> String {
+    let import = import_str(text, Path::new("c.yml")).unwrap_or_else(|e| panic!("{e}"));
+    notes_text(&import)
+}
+
+#[test]
+fn init_true_is_what_orchestra_does_anyway() {
+    let notes = notes_of("services:\n  a:\n    image: x\n    init: true\n");
+    assert!(!notes.contains("init"), "{notes}");
+    assert!(
+        notes.starts_with("0 mapped, 0 unsupported, 0 ignored"),
+        "{notes}"
+    );
+    let notes = notes_of("services:\n  a:\n    image: x\n    init: false\n");
+    assert!(
+        notes.contains(
+            "4:5: services.a.init: mapped: Orchestra always runs an init process as PID 1"
+        ),
+        "{notes}"
+    );
+}

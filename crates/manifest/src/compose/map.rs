@@ -81,10 +81,6 @@ const SERVICE_UNSUPPORTED: &[(&str, &str)] = &[
         "the container runtime is not chosen per service (for GPUs use `deploy.resources.reservations.devices`, which becomes `resources.gpus`)",
     ),
     (
-        "init",
-        "no init process is injected: the service's own process runs as PID 1",
-    ),
-    (
         "ulimits",
         "ulimits are not set (a process limit can be `deploy.resources.limits.pids`)",
     ),
@@ -677,6 +673,19 @@ impl Mapper {
                         &p,
                         format!("dropped: {PROJECT_NETWORK}; link aliases are not kept, and the start order a link implies is kept in `depends_on`"),
                     );
+                }
+                // Orchestra always runs its containers with an init as PID 1 (Docker's
+                // `--init`), so `init: true` is what happens anyway.
+                "init" => {
+                    if let Some(s) = self.scalar(v, &p, "`init`")
+                        && is_false(&s)
+                    {
+                        self.mapped(
+                            e.key_loc,
+                            &p,
+                            "Orchestra always runs an init process as PID 1 (Docker's `--init`), which forwards signals and reaps zombies; the service's own process does not run as PID 1",
+                        );
+                    }
                 }
                 k if k.starts_with("x-") => self.extension(e, &p),
                 k => {
