@@ -931,3 +931,31 @@ fn init_true_is_what_orchestra_does_anyway() {
         "{notes}"
     );
 }
+
+#[test]
+fn shell_syntax_is_noted_only_where_no_shell_reads_it() {
+    let note = "shell syntax such as";
+    for command in [
+        r#"sh -c "a && b""#,
+        "bash -c 'echo $(date) | tee /tmp/x'",
+        r#"/bin/sh -ec "until nc -z db 5432; do sleep 1; done""#,
+        r#"sh -c "echo \"$(hostname)\" > /tmp/h""#,
+        r#"echo "a|b" 'c > d'"#,
+    ] {
+        let text = format!("services:\n  a:\n    image: x\n    command: {command:?}\n");
+        let notes = notes_of(&text);
+        assert!(!notes.contains(note), "{command}: {notes}");
+    }
+    for command in [
+        "echo starting && exec sleep infinity",
+        r#"sh -c "echo a" && echo b"#,
+        "cat /etc/hosts | grep db",
+        "run > /tmp/log",
+        r#"echo "$(date)""#,
+        "echo `date`",
+    ] {
+        let text = format!("services:\n  a:\n    image: x\n    entrypoint: {command:?}\n");
+        let notes = notes_of(&text);
+        assert!(notes.contains(note), "{command}: {notes}");
+    }
+}

@@ -848,7 +848,7 @@ impl Mapper {
             Kind::Null => return,
             Kind::Scalar(s) => match shell_split(s) {
                 Ok(words) => {
-                    if has_shell_syntax(s) {
+                    if has_shell_syntax(s, &words) {
                         self.mapped(
                             v.loc,
                             path,
@@ -2107,10 +2107,44 @@ fn shell(s: &str) -> Vec<String> {
     vec!["sh".to_owned(), "-c".to_owned(), s.to_owned()]
 }
 
-fn has_shell_syntax(s: &str) -> bool {
-    ["&&", "||", "|", ";", ">", "<", "$(", "`"]
-        .iter()
-        .any(|op| s.contains(op))
+/// Whether a `command`/`entrypoint` string has shell syntax that, split into words
+/// without a shell, ends up as plain arguments: an operator outside quotes, or (when
+/// the words do not run a shell's `-c` script) a `$(...)` or backquote substitution
+/// outside single quotes. `sh -c "a && b"` has none: the shell gets the whole script.
+fn has_shell_syntax(s: &str, words: &[String]) -> bool {
+    let shell = runs_shell(words);
+    let mut quote = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => {
+                chars.next();
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '|' | ';' | '>' | '<') => return true,
+            (None, '&') if chars.peek() == Some(&'&') => return true,
+            (_, '`') if !shell => return true,
+            (_, '$') if !shell && chars.peek() == Some(&'(') => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether `words` run a shell's script: `sh -c SCRIPT`, `/bin/bash -ec SCRIPT`, ...
+fn runs_shell(words: &[String]) -> bool {
+    let [program, flag, _script, ..] = words else {
+        return false;
+    };
+    let name = program.rsplit('/').next().unwrap_or_default();
+    matches!(
+        name,
+        "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "mksh"
+    ) && flag.starts_with('-')
+        && !flag.starts_with("--")
+        && flag.contains('c')
 }
 
 /// A secret name as an environment variable name: other characters become `_`.

@@ -11,7 +11,8 @@
 //!   resolves them like Compose does, from the environment and the `.env` beside the
 //!   file, and `$$` stays the escape for a literal `$`.
 //! - A `command`/`entrypoint` string is split into a list the way Compose splits it
-//!   (shell-like words, no shell); a string with shell operators gets a note. A string
+//!   (shell-like words, no shell); a string whose shell syntax no shell would read (an
+//!   unquoted `&&`, `|`, `>`... or, unless it runs `sh -c`, a `$(...)`) gets a note. A string
 //!   with `${VAR}` stays a string: Compose splits after substituting, and so does the
 //!   manifest loader.
 //!   `healthcheck.test` strings and `CMD-SHELL` become `[sh, -c, "..."]`, as in Docker.
