@@ -959,3 +959,38 @@ fn shell_syntax_is_noted_only_where_no_shell_reads_it() {
         assert!(notes.contains(note), "{command}: {notes}");
     }
 }
+
+#[test]
+fn the_local_driver_is_the_default_and_not_a_problem() {
+    let notes = notes_of(
+        "services:\n  a:\n    image: x\nvolumes:\n  data:\n    driver: local\n  nfs:\n    driver: nfs-plugin\nnetworks:\n  back:\n    driver: local\n",
+    );
+    assert!(!notes.contains("`local`"), "{notes}");
+    assert!(!notes.contains("volumes.data"), "{notes}");
+    assert!(
+        notes.contains(
+            "8:5: volumes.nfs.driver: unsupported: volume driver `nfs-plugin` is not supported"
+        ),
+        "{notes}"
+    );
+    assert!(!notes.contains("networks.back"), "{notes}");
+    assert!(notes.contains("1 mapped, 1 unsupported"), "{notes}");
+}
+
+#[test]
+fn an_external_volume_is_replaced_by_a_new_empty_one() {
+    let notes = notes_of(
+        "services:\n  a:\n    image: x\nvolumes:\n  models:\n    external: true\n    name: shared-models\n  cache:\n    external: true\n  tmp:\n    external: false\n",
+    );
+    assert!(
+        notes.contains("6:5: volumes.models.external: mapped: Compose used the existing volume `shared-models`; Orchestra creates a new, empty volume of its own for this project instead, so the data in `shared-models` is not there"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(
+            "9:5: volumes.cache.external: mapped: Compose used the existing volume `cache`;"
+        ),
+        "{notes}"
+    );
+    assert!(!notes.contains("volumes.tmp"), "{notes}");
+}

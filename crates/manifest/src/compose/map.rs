@@ -423,20 +423,39 @@ impl Mapper {
                 continue;
             }
             if let Kind::Map(opts) = &v.value.kind {
+                let text = |k: &str| {
+                    opts.iter()
+                        .find(|o| o.key == k)
+                        .and_then(|o| match &o.value.kind {
+                            Kind::Scalar(s) => Some(s.trim().to_owned()),
+                            _ => None,
+                        })
+                };
+                // The volume Compose would have used: `name`, or the key itself.
+                let external_name = text("name").unwrap_or_else(|| v.key.clone());
                 for o in opts {
                     let op = join(&p, &o.key);
+                    let value = text(&o.key).unwrap_or_default();
                     match o.key.as_str() {
+                        "external" if is_false(&value) => {}
                         "external" => self.mapped(
                             o.key_loc,
                             &op,
-                            "Compose expected this volume to exist already; Orchestra declares it as one of the project's named volumes, which it manages itself",
+                            format!("Compose used the existing volume `{external_name}`; Orchestra creates a new, empty volume of its own for this project instead, so the data in `{external_name}` is not there (copy it in, or bind-mount a host directory)"),
                         ),
                         "name" => self.unsupported(
                             o.key_loc,
                             &op,
                             "a custom volume name is not supported: Orchestra names the project's volumes itself",
                         ),
-                        "driver" | "driver_opts" | "labels" => self.unsupported(
+                        // The default driver: what Orchestra uses.
+                        "driver" if value == "local" => {}
+                        "driver" => self.unsupported(
+                            o.key_loc,
+                            &op,
+                            format!("volume driver `{value}` is not supported: the engine's default local volume is used"),
+                        ),
+                        "driver_opts" | "labels" => self.unsupported(
                             o.key_loc,
                             &op,
                             format!("volume `{}` is not supported: the engine's default local volume is used", o.key),
