@@ -994,3 +994,35 @@ fn an_external_volume_is_replaced_by_a_new_empty_one() {
     );
     assert!(!notes.contains("volumes.tmp"), "{notes}");
 }
+
+#[test]
+fn lifecycle_hooks_and_models_are_known_keys_and_not_supported() {
+    let notes = notes_of(
+        "services:\n  a:\n    image: x\n    pre_start:\n      - command: ./migrate\n    post_start:\n      - command: ./register\n    pre_stop:\n      - command: ./flush\n    models: [llm]\nmodels:\n  llm:\n    model: ai/smollm2\n",
+    );
+    assert!(!notes.contains("unknown"), "{notes}");
+    for (at, key) in [
+        (
+            "4:5: services.a.pre_start",
+            "lifecycle hooks are not supported",
+        ),
+        (
+            "6:5: services.a.post_start",
+            "lifecycle hooks are not supported",
+        ),
+        (
+            "8:5: services.a.pre_stop",
+            "lifecycle hooks are not supported",
+        ),
+        ("10:5: services.a.models", "models are not supported"),
+        ("11:1: models", "models are not supported"),
+    ] {
+        assert!(
+            notes.contains(&format!("{at}: unsupported: {key}")),
+            "{at}: {notes}"
+        );
+    }
+    // A typo of a hook still gets a guess.
+    let notes = notes_of("services:\n  a:\n    image: x\n    pre_strat: []\n");
+    assert!(notes.contains("did you mean `pre_start`?"), "{notes}");
+}

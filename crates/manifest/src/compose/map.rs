@@ -111,6 +111,22 @@ const SERVICE_UNSUPPORTED: &[(&str, &str)] = &[
         "links to containers outside the project are not supported",
     ),
     ("develop", "`develop` (compose watch) is not supported"),
+    (
+        "pre_start",
+        "lifecycle hooks are not supported: this command is not run before the container starts; run it in the entrypoint before the service's process",
+    ),
+    (
+        "post_start",
+        "lifecycle hooks are not supported: this command is not run after the container starts; run it from the entrypoint instead",
+    ),
+    (
+        "pre_stop",
+        "lifecycle hooks are not supported: this command is not run before the container stops; have the service handle its stop signal instead",
+    ),
+    (
+        "models",
+        "models are not supported: no model is provided to the service and no variables pointing at one are set; run the model server as a service",
+    ),
 ];
 
 /// Compose service keys without an equivalent, dropped with a generic note.
@@ -138,12 +154,9 @@ const SERVICE_OTHER_KNOWN: &[&str] = &[
     "mac_address",
     "mem_swappiness",
     "memswap_limit",
-    "models",
     "oom_kill_disable",
     "oom_score_adj",
     "pid",
-    "post_start",
-    "pre_stop",
     "provider",
     "security_opt",
     "storage_opt",
@@ -228,6 +241,11 @@ pub(crate) fn map_compose(
                 e.key_loc,
                 &p,
                 "configs are not supported: mount each file with a bind mount under a service's `volumes`",
+            ),
+            "models" => m.unsupported(
+                e.key_loc,
+                &p,
+                "models are not supported: Orchestra does not pull or serve AI models (Docker Model Runner); run the model server as a service",
             ),
             "include" => m.unsupported(
                 e.key_loc,
@@ -2313,6 +2331,7 @@ const SERVICE_KEYS: &[&str] = &[
     "platform",
     "ports",
     "post_start",
+    "pre_start",
     "pre_stop",
     "privileged",
     "profiles",
