@@ -1026,3 +1026,21 @@ fn lifecycle_hooks_and_models_are_known_keys_and_not_supported() {
     let notes = notes_of("services:\n  a:\n    image: x\n    pre_strat: []\n");
     assert!(notes.contains("did you mean `pre_start`?"), "{notes}");
 }
+
+#[test]
+fn a_pids_limit_of_minus_one_is_no_limit() {
+    for text in [
+        "services:\n  a:\n    image: x\n    pids_limit: -1\n",
+        "services:\n  a:\n    image: x\n    deploy:\n      resources:\n        limits:\n          pids: -1\n",
+    ] {
+        let import = import_str(text, Path::new("c.yml")).unwrap();
+        assert!(import.notes.is_empty(), "{}", notes_text(&import));
+        let m = load_output(Path::new("c.yml"), &import.yaml);
+        assert_eq!(m.services[0].resources.pids, None, "{}", import.yaml);
+    }
+    let notes = notes_of("services:\n  a:\n    image: x\n    pids_limit: -2\n");
+    assert!(
+        notes.contains("`-2` is not a whole number of at least 1"),
+        "{notes}"
+    );
+}

@@ -663,7 +663,7 @@ impl Mapper {
                     }
                 }
                 "pids_limit" => {
-                    if let Some(o) = self.count(v, &p, 1) {
+                    if let Some(o) = self.pids(v, &p) {
                         svc.resources.push(("pids".into(), o, e.key_loc, p));
                     }
                 }
@@ -1686,7 +1686,7 @@ impl Mapper {
                         let value = match l.key.as_str() {
                             "cpus" => self.cpus(&l.value, &lp),
                             "memory" => self.memory(&l.value, &lp),
-                            "pids" => self.count(&l.value, &lp, 1),
+                            "pids" => self.pids(&l.value, &lp),
                             _ => {
                                 self.other_key(l, &lp);
                                 None
@@ -2028,6 +2028,14 @@ impl Mapper {
                 None
             }
         }
+    }
+
+    /// A process limit; `-1` is Compose's "unlimited", which is Orchestra's default.
+    fn pids(&mut self, v: &Node, path: &str) -> Option<Out> {
+        if matches!(&v.kind, Kind::Scalar(s) if s.trim() == "-1") {
+            return None;
+        }
+        self.count(v, path, 1)
     }
 
     fn cpus(&mut self, v: &Node, path: &str) -> Option<Out> {
