@@ -122,6 +122,7 @@ fn load_compose(source: &str, path: &Path, opts: &LoadOptions) -> Result<Manifes
         compose::ImportError::Syntax(d) | compose::ImportError::NotCompose(d) => {
             LoadError::Invalid(vec![*d])
         }
+        compose::ImportError::Invalid(diags) => LoadError::Invalid(diags),
         compose::ImportError::Io { path, source } => LoadError::Io { path, source },
     })?;
     load_str(&imported.yaml, path, opts).map_err(|e| match e {

@@ -1044,3 +1044,68 @@ fn a_pids_limit_of_minus_one_is_no_limit() {
         "{notes}"
     );
 }
+
+#[test]
+fn values_of_the_wrong_shape_are_errors_with_a_position() {
+    for (body, want) in [
+        (
+            "    deploy: oops\n",
+            "c.yml:4:13: services.a.deploy: invalid `deploy`: found \"oops\", expected a mapping",
+        ),
+        (
+            "    secrets: db_password\n",
+            "c.yml:4:14: services.a.secrets: invalid `secrets`: found \"db_password\", expected a list",
+        ),
+        (
+            "    secrets: [[x]]\n",
+            "c.yml:4:15: services.a.secrets[0]: invalid `secrets[0]`: found a sequence, expected a secret name",
+        ),
+        (
+            "    deploy:\n      resources:\n        limits: \"1\"\n",
+            "c.yml:6:17: services.a.deploy.resources.limits: invalid `limits`: found \"1\", expected a mapping",
+        ),
+        (
+            "    deploy:\n      resources: [1]\n",
+            "c.yml:5:18: services.a.deploy.resources: invalid `resources`: found a sequence, expected a mapping",
+        ),
+        (
+            "    deploy:\n      restart_policy: always\n",
+            "c.yml:5:23: services.a.deploy.restart_policy: invalid `restart_policy`: found \"always\", expected a mapping",
+        ),
+        (
+            "    healthcheck: true\n",
+            "c.yml:4:18: services.a.healthcheck: invalid `healthcheck`: found \"true\", expected a mapping",
+        ),
+    ] {
+        let text = format!("services:\n  a:\n    image: x\n{body}");
+        let err = import_str(&text, Path::new("c.yml")).unwrap_err();
+        assert!(matches!(err, ImportError::Invalid(_)), "{body}: {err:?}");
+        assert!(err.to_string().starts_with(want), "{body}: {err}");
+        // Loading the Compose file directly fails the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compose.yaml");
+        std::fs::write(&path, &text).unwrap();
+        match orchestra_manifest::load(&path, &load_vars()) {
+            Err(LoadError::Invalid(d)) => assert_eq!(d.len(), 1, "{body}: {d:?}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // Every one is reported, in file order; top-level shapes too.
+    let err = import_str(
+        "services:\n  a:\n    image: x\n    healthcheck: true\n    deploy: oops\nvolumes:\n  data: big\nsecrets: [s]\n",
+        Path::new("c.yml"),
+    )
+    .unwrap_err();
+    let lines: Vec<String> = err.to_string().lines().map(ToOwned::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[2].starts_with("c.yml:7:9: volumes.data: invalid `data`"),
+        "{err}"
+    );
+    assert!(
+        lines[3].starts_with("c.yml:8:10: secrets: invalid `secrets`"),
+        "{err}"
+    );
+    // Unset (null) values are fine.
+    notes_of("services:\n  a:\n    image: x\n    deploy:\n    healthcheck:\n    secrets:\n");
+}

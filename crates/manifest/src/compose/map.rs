@@ -1,7 +1,7 @@
 //! Compose keys to manifest fields, one key at a time, noting every change.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::emit::Out;
 use super::{ImportError, ImportNote, NoteKind};
@@ -215,7 +215,10 @@ pub(crate) fn map_compose(
         ));
     }
 
-    let mut m = Mapper::default();
+    let mut m = Mapper {
+        file: file.to_path_buf(),
+        ..Mapper::default()
+    };
     let mut name = None;
     for e in top {
         let p = e.key.clone();
@@ -267,6 +270,10 @@ pub(crate) fn map_compose(
 
     let mut svcs: Vec<Svc> = service_entries.iter().map(|e| m.service(e)).collect();
     m.cross_check(&mut svcs);
+    if !m.errors.is_empty() {
+        m.errors.sort_by_key(|d| (d.line, d.col));
+        return Err(ImportError::Invalid(m.errors));
+    }
 
     let services_loc = services.key_loc;
     let mut services = Vec::new();
@@ -329,7 +336,11 @@ struct Dep {
 
 #[derive(Default)]
 struct Mapper {
+    /// The Compose file, for errors.
+    file: PathBuf,
     notes: Vec<ImportNote>,
+    /// Values Compose rejects; any one fails the import.
+    errors: Vec<Diagnostic>,
     /// Named volumes to declare, in order of declaration (or first use).
     volumes: Vec<String>,
     /// Secrets declared under top-level `secrets`.
@@ -366,6 +377,29 @@ impl Mapper {
             "extension field: not carried over (anchors defined in it still apply where they are merged)"
         };
         self.ignored(e.key_loc, path, message);
+    }
+
+    /// A value Compose rejects: `expected` says what it must be.
+    fn invalid(&mut self, v: &Node, path: &str, expected: &str) {
+        let field = path.rsplit('.').next().unwrap_or(path);
+        self.errors.push(
+            Diagnostic::new(&self.file, v.loc, path, format!("invalid `{field}`"))
+                .found(v.describe())
+                .expected(expected),
+        );
+    }
+
+    /// The entries of a mapping; `None` for null (unset) and, with an error, for
+    /// anything else.
+    fn mapping<'a>(&mut self, v: &'a Node, path: &str) -> Option<&'a [Entry]> {
+        match &v.kind {
+            Kind::Map(entries) => Some(entries),
+            Kind::Null => None,
+            _ => {
+                self.invalid(v, path, "a mapping");
+                None
+            }
+        }
     }
 
     /// A key this mapping does not know, in a mapping whose known keys were handled.
@@ -424,14 +458,7 @@ impl Mapper {
     }
 
     fn top_volumes(&mut self, e: &Entry) {
-        let Kind::Map(vols) = &e.value.kind else {
-            if e.value.kind != Kind::Null {
-                self.unsupported(
-                    e.value.loc,
-                    "volumes",
-                    "`volumes` is not a mapping; not carried over",
-                );
-            }
+        let Some(vols) = self.mapping(&e.value, "volumes") else {
             return;
         };
         for v in vols {
@@ -440,7 +467,7 @@ impl Mapper {
                 self.extension(v, &p);
                 continue;
             }
-            if let Kind::Map(opts) = &v.value.kind {
+            if let Some(opts) = self.mapping(&v.value, &p) {
                 let text = |k: &str| {
                     opts.iter()
                         .find(|o| o.key == k)
@@ -493,7 +520,7 @@ impl Mapper {
     }
 
     fn top_secrets(&mut self, e: &Entry) {
-        let Kind::Map(secrets) = &e.value.kind else {
+        let Some(secrets) = self.mapping(&e.value, "secrets") else {
             return;
         };
         for s in secrets {
@@ -503,7 +530,7 @@ impl Mapper {
                 continue;
             }
             let mut source = String::new();
-            if let Kind::Map(opts) = &s.value.kind {
+            if let Some(opts) = self.mapping(&s.value, &p) {
                 for o in opts {
                     let op = join(&p, &o.key);
                     let value = match &o.value.kind {
@@ -559,10 +586,7 @@ impl Mapper {
             name: entry.key.clone(),
             ..Svc::default()
         };
-        let entries: &[Entry] = match &entry.value.kind {
-            Kind::Map(entries) => entries,
-            _ => &[],
-        };
+        let entries: &[Entry] = self.mapping(&entry.value, &path).unwrap_or(&[]);
         let has = |k: &str| {
             entries
                 .iter()
@@ -1299,7 +1323,7 @@ impl Mapper {
     }
 
     fn mount_options(&mut self, e: &Entry, path: &str) {
-        let Kind::Map(opts) = &e.value.kind else {
+        let Some(opts) = self.mapping(&e.value, path) else {
             return;
         };
         for o in opts {
@@ -1442,14 +1466,7 @@ impl Mapper {
     }
 
     fn healthcheck(&mut self, svc: &mut Svc, v: &Node, path: &str) {
-        let Kind::Map(entries) = &v.kind else {
-            if v.kind != Kind::Null {
-                self.unsupported(
-                    v.loc,
-                    path,
-                    "`healthcheck` is not a mapping; not carried over",
-                );
-            }
+        let Some(entries) = self.mapping(v, path) else {
             return;
         };
         let field = |k: &str| entries.iter().find(|e| e.key == k);
@@ -1620,7 +1637,7 @@ impl Mapper {
     }
 
     fn deploy(&mut self, svc: &mut Svc, v: &Node, path: &str) {
-        let Kind::Map(entries) = &v.kind else {
+        let Some(entries) = self.mapping(v, path) else {
             return;
         };
         for e in entries {
@@ -1670,7 +1687,7 @@ impl Mapper {
     }
 
     fn deploy_resources(&mut self, svc: &mut Svc, v: &Node, path: &str) {
-        let Kind::Map(entries) = &v.kind else {
+        let Some(entries) = self.mapping(v, path) else {
             return;
         };
         let mut res: Vec<(String, Out)> = Vec::new();
@@ -1678,7 +1695,7 @@ impl Mapper {
             let p = join(path, &e.key);
             match e.key.as_str() {
                 "limits" => {
-                    let Kind::Map(limits) = &e.value.kind else {
+                    let Some(limits) = self.mapping(&e.value, &p) else {
                         continue;
                     };
                     for l in limits {
@@ -1698,7 +1715,7 @@ impl Mapper {
                     }
                 }
                 "reservations" => {
-                    let Kind::Map(reservations) = &e.value.kind else {
+                    let Some(reservations) = self.mapping(&e.value, &p) else {
                         continue;
                     };
                     for r in reservations {
@@ -1735,6 +1752,9 @@ impl Mapper {
     /// `reservations.devices`: GPU requests become a GPU count.
     fn devices(&mut self, v: &Node, path: &str) -> Option<Out> {
         let Kind::Seq(items) = &v.kind else {
+            if v.kind != Kind::Null {
+                self.invalid(v, path, "a list of device requests");
+            }
             return None;
         };
         let mut total: Option<Out> = None;
@@ -1853,7 +1873,7 @@ impl Mapper {
     }
 
     fn restart_policy(&mut self, svc: &mut Svc, v: &Node, path: &str) {
-        let Kind::Map(entries) = &v.kind else {
+        let Some(entries) = self.mapping(v, path) else {
             return;
         };
         let mut policy = "always";
@@ -1918,7 +1938,11 @@ impl Mapper {
     }
 
     fn service_secrets(&mut self, svc: &mut Svc, v: &Node, path: &str) {
+        const SECRET: &str = "a secret name or a mapping with `source`";
         let Kind::Seq(items) = &v.kind else {
+            if v.kind != Kind::Null {
+                self.invalid(v, path, &format!("a list, each item {SECRET}"));
+            }
             return;
         };
         let mut names: Vec<Out> = Vec::new();
@@ -1956,7 +1980,10 @@ impl Mapper {
                     };
                     (source, target)
                 }
-                _ => continue,
+                _ => {
+                    self.invalid(item, &p, SECRET);
+                    continue;
+                }
             };
             let env = env_name(&name);
             let file = match &target {

@@ -5,6 +5,8 @@
 //! Every key is either carried over, carried over with a changed meaning
 //! ([`NoteKind::Mapped`]), dropped ([`NoteKind::Unsupported`]) or skipped as an `x-`
 //! extension / obsolete key ([`NoteKind::Ignored`]); nothing is dropped without a note.
+//! A value of a shape Compose rejects (`deploy: oops`, `healthcheck: true`) fails the
+//! import with [`ImportError::Invalid`], naming every such value.
 //!
 //! Choices:
 //! - `${VAR}` references are kept as written (not interpolated): the manifest loader
@@ -137,13 +139,26 @@ pub enum ImportError {
     /// The file is YAML but not a Compose file (no `services:` mapping).
     #[error("{0}")]
     NotCompose(Box<Diagnostic>),
+    /// Values Compose itself rejects (a string where a mapping is expected, ...): every
+    /// one found, in file order, each with its position and what was expected.
+    #[error("{}", display_all(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn display_all(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Imports Compose text. `file` names the Compose file in messages and in the header.
 ///
 /// # Errors
 /// [`ImportError::Syntax`] for invalid YAML, [`ImportError::NotCompose`] when there is
-/// no `services:` mapping with at least one service.
+/// no `services:` mapping with at least one service, [`ImportError::Invalid`] for values
+/// of the wrong shape that Compose rejects.
 pub fn import_str(compose: &str, file: &Path) -> Result<Import, ImportError> {
     let root = match crate::node::parse(compose, file) {
         Ok(root) => root,
