@@ -377,34 +377,35 @@ fn expected(svc: &V) -> Expected {
         }
     });
     let deploy = svc.get("deploy");
-    let restart = match svc.get("restart") {
-        Some(v) if templated(v) => None,
-        Some(v) => {
-            let s = v.s().unwrap();
-            Some(match s {
-                "no" => (Restart::No, None),
-                "always" | "unless-stopped" => (Restart::Always, None),
-                "on-failure" => (Restart::OnFailure, None),
-                other => {
-                    let n = other.strip_prefix("on-failure:").unwrap().parse().unwrap();
-                    (Restart::OnFailure, Some(n))
-                }
-            })
+    // `deploy.restart_policy` wins over `restart`, as in Compose.
+    let restart = match deploy.and_then(|d| d.get("restart_policy")) {
+        Some(p) => {
+            let policy = match p.get("condition").and_then(V::s) {
+                Some("none") => Restart::No,
+                Some("on-failure") => Restart::OnFailure,
+                _ => Restart::Always,
+            };
+            let max = p
+                .get("max_attempts")
+                .and_then(V::s)
+                .map(|m| m.parse().unwrap());
+            Some((policy, max))
         }
-        None => match deploy.and_then(|d| d.get("restart_policy")) {
-            None => Some((Restart::No, None)),
-            Some(p) => {
-                let policy = match p.get("condition").and_then(V::s) {
-                    Some("none") => Restart::No,
-                    Some("on-failure") => Restart::OnFailure,
-                    _ => Restart::Always,
-                };
-                let max = p
-                    .get("max_attempts")
-                    .and_then(V::s)
-                    .map(|m| m.parse().unwrap());
-                Some((policy, max))
+        None => match svc.get("restart") {
+            Some(v) if templated(v) => None,
+            Some(v) => {
+                let s = v.s().unwrap();
+                Some(match s {
+                    "no" => (Restart::No, None),
+                    "always" | "unless-stopped" => (Restart::Always, None),
+                    "on-failure" => (Restart::OnFailure, None),
+                    other => {
+                        let n = other.strip_prefix("on-failure:").unwrap().parse().unwrap();
+                        (Restart::OnFailure, Some(n))
+                    }
+                })
             }
+            None => Some((Restart::No, None)),
         },
     };
     let replicas = match deploy.and_then(|d| d.get("replicas")).or(svc.get("scale")) {
@@ -1108,4 +1109,44 @@ fn values_of_the_wrong_shape_are_errors_with_a_position() {
     );
     // Unset (null) values are fine.
     notes_of("services:\n  a:\n    image: x\n    deploy:\n    healthcheck:\n    secrets:\n");
+}
+
+#[test]
+fn deploy_restart_policy_wins_over_restart_in_any_order() {
+    let policy = "    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 4\n        delay: 3s\n";
+    for text in [
+        format!("services:\n  a:\n    image: x\n    restart: always\n{policy}"),
+        format!("services:\n  a:\n    image: x\n{policy}    restart: always\n"),
+        // Through merge keys, either way round.
+        format!("x-r: &r\n  restart: always\nservices:\n  a:\n    <<: *r\n    image: x\n{policy}"),
+        "x-d: &d\n  deploy:\n    restart_policy:\n      condition: on-failure\n      max_attempts: 4\n      delay: 3s\nservices:\n  a:\n    image: x\n    <<: *d\n    restart: always\n".to_owned(),
+    ] {
+        let import = import_str(&text, Path::new("c.yml")).unwrap();
+        let notes = notes_text(&import);
+        let m = load_output(Path::new("c.yml"), &import.yaml);
+        let r = &m.services[0].restart;
+        assert_eq!(r.policy, Restart::OnFailure, "{text}\n{}", import.yaml);
+        assert_eq!(r.max_restarts, Some(4), "{text}");
+        assert_eq!(r.backoff_initial, Duration::from_secs(3), "{text}");
+        assert_eq!(r.backoff_max, Duration::from_secs(3), "{text}");
+        assert!(
+            notes.contains("services.a.restart: mapped: `deploy.restart_policy` is set too and takes precedence, as in Compose; this value is not used"),
+            "{text}\n{notes}"
+        );
+        assert!(
+            notes.contains("services.a.deploy.restart_policy.delay: mapped: kept as a fixed delay"),
+            "{text}\n{notes}"
+        );
+    }
+}
+
+#[test]
+fn a_zero_restart_delay_says_what_is_used_instead() {
+    let notes = notes_of(
+        "services:\n  a:\n    image: x\n    deploy:\n      restart_policy:\n        delay: 0s\n",
+    );
+    assert!(
+        notes.contains("6:9: services.a.deploy.restart_policy.delay: mapped: a zero delay is not kept: Orchestra waits its default backoff"),
+        "{notes}"
+    );
 }

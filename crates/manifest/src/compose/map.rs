@@ -626,6 +626,12 @@ impl Mapper {
                 "depends_on" => self.depends_on(&mut svc, v, &p),
                 "healthcheck" => self.healthcheck(&mut svc, v, &p),
                 "deploy" => self.deploy(&mut svc, v, &p),
+                // As in Compose, `deploy.restart_policy` wins wherever it is written.
+                "restart" if deploy_has(entries, "restart_policy") => self.mapped(
+                    e.key_loc,
+                    &p,
+                    "`deploy.restart_policy` is set too and takes precedence, as in Compose; this value is not used",
+                ),
                 "restart" => self.restart(&mut svc, v, &p),
                 "scale" => {
                     if has("deploy") && deploy_has(entries, "replicas") {
@@ -1903,15 +1909,26 @@ impl Mapper {
                 }
                 "delay" => {
                     if let Some(o) = self.duration(&e.value, &p) {
-                        self.mapped(
-                            e.key_loc,
-                            &p,
-                            "the fixed delay becomes the first backoff delay: Orchestra doubles it after each restart (up to 30s)",
-                        );
-                        if !matches!(&o, Out::Plain(s) if parse_duration(s).is_ok_and(|d| d.is_zero())) {
+                        if matches!(&o, Out::Plain(s) if parse_duration(s).is_ok_and(|d| d.is_zero()))
+                        {
+                            self.mapped(
+                                e.key_loc,
+                                &p,
+                                "a zero delay is not kept: Orchestra waits its default backoff (500ms, doubling up to 30s) between restarts",
+                            );
+                        } else {
+                            // `initial` = `max`: the same delay before every restart.
+                            self.mapped(
+                                e.key_loc,
+                                &p,
+                                "kept as a fixed delay between restarts (`backoff` with `initial` = `max`); Orchestra shortens each wait by up to 20% at random so replicas do not restart in step",
+                            );
                             out.push((
                                 "backoff".to_owned(),
-                                Out::Map(vec![("initial".to_owned(), o)], true),
+                                Out::Map(
+                                    vec![("initial".to_owned(), o.clone()), ("max".to_owned(), o)],
+                                    true,
+                                ),
                             ));
                         }
                     }
@@ -1923,10 +1940,6 @@ impl Mapper {
                 ),
                 _ => self.other_key(e, &p),
             }
-        }
-        if svc.fields.contains_key("restart") {
-            self.mapped(v.loc, path, "`restart` is set too; that value is used");
-            return;
         }
         out.insert(0, ("policy".to_owned(), Out::str(policy)));
         let value = if out.len() == 1 {
