@@ -65,6 +65,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::dependencies::dependency_known_vulnerability::KnownVulnerability),
         // hygiene
         Box::new(rules::hygiene::committed_dependency_tree::CommittedDependencyTree),
+        Box::new(rules::hygiene::committed_terraform_state::CommittedTerraformState),
     ]
 }
 
