@@ -66,6 +66,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         // hygiene
         Box::new(rules::hygiene::committed_dependency_tree::CommittedDependencyTree),
         Box::new(rules::hygiene::committed_terraform_state::CommittedTerraformState),
+        Box::new(rules::hygiene::committed_binary_or_archive::CommittedBinaryOrArchive),
     ]
 }
 
