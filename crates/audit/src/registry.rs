@@ -71,6 +71,9 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::pulumi::pulumi_missing_stack_config::MissingStackConfig),
         Box::new(rules::pulumi::pulumi_duplicate_stack_deploy::DuplicateStackDeploy),
         Box::new(rules::pulumi::pulumi_sdk_shadowed::SdkShadowed),
+        // vercel
+        Box::new(rules::vercel::vercel_hard_coded_rewrite_host::HardCodedRewriteHost),
+        Box::new(rules::vercel::vercel_committed_project_link::CommittedProjectLink),
     ]
 }
 

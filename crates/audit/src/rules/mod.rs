@@ -11,4 +11,5 @@ pub mod parse_error;
 pub mod pulumi;
 pub mod scan;
 pub mod secrets;
+pub mod vercel;
 pub mod workflows;
