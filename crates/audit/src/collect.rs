@@ -62,6 +62,8 @@ pub enum FileKind {
     Htpasswd,
     /// Private key material by name (`*.pem`, `*.key`, `id_rsa`, `*.p12`, …).
     KeyFile,
+    /// `vercel.json` (Vercel project configuration).
+    VercelJson,
     /// Anything else that is text (scanned by text-wide rules such as secrets).
     Other,
 }
@@ -96,7 +98,8 @@ impl FileKind {
             FileKind::DevContainer
             | FileKind::PackageJson
             | FileKind::PackageLock
-            | FileKind::TerraformState => Format::Json,
+            | FileKind::TerraformState
+            | FileKind::VercelJson => Format::Json,
             FileKind::PyProject | FileKind::PoetryLock | FileKind::UvLock | FileKind::CargoLock => {
                 Format::Toml
             }
@@ -148,6 +151,7 @@ impl FileKind {
             FileKind::NodeVersion => "node-version",
             FileKind::Htpasswd => "htpasswd",
             FileKind::KeyFile => "key-file",
+            FileKind::VercelJson => "vercel-json",
             FileKind::Other => "other",
         }
     }
@@ -210,6 +214,7 @@ pub fn classify(path: &str) -> FileKind {
         ".nvmrc" | ".node-version" => return FileKind::NodeVersion,
         ".htpasswd" => return FileKind::Htpasswd,
         "id_rsa" | "id_dsa" | "id_ecdsa" | "id_ed25519" => return FileKind::KeyFile,
+        "vercel.json" => return FileKind::VercelJson,
         _ => {}
     }
     if lower.ends_with(".txt")
@@ -519,6 +524,8 @@ mod tests {
             (".nvmrc", FileKind::NodeVersion),
             ("certs/server.key", FileKind::KeyFile),
             ("Cargo.lock", FileKind::CargoLock),
+            ("apps/web/vercel.json", FileKind::VercelJson),
+            (".vercel/project.json", FileKind::Other),
             ("README.md", FileKind::Other),
         ];
         for (path, kind) in cases {

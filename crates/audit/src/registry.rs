@@ -65,6 +65,15 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::dependencies::dependency_known_vulnerability::KnownVulnerability),
         // hygiene
         Box::new(rules::hygiene::committed_dependency_tree::CommittedDependencyTree),
+        Box::new(rules::hygiene::committed_terraform_state::CommittedTerraformState),
+        Box::new(rules::hygiene::committed_binary_or_archive::CommittedBinaryOrArchive),
+        // pulumi
+        Box::new(rules::pulumi::pulumi_missing_stack_config::MissingStackConfig),
+        Box::new(rules::pulumi::pulumi_duplicate_stack_deploy::DuplicateStackDeploy),
+        Box::new(rules::pulumi::pulumi_sdk_shadowed::SdkShadowed),
+        // vercel
+        Box::new(rules::vercel::vercel_hard_coded_rewrite_host::HardCodedRewriteHost),
+        Box::new(rules::vercel::vercel_committed_project_link::CommittedProjectLink),
     ]
 }
 

@@ -8,6 +8,8 @@ pub mod drift;
 pub mod hygiene;
 pub mod identifiers;
 pub mod parse_error;
+pub mod pulumi;
 pub mod scan;
 pub mod secrets;
+pub mod vercel;
 pub mod workflows;

@@ -66,7 +66,6 @@ fn exact_findings_of_the_repository_families() {
         ("mixed-cloud-regions", "scripts/push-image.sh"),
         ("secret-committed-file", ".env"),
         ("secret-committed-file", "deploy/tls/server.key"),
-        ("secret-committed-file", "infra/terraform.tfstate"),
         (
             "secret-gcp-service-account-key",
             "infra/keys/ci-deployer.json",

@@ -27,7 +27,8 @@ pub(crate) fn config_file(file: &ParsedFile) -> bool {
         | FileKind::Pulumi
         | FileKind::DevContainer
         | FileKind::PyProject
-        | FileKind::PackageJson => true,
+        | FileKind::PackageJson
+        | FileKind::VercelJson => true,
         FileKind::Other => !is_prose(file.path()),
         _ => false,
     }

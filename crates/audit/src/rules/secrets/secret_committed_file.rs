@@ -1,5 +1,6 @@
 //! `secret-committed-file`: files that hold secrets by nature — `.env` files with values,
-//! Terraform state, private key files and keystores — present in the repository.
+//! private key files and keystores — present in the repository. Terraform state is
+//! `committed-terraform-state`'s (one finding per state file).
 
 use super::secret_generic_assignment::is_secret_key;
 use crate::collect::FileKind;
@@ -55,11 +56,6 @@ fn env_values(text: &str) -> Vec<(u32, String)> {
     out
 }
 
-fn report(cx: &FileCx<'_>, out: &mut Sink, label: &str, message: String, help: &str) {
-    let loc = cx.loc(cx.source().file_span(), label);
-    out.report(loc, message).help(help).redact().emit();
-}
-
 impl Rule for CommittedFile {
     fn meta(&self) -> &'static RuleMeta {
         &META
@@ -106,24 +102,6 @@ impl Rule for CommittedFile {
                 ))
                 .redact()
                 .emit();
-            }
-            FileKind::TerraformState => {
-                if src.text.trim().is_empty() && !matches!(cx.file.doc, Document::Binary) {
-                    return;
-                }
-                report(
-                    cx,
-                    out,
-                    "Terraform state",
-                    format!(
-                        "Terraform state `{name}` is committed; state holds every resource \
-                         attribute in plain text, secrets included"
-                    ),
-                    "Move state to a remote backend with encryption and locking (gcs, s3, \
-                     azurerm, Terraform Cloud), `git rm --cached` the file, add `*.tfstate*` \
-                     to .gitignore and rotate the secrets it contained (database passwords, \
-                     keys).",
-                );
             }
             FileKind::KeyFile => {
                 let lower = name.to_ascii_lowercase();
@@ -193,16 +171,12 @@ mod tests {
                     ".env",
                     "# local\nDB_HOST=db\nAPI_KEY=q8Zr2LmW0pXv7TnB\nEMPTY=\n",
                 ),
-                (
-                    "infra/terraform.tfstate",
-                    "{\"version\": 4, \"resources\": []}\n",
-                ),
                 ("deploy/id_rsa", key),
                 ("certs/server.pem", key),
                 ("android/release.jks", ""),
             ],
         );
-        assert_eq!(ids(&f).len(), 5, "{f:?}");
+        assert_eq!(ids(&f).len(), 4, "{f:?}");
         let env = f.iter().find(|x| x.locations[0].path == ".env").unwrap();
         assert!(env.message.contains("2 value(s)"), "{}", env.message);
         assert!(env.message.contains("DB_HOST, API_KEY"));
@@ -248,6 +222,11 @@ TZ=UTC
                     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI user@host\n",
                 ),
                 ("README.md", "never commit .env or terraform.tfstate\n"),
+                // Terraform state is committed-terraform-state's.
+                (
+                    "infra/terraform.tfstate",
+                    "{\"version\": 4, \"resources\": []}\n",
+                ),
             ],
         );
         assert!(f.is_empty(), "{f:?}");
