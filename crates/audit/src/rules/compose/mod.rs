@@ -8,6 +8,8 @@ pub mod compose_missing_path;
 pub mod compose_missing_resource_limits;
 pub mod compose_port_conflict;
 pub mod compose_privileged;
+pub mod health;
+pub mod healthcheck_cannot_fail;
 
 use std::collections::HashMap;
 
