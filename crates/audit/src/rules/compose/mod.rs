@@ -10,6 +10,7 @@ pub mod compose_port_conflict;
 pub mod compose_privileged;
 pub mod health;
 pub mod healthcheck_cannot_fail;
+pub mod healthcheck_wrong_port;
 
 use std::collections::HashMap;
 
