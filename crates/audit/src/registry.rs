@@ -37,6 +37,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::compose::compose_missing_resource_limits::MissingResourceLimits),
         Box::new(rules::compose::healthcheck_cannot_fail::HealthcheckCannotFail),
         Box::new(rules::compose::healthcheck_wrong_port::HealthcheckWrongPort),
+        Box::new(rules::compose::placeholder_container::PlaceholderContainer),
         // secrets
         Box::new(rules::secrets::secret_provider_token::ProviderToken),
         Box::new(rules::secrets::secret_private_key::PrivateKey),
