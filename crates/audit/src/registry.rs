@@ -38,6 +38,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::compose::healthcheck_cannot_fail::HealthcheckCannotFail),
         Box::new(rules::compose::healthcheck_wrong_port::HealthcheckWrongPort),
         Box::new(rules::compose::placeholder_container::PlaceholderContainer),
+        Box::new(rules::compose::insecure_default::InsecureDefault),
         // secrets
         Box::new(rules::secrets::secret_provider_token::ProviderToken),
         Box::new(rules::secrets::secret_private_key::PrivateKey),

@@ -11,6 +11,7 @@ pub mod compose_privileged;
 pub mod health;
 pub mod healthcheck_cannot_fail;
 pub mod healthcheck_wrong_port;
+pub mod insecure_default;
 pub mod placeholder_container;
 
 use std::collections::HashMap;
