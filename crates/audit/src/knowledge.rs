@@ -470,3 +470,47 @@ mod insecure_tests {
         assert!(insecure_setting("ARANGO_NO_AUTH", "0").is_none());
     }
 }
+
+/// `runs-on` labels of GitHub-hosted runners (standard and macOS larger runners).
+pub const HOSTED_RUNNER_LABELS: &[&str] = &[
+    "ubuntu-latest",
+    "ubuntu-24.04",
+    "ubuntu-22.04",
+    "ubuntu-24.04-arm",
+    "ubuntu-22.04-arm",
+    "ubuntu-slim",
+    "windows-latest",
+    "windows-2025",
+    "windows-2022",
+    "windows-11-arm",
+    "macos-latest",
+    "macos-26",
+    "macos-15",
+    "macos-14",
+    "macos-13",
+    "macos-15-intel",
+    "macos-latest-large",
+    "macos-26-large",
+    "macos-15-large",
+    "macos-14-large",
+    "macos-13-large",
+    "macos-latest-xlarge",
+    "macos-26-xlarge",
+    "macos-15-xlarge",
+    "macos-14-xlarge",
+    "macos-13-xlarge",
+];
+
+/// Hosted runner images GitHub has retired: jobs on them never start.
+pub const RETIRED_RUNNER_LABELS: &[&str] = &[
+    "ubuntu-16.04",
+    "ubuntu-18.04",
+    "ubuntu-20.04",
+    "windows-2016",
+    "windows-2019",
+    "macos-10.15",
+    "macos-11",
+    "macos-12",
+    "macos-12-large",
+    "macos-12-xl",
+];

@@ -9,6 +9,7 @@ pub mod workflow_long_lived_cloud_key;
 pub mod workflow_missing_permissions;
 pub mod workflow_template_injection;
 pub mod workflow_test_continue_on_error;
+pub mod workflow_unknown_runner;
 pub mod workflow_unpinned_action;
 
 use std::sync::LazyLock;
