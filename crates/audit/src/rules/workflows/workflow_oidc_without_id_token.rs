@@ -118,7 +118,7 @@ mod tests {
         let f = run(&job);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].message.contains("the job's"));
-        let aws = "on: push\npermissions: read-all\njobs:\n  deploy:\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          role-to-assume: arn:aws:iam::1:role/deploy\n          aws-region: eu-west-1\n      - uses: azure/login@v2\n        with:\n          client-id: x\n          tenant-id: y\n";
+        let aws = "on: push\npermissions: read-all\njobs:\n  deploy:\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          role-to-assume: arn:aws:iam::1:role/deploy\n      - uses: azure/login@v2\n        with:\n          client-id: x\n          tenant-id: y\n";
         let f = run(aws);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].message.contains("AWS"));
