@@ -58,6 +58,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::workflows::workflow_deploy_without_concurrency::DeployWithoutConcurrency),
         Box::new(rules::workflows::workflow_unknown_runner::UnknownRunner),
         Box::new(rules::workflows::workflow_oidc_without_id_token::OidcWithoutIdToken),
+        Box::new(rules::workflows::workflow_secret_in_set_env_vars::SecretInSetEnvVars),
         // drift
         Box::new(rules::drift::drift_tool_version::ToolVersion),
         Box::new(rules::drift::drift_base_image::BaseImage),
