@@ -297,3 +297,220 @@ mod secret_tests {
         }
     }
 }
+
+/// What an insecure setting does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insecurity {
+    /// Authentication is switched off (`ARANGO_NO_AUTH=1`, `POSTGRES_HOST_AUTH_METHOD=trust`).
+    AuthDisabled,
+    /// A password or key is the product's documented default (`RABBITMQ_DEFAULT_PASS=guest`).
+    KnownDefault,
+    /// A password that is set, to nothing (`REDIS_PASSWORD=`).
+    EmptyPassword,
+}
+
+/// An environment variable of a well-known image and the values that make it insecure
+/// (compared case-insensitively; an empty list matches only the empty value).
+#[derive(Debug)]
+pub struct InsecureSetting {
+    /// The variable.
+    pub key: &'static str,
+    /// The insecure values.
+    pub values: &'static [&'static str],
+    /// What it does.
+    pub kind: Insecurity,
+    /// The product, for messages.
+    pub product: &'static str,
+}
+
+const YES: &[&str] = &["1", "true", "yes", "on"];
+const EMPTY: &[&str] = &[];
+
+/// Environment settings of common images that disable authentication or keep a
+/// documented default credential.
+pub const INSECURE_SETTINGS: &[InsecureSetting] = &[
+    InsecureSetting {
+        key: "ARANGO_NO_AUTH",
+        values: YES,
+        kind: Insecurity::AuthDisabled,
+        product: "ArangoDB",
+    },
+    InsecureSetting {
+        key: "POSTGRES_HOST_AUTH_METHOD",
+        values: &["trust"],
+        kind: Insecurity::AuthDisabled,
+        product: "PostgreSQL",
+    },
+    InsecureSetting {
+        key: "ALLOW_EMPTY_PASSWORD",
+        values: YES,
+        kind: Insecurity::AuthDisabled,
+        product: "the Bitnami image",
+    },
+    InsecureSetting {
+        key: "MYSQL_ALLOW_EMPTY_PASSWORD",
+        values: YES,
+        kind: Insecurity::AuthDisabled,
+        product: "MySQL",
+    },
+    InsecureSetting {
+        key: "MARIADB_ALLOW_EMPTY_ROOT_PASSWORD",
+        values: YES,
+        kind: Insecurity::AuthDisabled,
+        product: "MariaDB",
+    },
+    InsecureSetting {
+        key: "TRAEFIK_API_INSECURE",
+        values: YES,
+        kind: Insecurity::AuthDisabled,
+        product: "Traefik",
+    },
+    InsecureSetting {
+        key: "REDIS_PASSWORD",
+        values: EMPTY,
+        kind: Insecurity::EmptyPassword,
+        product: "Redis",
+    },
+    InsecureSetting {
+        key: "MEILI_MASTER_KEY",
+        values: &["masterKey"],
+        kind: Insecurity::KnownDefault,
+        product: "Meilisearch",
+    },
+    InsecureSetting {
+        key: "POSTGRES_PASSWORD",
+        values: &["postgres", "password", "example"],
+        kind: Insecurity::KnownDefault,
+        product: "PostgreSQL",
+    },
+    InsecureSetting {
+        key: "MYSQL_ROOT_PASSWORD",
+        values: &["root", "password", "example", "mysql"],
+        kind: Insecurity::KnownDefault,
+        product: "MySQL",
+    },
+    InsecureSetting {
+        key: "MONGO_INITDB_ROOT_PASSWORD",
+        values: &["example", "password", "mongo"],
+        kind: Insecurity::KnownDefault,
+        product: "MongoDB",
+    },
+    InsecureSetting {
+        key: "MINIO_ROOT_PASSWORD",
+        values: &["minioadmin"],
+        kind: Insecurity::KnownDefault,
+        product: "MinIO",
+    },
+    InsecureSetting {
+        key: "MINIO_SECRET_KEY",
+        values: &["minioadmin"],
+        kind: Insecurity::KnownDefault,
+        product: "MinIO",
+    },
+    InsecureSetting {
+        key: "RABBITMQ_DEFAULT_PASS",
+        values: &["guest"],
+        kind: Insecurity::KnownDefault,
+        product: "RabbitMQ",
+    },
+    InsecureSetting {
+        key: "GF_SECURITY_ADMIN_PASSWORD",
+        values: &["admin"],
+        kind: Insecurity::KnownDefault,
+        product: "Grafana",
+    },
+    InsecureSetting {
+        key: "PGADMIN_DEFAULT_PASSWORD",
+        values: &["admin"],
+        kind: Insecurity::KnownDefault,
+        product: "pgAdmin",
+    },
+    InsecureSetting {
+        key: "ELASTIC_PASSWORD",
+        values: &["changeme"],
+        kind: Insecurity::KnownDefault,
+        product: "Elasticsearch",
+    },
+];
+
+/// The insecure setting `key=value` matches, if any.
+#[must_use]
+pub fn insecure_setting(key: &str, value: &str) -> Option<&'static InsecureSetting> {
+    let value = value.trim();
+    INSECURE_SETTINGS.iter().find(|s| {
+        s.key.eq_ignore_ascii_case(key.trim())
+            && if s.values.is_empty() {
+                value.is_empty()
+            } else {
+                s.values.iter().any(|v| v.eq_ignore_ascii_case(value))
+            }
+    })
+}
+
+/// Command-line flags that switch authentication off: (flag, product).
+pub const INSECURE_FLAGS: &[(&str, &str)] = &[("--api.insecure", "Traefik")];
+
+#[cfg(test)]
+mod insecure_tests {
+    use super::*;
+
+    #[test]
+    fn matches_keys_and_values() {
+        let pw = ["post", "gres"].concat();
+        assert_eq!(
+            insecure_setting("POSTGRES_PASSWORD", &pw).map(|s| s.kind),
+            Some(Insecurity::KnownDefault)
+        );
+        assert!(insecure_setting("POSTGRES_PASSWORD", "s3cure-and-long").is_none());
+        assert_eq!(
+            insecure_setting("REDIS_PASSWORD", "").map(|s| s.kind),
+            Some(Insecurity::EmptyPassword)
+        );
+        assert!(insecure_setting("REDIS_PASSWORD", "x").is_none());
+        assert!(insecure_setting("ARANGO_NO_AUTH", "0").is_none());
+    }
+}
+
+/// `runs-on` labels of GitHub-hosted runners (standard and macOS larger runners).
+pub const HOSTED_RUNNER_LABELS: &[&str] = &[
+    "ubuntu-latest",
+    "ubuntu-24.04",
+    "ubuntu-22.04",
+    "ubuntu-24.04-arm",
+    "ubuntu-22.04-arm",
+    "ubuntu-slim",
+    "windows-latest",
+    "windows-2025",
+    "windows-2022",
+    "windows-11-arm",
+    "macos-latest",
+    "macos-26",
+    "macos-15",
+    "macos-14",
+    "macos-13",
+    "macos-15-intel",
+    "macos-latest-large",
+    "macos-26-large",
+    "macos-15-large",
+    "macos-14-large",
+    "macos-13-large",
+    "macos-latest-xlarge",
+    "macos-26-xlarge",
+    "macos-15-xlarge",
+    "macos-14-xlarge",
+    "macos-13-xlarge",
+];
+
+/// Hosted runner images GitHub has retired: jobs on them never start.
+pub const RETIRED_RUNNER_LABELS: &[&str] = &[
+    "ubuntu-16.04",
+    "ubuntu-18.04",
+    "ubuntu-20.04",
+    "windows-2016",
+    "windows-2019",
+    "macos-10.15",
+    "macos-11",
+    "macos-12",
+    "macos-12-large",
+    "macos-12-xl",
+];

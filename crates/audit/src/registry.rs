@@ -35,6 +35,10 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::compose::compose_healthcheck_mismatch::HealthcheckMismatch),
         Box::new(rules::compose::compose_missing_healthcheck::MissingHealthcheck),
         Box::new(rules::compose::compose_missing_resource_limits::MissingResourceLimits),
+        Box::new(rules::compose::healthcheck_cannot_fail::HealthcheckCannotFail),
+        Box::new(rules::compose::healthcheck_wrong_port::HealthcheckWrongPort),
+        Box::new(rules::compose::placeholder_container::PlaceholderContainer),
+        Box::new(rules::compose::insecure_default::InsecureDefault),
         // secrets
         Box::new(rules::secrets::secret_provider_token::ProviderToken),
         Box::new(rules::secrets::secret_private_key::PrivateKey),
@@ -52,6 +56,10 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::workflows::workflow_duplicate_deploy::DuplicateDeploy),
         Box::new(rules::workflows::workflow_test_continue_on_error::TestContinueOnError),
         Box::new(rules::workflows::workflow_deploy_without_concurrency::DeployWithoutConcurrency),
+        Box::new(rules::workflows::workflow_unknown_runner::UnknownRunner),
+        Box::new(rules::workflows::workflow_oidc_without_id_token::OidcWithoutIdToken),
+        Box::new(rules::workflows::workflow_secret_in_set_env_vars::SecretInSetEnvVars),
+        Box::new(rules::workflows::workflow_deploy_on_any_branch::DeployOnAnyBranch),
         // drift
         Box::new(rules::drift::drift_tool_version::ToolVersion),
         Box::new(rules::drift::drift_base_image::BaseImage),

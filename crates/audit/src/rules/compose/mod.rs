@@ -8,6 +8,11 @@ pub mod compose_missing_path;
 pub mod compose_missing_resource_limits;
 pub mod compose_port_conflict;
 pub mod compose_privileged;
+pub mod health;
+pub mod healthcheck_cannot_fail;
+pub mod healthcheck_wrong_port;
+pub mod insecure_default;
+pub mod placeholder_container;
 
 use std::collections::HashMap;
 

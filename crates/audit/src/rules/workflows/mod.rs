@@ -2,13 +2,17 @@
 //! template injection, duplicate deploys, tests allowed to fail, deploys without
 //! concurrency.
 
+pub mod workflow_deploy_on_any_branch;
 pub mod workflow_deploy_without_concurrency;
 pub mod workflow_duplicate_deploy;
 pub mod workflow_excessive_permissions;
 pub mod workflow_long_lived_cloud_key;
 pub mod workflow_missing_permissions;
+pub mod workflow_oidc_without_id_token;
+pub mod workflow_secret_in_set_env_vars;
 pub mod workflow_template_injection;
 pub mod workflow_test_continue_on_error;
+pub mod workflow_unknown_runner;
 pub mod workflow_unpinned_action;
 
 use std::sync::LazyLock;
