@@ -190,7 +190,7 @@ impl Proxy {
         match tls_listeners {
             Some(TlsListeners::Shared(l)) => {
                 let token = shared.live.enter();
-                tokio::spawn(tls::accept_loop(shared.clone(), l, token));
+                tokio::spawn(accept_loop(shared.clone(), l, Scheme::Https, token));
             }
             Some(TlsListeners::PerWorker(ls)) => per_worker_tls = ls,
             None => {}
@@ -201,7 +201,7 @@ impl Proxy {
         if let Some(listener) = listener {
             let token = shared.live.enter();
             tokio::spawn(keep_timers_armed(shared.clone()));
-            tokio::spawn(accept_loop(shared.clone(), listener, token));
+            tokio::spawn(accept_loop(shared.clone(), listener, Scheme::Http, token));
         }
         if let Some((listeners, runtimes)) = workers
             && let Err(e) = worker::spawn(&shared, listeners, per_worker_tls, runtimes)
@@ -382,33 +382,47 @@ pub(crate) fn hyper_builder(cfg: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _token: LiveToken) {
+/// Accepts connections on one listener until the proxy drains. Plain and TLS listeners
+/// share it: the same admission under `max_connections`, the scheme for forwarded headers.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    scheme: Scheme,
+    _token: LiveToken,
+) {
     let builder = Arc::new(hyper_builder(&shared.cfg));
     let port = listener.local_addr().map_or(0, |a| a.port());
-    let listening = Listening::new(Scheme::Http, port);
+    let listening = Listening::new(scheme, port);
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {
             biased;
             () = wait_for_phase(&mut phase, |p| p != Phase::Running) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match shared.connections.admit() {
-                    Admission::In(slot) => {
+                Ok((stream, peer)) => match (shared.connections.admit(), scheme) {
+                    (Admission::In(slot), _) => {
                         let token = shared.live.enter();
                         let conn = Accepted { stream, peer, listening: listening.clone(), slot };
-                        tokio::spawn(serve_connection(shared.clone(), builder.clone(), conn, token));
+                        let (shared, builder) = (shared.clone(), builder.clone());
+                        match scheme {
+                            Scheme::Http => tokio::spawn(serve_connection(shared, builder, conn, token)),
+                            Scheme::Https => tokio::spawn(tls::serve_tls(shared, builder, conn, token)),
+                        };
                     }
-                    Admission::Full => shared.connections.refuse(stream),
+                    (Admission::Full, Scheme::Http) => shared.connections.refuse(stream),
+                    (Admission::Full, Scheme::Https) => {
+                        tokio::spawn(tls::refuse_tls(shared.clone(), stream));
+                    }
                 },
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
+                    warn!(error = %e, scheme = scheme.as_str(), "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
         }
     }
-    debug!(addr = %shared.local_addr, "proxy stopped accepting");
+    debug!(port, scheme = scheme.as_str(), "proxy stopped accepting");
 }
 
 /// A client connection just accepted, and what it reached.

@@ -30,17 +30,14 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use crate::body::ProxyBody;
 use crate::config::{CertPaths, TlsConfig, bind_address};
 use crate::error::ProxyError;
 use crate::guard::ConnState;
-use crate::headers::{Listening, Origin, Scheme};
-use crate::limit::Admission;
-use crate::server::{
-    Accepted, IdleCheck, LiveToken, Phase, Shared, hyper_builder, serve_hyper, wait_for_phase,
-};
+use crate::headers::Origin;
+use crate::server::{Accepted, IdleCheck, LiveToken, Phase, Shared, serve_hyper, wait_for_phase};
 use crate::worker;
 
 /// Why a certificate set could not be loaded.
@@ -312,41 +309,9 @@ pub(crate) async fn watch(shared: Arc<Shared>) {
     }
 }
 
-/// Accepts TLS connections until the proxy drains.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, _token: LiveToken) {
-    // The same limits as the plain listener; TLS connections count toward max_connections.
-    let builder = Arc::new(hyper_builder(&shared.cfg));
-    let port = listener.local_addr().map_or(0, |a| a.port());
-    let listening = Listening::new(Scheme::Https, port);
-    let mut phase = shared.phase.subscribe();
-    loop {
-        tokio::select! {
-            biased;
-            () = wait_for_phase(&mut phase, |p| p != Phase::Running) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match shared.connections.admit() {
-                    Admission::In(slot) => {
-                        let token = shared.live.enter();
-                        let conn = Accepted { stream, peer, listening: listening.clone(), slot };
-                        tokio::spawn(serve_tls(shared.clone(), builder.clone(), conn, token));
-                    }
-                    Admission::Full => {
-                        tokio::spawn(refuse_tls(shared.clone(), stream));
-                    }
-                },
-                Err(e) => {
-                    warn!(error = %e, "TLS accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    debug!("proxy stopped accepting TLS");
-}
-
 /// The 503 of a full proxy, said over TLS (in plain text a TLS client reads only a
 /// protocol error). The handshake gets a second: refusing must stay cheap.
-async fn refuse_tls(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+pub(crate) async fn refuse_tls(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
     let Some(tls) = shared.tls.as_ref() else {
         return;
     };
@@ -356,7 +321,7 @@ async fn refuse_tls(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
     }
 }
 
-async fn serve_tls(
+pub(crate) async fn serve_tls(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     conn: Accepted,

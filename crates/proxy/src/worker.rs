@@ -11,8 +11,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
 use tracing::warn;
 
+use crate::headers::Scheme;
 use crate::server::{LiveToken, Phase, Shared, accept_loop, keep_timers_armed, wait_for_phase};
-use crate::tls;
 
 thread_local! {
     static INDEX: Cell<usize> = const { Cell::new(0) };
@@ -93,7 +93,7 @@ pub(crate) fn spawn(
                     if let Some((tls, tls_token)) = tls {
                         match TcpListener::from_std(tls) {
                             Ok(l) => {
-                                tokio::spawn(tls::accept_loop(shared.clone(), l, tls_token));
+                                tokio::spawn(accept_loop(shared.clone(), l, Scheme::Https, tls_token));
                             }
                             Err(e) => {
                                 warn!(worker = i, error = %e, "worker cannot register its TLS listener");
@@ -101,7 +101,7 @@ pub(crate) fn spawn(
                         }
                     }
                     tokio::spawn(keep_timers_armed(shared.clone()));
-                    accept_loop(shared.clone(), listener, token).await;
+                    accept_loop(shared.clone(), listener, Scheme::Http, token).await;
                     let mut phase = shared.phase.subscribe();
                     tokio::select! {
                         () = shared.live.wait_all_done() => {}
