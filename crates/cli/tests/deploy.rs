@@ -396,27 +396,24 @@ fn get_with_cookie(addr: &str, cookie: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
-    let mut p = Project::new(&manifest(
-        "{ strategy: blue-green, keep_warm: 0s, drain_timeout: 10s }",
-    ));
-    let addr = up(&mut p);
-    let a = addr.clone();
+/// Opens `/api/stream` with `n` events, 100 ms apart, on a thread; returns once the first
+/// event arrived, with the thread that reads the stream to its end (a cut stream ends it).
+fn open_stream(addr: &str, n: u32) -> std::thread::JoinHandle<String> {
+    let a = addr.to_owned();
     let (opened, first_event) = std::sync::mpsc::channel();
     let stream = std::thread::spawn(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&a).unwrap();
         write!(
             s,
-            "GET /api/stream?n=15&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET /api/stream?n={n}&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let mut signalled = false;
         loop {
-            let n = s.read(&mut chunk).unwrap();
+            let n = s.read(&mut chunk).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -428,8 +425,18 @@ fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
         }
         String::from_utf8_lossy(&buf).into_owned()
     });
-    // The stream is open and flowing from v1 before the deploy starts.
     first_event.recv_timeout(Duration::from_secs(10)).unwrap();
+    stream
+}
+
+#[test]
+fn a_stream_opened_before_a_switch_completes_on_the_old_revision() {
+    let mut p = Project::new(&manifest(
+        "{ strategy: blue-green, keep_warm: 0s, drain_timeout: 10s }",
+    ));
+    let addr = up(&mut p);
+    // The stream is open and flowing from v1 before the deploy starts.
+    let stream = open_stream(&addr, 15);
     let out = deploy(&p, &[("DEMO_VERSION", "v2")], &["--wait"]);
     assert!(
         out.status.success(),
@@ -449,31 +456,7 @@ fn down_drains_the_proxy_before_it_stops_a_service() {
     let text = manifest("{ drain_timeout: 10s }") + "    stop_signal: SIGKILL\n";
     let mut p = Project::new(&text);
     let addr = up(&mut p);
-    let a = addr.clone();
-    let (opened, first_event) = std::sync::mpsc::channel();
-    let stream = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&a).unwrap();
-        write!(
-            s,
-            "GET /api/stream?n=8&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = s.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if String::from_utf8_lossy(&buf).matches("data: ").count() == 1 {
-                let _ = opened.send(());
-            }
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    first_event.recv_timeout(Duration::from_secs(10)).unwrap();
+    let stream = open_stream(&addr, 8);
     let out = p.run(&["down"]);
     assert!(
         out.status.success(),
