@@ -283,18 +283,6 @@ pub fn stack_uses(repo: &Repository) -> Vec<StackUse> {
     out
 }
 
-/// Branches two push filters share (`*` is every branch).
-#[must_use]
-pub fn shared_branches(a: &[String], b: &[String]) -> Vec<String> {
-    if a.iter().any(|x| x == "*") {
-        return b.to_vec();
-    }
-    if b.iter().any(|x| x == "*") {
-        return a.to_vec();
-    }
-    a.iter().filter(|x| b.contains(x)).cloned().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{StackUse, shared_branches, stack_uses};
+use super::{StackUse, stack_uses};
 use crate::finding::{Confidence, Severity};
 use crate::repo::Repository;
 use crate::rule::{Rule, RuleMeta, Sink};
+use crate::rules::workflows::{overlapping, shared_branches};
 
 /// Cross-file: one finding per stack updated by two or more workflows on the same push.
 pub struct DuplicateStackDeploy;
@@ -44,29 +45,14 @@ impl Rule for DuplicateStackDeploy {
             }
         }
         for ((_, stack), hits) in by_stack {
-            let mut involved: Vec<&StackUse> = Vec::new();
-            let mut shared: Vec<String> = Vec::new();
-            for (i, a) in hits.iter().enumerate() {
-                for b in &hits[i + 1..] {
-                    let (Some(x), Some(y)) = (&a.push_branches, &b.push_branches) else {
-                        continue;
-                    };
-                    let common = shared_branches(x, y);
-                    if common.is_empty() {
-                        continue;
-                    }
-                    for c in common {
-                        if !shared.contains(&c) {
-                            shared.push(c);
-                        }
-                    }
-                    for h in [a, b] {
-                        if !involved.iter().any(|v| v.workflow == h.workflow) {
-                            involved.push(h);
-                        }
-                    }
-                }
-            }
+            let (mut involved, shared) = overlapping(
+                &hits,
+                |a, b| match (&a.push_branches, &b.push_branches) {
+                    (Some(x), Some(y)) => shared_branches(x, y),
+                    _ => Vec::new(),
+                },
+                |v, h| v.workflow == h.workflow,
+            );
             if involved.len() < 2 {
                 continue;
             }

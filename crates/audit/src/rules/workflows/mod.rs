@@ -471,3 +471,44 @@ pub fn untrusted_contexts(expr: &str) -> Vec<&'static str> {
         .filter(|u| lower.contains(u))
         .collect()
 }
+
+/// The push branches two filters both fire on (`*` stands for any branch).
+pub(crate) fn shared_branches(a: &[String], b: &[String]) -> Vec<String> {
+    if a.iter().any(|x| x == "*") {
+        return b.to_vec();
+    }
+    if b.iter().any(|x| x == "*") {
+        return a.to_vec();
+    }
+    a.iter().filter(|x| b.contains(x)).cloned().collect()
+}
+
+/// Of `hits` (deploys of one target), those that share a branch with at least one other,
+/// each once by `same`, and every branch shared. `shared` gives two hits' common branches.
+pub(crate) fn overlapping<H>(
+    hits: &[H],
+    shared: impl Fn(&H, &H) -> Vec<String>,
+    same: impl Fn(&H, &H) -> bool,
+) -> (Vec<&H>, Vec<String>) {
+    let mut involved: Vec<&H> = Vec::new();
+    let mut branches: Vec<String> = Vec::new();
+    for (i, a) in hits.iter().enumerate() {
+        for b in &hits[i + 1..] {
+            let common = shared(a, b);
+            if common.is_empty() {
+                continue;
+            }
+            for c in common {
+                if !branches.contains(&c) {
+                    branches.push(c);
+                }
+            }
+            for h in [a, b] {
+                if !involved.iter().any(|x| same(x, h)) {
+                    involved.push(h);
+                }
+            }
+        }
+    }
+    (involved, branches)
+}

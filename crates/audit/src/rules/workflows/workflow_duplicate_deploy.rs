@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Triggers, deploys};
+use super::{Triggers, deploys, overlapping, shared_branches};
 use crate::collect::FileKind;
 use crate::finding::{Confidence, Location, Severity};
 use crate::parse::Document;
@@ -33,16 +33,6 @@ struct Hit {
     branches: Vec<String>,
     paths_filtered: bool,
     loc: Location,
-}
-
-fn overlap(a: &[String], b: &[String]) -> Vec<String> {
-    if a.iter().any(|x| x == "*") {
-        return b.to_vec();
-    }
-    if b.iter().any(|x| x == "*") {
-        return a.to_vec();
-    }
-    a.iter().filter(|x| b.contains(x)).cloned().collect()
 }
 
 impl Rule for DuplicateDeploy {
@@ -91,29 +81,17 @@ impl Rule for DuplicateDeploy {
                 continue;
             }
             // Workflows that share a branch with at least one other.
-            let mut involved: Vec<&Hit> = Vec::new();
-            let mut shared: Vec<String> = Vec::new();
-            for (i, a) in hits.iter().enumerate() {
-                for b in hits.iter().skip(i + 1) {
+            let (mut involved, shared) = overlapping(
+                hits,
+                |a, b| {
                     if a.environment_only && (a.paths_filtered || b.paths_filtered) {
-                        continue;
+                        Vec::new()
+                    } else {
+                        shared_branches(&a.branches, &b.branches)
                     }
-                    let common = overlap(&a.branches, &b.branches);
-                    if common.is_empty() {
-                        continue;
-                    }
-                    for c in common {
-                        if !shared.contains(&c) {
-                            shared.push(c);
-                        }
-                    }
-                    for h in [a, b] {
-                        if !involved.iter().any(|x| x.path == h.path) {
-                            involved.push(h);
-                        }
-                    }
-                }
-            }
+                },
+                |x, h| x.path == h.path,
+            );
             if involved.len() < 2 {
                 continue;
             }
