@@ -26,21 +26,11 @@ UPSTREAM_THREADS="${UPSTREAM_THREADS:-$CORES}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/release/examples"
 
-log() { echo "[bench] $*" >&2; }
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- tools ------------------------------------------------------------------------------------
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-missing=()
-have wrk || missing+=(wrk)
-have nginx || missing+=(nginx)
-have haproxy || missing+=(haproxy)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]} from Debian"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+need_debian wrk nginx haproxy
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 
@@ -68,32 +58,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-USED_PORTS=" "
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-  grep -qi ":$(printf '%04X' "$1") " /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-free_port() {
-  local p
-  for _ in $(seq 1 500); do
-    p=$((20000 + RANDOM % 30000))
-    if [[ "$USED_PORTS" != *" $p "* ]] && ! port_in_use "$p"; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  log "no free port found"
-  exit 1
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  log "nothing listening on port $1"
-  exit 1
-}
 
 declare -A PORT PIDOF SCHEME
 ORDER=()
