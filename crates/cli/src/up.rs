@@ -154,6 +154,28 @@ fn print_reports(services: &[ServiceStatus], failed: &[String]) {
     }
 }
 
+/// `db running, not healthy yet; nothing waits on it being healthy`: the services
+/// `up` did not wait for (healthchecks with `on_failure: none`).
+fn not_waited(services: &[ServiceStatus]) -> String {
+    let names: Vec<String> = services
+        .iter()
+        .filter(|s| !s.phase.is_good())
+        .map(|s| {
+            let how = if s.phase == status::Phase::Unhealthy {
+                "unhealthy"
+            } else {
+                "not healthy yet"
+            };
+            format!("{} running, {how}", s.name)
+        })
+        .collect();
+    format!(
+        "{}; nothing waits on {} being healthy",
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "them" }
+    )
+}
+
 /// `orchestra up` in the foreground.
 pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCode> {
     project::report_import(file);
@@ -162,6 +184,7 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
     };
     let n = opts.plan.order.len();
     let project = opts.manifest.name.clone();
+    let lenient = orchestra_plan::running_is_enough(&opts.manifest, &opts.plan);
     let daemon = Daemon::start(opts).await?;
     let admin = daemon
         .admin_addr()
@@ -200,10 +223,16 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
                 r = changed.changed(), if !settled => {
                     if r.is_err() { return; }
                     let services = rt.services();
-                    match status::settled(&services) {
+                    match status::settled_with(&services, &lenient) {
                         Settled::Up => {
                             settled = true;
-                            println!("orchestra: all {} services healthy in {:.2}s; logs follow", services.len(), t0.elapsed().as_secs_f64());
+                            let healthy = services.iter().filter(|s| s.phase.is_good()).count();
+                            let what = if healthy == services.len() {
+                                format!("all {healthy} services healthy")
+                            } else {
+                                format!("{healthy}/{} services healthy, {}", services.len(), not_waited(&services))
+                            };
+                            println!("orchestra: {what} in {:.2}s; logs follow", t0.elapsed().as_secs_f64());
                         }
                         Settled::Failed(names) => {
                             settled = true;
@@ -335,6 +364,7 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             note[1].as_str().unwrap_or_default()
         );
     }
+    let lenient = orchestra_plan::running_is_enough(&opts.manifest, &opts.plan);
     let mut progress: Option<Progress> = None;
     let deadline = t0 + timeout;
     loop {
@@ -342,7 +372,7 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
             .context("unexpected status answer from the daemon")?;
         let p = progress.get_or_insert_with(|| Progress::new(&st.services));
         p.show(&st.services);
-        match status::settled(&st.services) {
+        match status::settled_with(&st.services, &lenient) {
             Settled::Up => {
                 let admin = info
                     .get("admin")
@@ -361,8 +391,13 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
                     .unwrap_or_default();
                 let proxy = format!("{proxy}{tls}");
                 let admin = format!("{admin}{proxy}");
+                let rest = if st.healthy == st.total {
+                    String::new()
+                } else {
+                    format!(" ({})", not_waited(&st.services))
+                };
                 println!(
-                    "✓ {}: {}/{} services healthy in {:.2}s{admin}",
+                    "✓ {}: {}/{} services healthy{rest} in {:.2}s{admin}",
                     st.project,
                     st.healthy,
                     st.total,

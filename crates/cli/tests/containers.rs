@@ -676,6 +676,10 @@ networks:
     );
     let mut c = c;
     c.p.up_ok(&[]);
+    // As in Compose, `up` waits for `web`'s check only if something needs it healthy.
+    wait_for(30, "web healthy", || {
+        (c.p.service("web")["phase"] == "healthy").then_some(())
+    });
     let phases: Vec<(String, String)> =
         c.p.services()
             .iter()
@@ -730,7 +734,9 @@ fn up_runs_a_bare_compose_file_without_an_orchestra_yaml() {
         "{}",
         text(&out)
     );
-    assert_eq!(c.p.service("web")["phase"], "healthy");
+    wait_for(30, "web healthy", || {
+        (c.p.service("web")["phase"] == "healthy").then_some(())
+    });
     assert!(
         !c.p.path().join("orchestra.yaml").exists(),
         "nothing was written"
@@ -806,4 +812,138 @@ fn a_container_gets_its_secrets_as_files_never_in_its_config() {
         !std::path::Path::new(&dir).exists(),
         "the files go with the container"
     );
+}
+
+/// A project run from a bare `compose.yaml` (imported in memory by every command).
+fn compose_platform(tag: &str, services: &str) -> Platform {
+    let c = Platform::new(tag, "  placeholder:\n    command: [x]\n");
+    std::fs::remove_file(c.p.path().join("orchestra.yaml")).unwrap();
+    let compose = format!(
+        "name: {}\nservices:\n{}",
+        c.name,
+        services.replace("IMAGE", IMAGE)
+    );
+    c.p.write("compose.yaml", &compose);
+    c
+}
+
+/// A Compose healthcheck that always fails, counting its runs in /tmp/probes.
+const SICK: &str = r#"  sick:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD-SHELL", "echo probe >> /tmp/probes; exit 1"]
+      interval: 200ms
+      timeout: 5s
+      retries: 2
+"#;
+
+#[test]
+fn an_imported_service_whose_check_always_fails_keeps_running_and_up_succeeds() {
+    let Some(_) = engine() else { return };
+    let services = format!(
+        "{SICK}  app:\n    image: IMAGE\n    command: [\"sleep\", \"3600\"]\n    stop_grace_period: 1s\n    depends_on: [sick]\n"
+    );
+    let mut c = compose_platform("sick", &services);
+    let out = c.p.up_ok(&[]);
+    assert!(
+        out.contains("sick running") && out.contains("nothing waits on it being healthy"),
+        "{out}"
+    );
+    let id = c.container_of("sick");
+    wait_for(30, "sick unhealthy", || {
+        (c.p.service("sick")["phase"] == "unhealthy").then_some(())
+    });
+    // Probed on after it turned unhealthy, in the same container: never restarted.
+    wait_for(30, "more probes after unhealthy", || {
+        let o = docker(&["exec", &id, "cat", "/tmp/probes"]);
+        (String::from_utf8_lossy(&o.stdout).lines().count() >= 6).then_some(())
+    });
+    assert_eq!(c.container_of("sick"), id);
+    assert_eq!(inspect(&id, "{{.State.Running}}"), "true");
+    let sick = c.p.service("sick");
+    assert_eq!(sick["phase"], "unhealthy", "{sick:#}");
+    assert_eq!(sick["replicas"][0]["restarts"], 0, "{sick:#}");
+    let ev = c.p.events();
+    let kinds: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["service"] == "sick")
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"unhealthy"), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"restarted") && !kinds.contains(&"exited"),
+        "{kinds:?}"
+    );
+    assert_eq!(c.p.service("app")["phase"], "healthy");
+    let out = c.p.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(containers(&c.name).is_empty());
+}
+
+#[test]
+fn up_fails_when_a_dependent_needs_an_imported_service_healthy_that_never_is() {
+    let Some(_) = engine() else { return };
+    let services = format!(
+        "{SICK}  api:\n    image: IMAGE\n    command: [\"sleep\", \"3600\"]\n    depends_on:\n      sick: {{ condition: service_healthy }}\n"
+    );
+    let mut c = compose_platform("sickdep", &services);
+    let out = c.p.up(&[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sick did not become healthy")
+            && err.contains("kept running: on_failure is none"),
+        "{err}"
+    );
+    assert!(containers(&c.name).is_empty(), "up stops what it started");
+}
+
+#[test]
+fn an_imported_service_gets_the_port_its_app_listens_on_and_its_working_dir() {
+    let Some(_) = engine() else { return };
+    // busybox's image EXPOSEs nothing: without `port:` PORT would be 8080.
+    let services = r#"  api:
+    image: IMAGE
+    environment: { PORT: "8000", MODE: demo }
+    ports: ["8000"]
+    command: ["sh", "-c", "exec httpd -f -p $$PORT -h /www"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8000/ || exit 1"]
+      interval: 300ms
+      start_period: 20s
+  files:
+    image: IMAGE
+    working_dir: /www
+    ports: ["9000"]
+    command: ["httpd", "-f", "-p", "9000", "-h", "."]
+    stop_grace_period: 1s
+"#;
+    let mut c = compose_platform("port", services);
+    c.p.up_ok(&[]);
+    wait_for(30, "api healthy", || {
+        (c.p.service("api")["phase"] == "healthy").then_some(())
+    });
+    let api = c.container_of("api");
+    let env = inspect(&api, "{{range .Config.Env}}{{.}};{{end}}");
+    assert!(
+        env.contains("PORT=8000;") && env.contains("MODE=demo;"),
+        "{env}"
+    );
+    assert!(!env.contains("PORT=8080"), "{env}");
+    // Orchestra's own published port reaches the app's port.
+    let (code, body) = http_get(&format!("127.0.0.1:{}", c.port_of("api")), "/").unwrap();
+    assert_eq!(code, 200, "{body}");
+    // `working_dir` is where the container's process runs: `httpd -h .` serves /www.
+    let files = c.container_of("files");
+    assert_eq!(inspect(&files, "{{.Config.WorkingDir}}"), "/www");
+    let (code, body) = wait_for(30, "files answers", || {
+        http_get(&format!("127.0.0.1:{}", c.port_of("files")), "/")
+    });
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("hello from busybox"), "{body}");
+    let out = c.p.down();
+    assert!(out.status.success(), "{}", text(&out));
 }

@@ -195,6 +195,11 @@ impl ContainerPlan<'_> {
             entrypoint: fill(entrypoint),
             env: Some(env),
             user: svc.user.clone(),
+            // Absolute (the loader checks), inside the container; else the image's WORKDIR.
+            working_dir: svc
+                .working_dir
+                .as_ref()
+                .map(|d| d.to_string_lossy().into_owned()),
             labels: Some(labels),
             exposed_ports: Some(exposed),
             stop_signal: Some(svc.stop_signal.clone()),
@@ -349,5 +354,31 @@ mod tests {
         assert_eq!(h.network_mode.as_deref(), Some("orchestra_shop"));
         let ep = &b.networking_config.unwrap().endpoints_config.unwrap()["orchestra_shop"];
         assert_eq!(ep.aliases.as_deref().unwrap(), ["api".to_owned()]);
+        // No `working_dir`: the image's WORKDIR.
+        assert_eq!(b.working_dir, None);
+    }
+
+    #[test]
+    fn working_dir_and_all_gpus_reach_the_container() {
+        let s = svc("services:
+  api:
+    image: local/busybox:1
+    working_dir: /srv/app
+    resources: { gpus: all }
+");
+        let plan = ContainerPlan {
+            project: "p",
+            svc: &s,
+            revision: "abc",
+            replica: 0,
+            image: "local/busybox:1",
+            port: 8080,
+            secrets: None,
+        };
+        let b = plan.body();
+        assert_eq!(b.working_dir.as_deref(), Some("/srv/app"));
+        let gpus = b.host_config.unwrap().device_requests.unwrap();
+        assert_eq!(gpus[0].count, Some(-1));
+        assert_eq!(gpus[0].capabilities, Some(vec![vec!["gpu".to_owned()]]));
     }
 }

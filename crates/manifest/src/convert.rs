@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::error::Diagnostic;
 use crate::model::{
     Build, Check, Condition, Dependency, HealthPolicy, Location, Manifest, PortMapping, Probe,
-    Resources, Restart, RestartPolicy, SecretDelivery, SecretOptions, Service, Volume, VolumeKind,
-    Workload,
+    ProbeFailure, Resources, Restart, RestartPolicy, SecretDelivery, SecretOptions, Service,
+    Volume, VolumeKind, Workload,
 };
 use crate::node::{Entry, Kind, Node, join};
 use crate::overlay::quoted_list;
@@ -75,6 +75,7 @@ const PROBE_FIELDS: &[&str] = &[
     "timeout",
     "retries",
     "start_period",
+    "on_failure",
 ];
 const RESTART_FIELDS: &[&str] = &["policy", "backoff", "max_restarts"];
 const BACKOFF_FIELDS: &[&str] = &["initial", "max"];
@@ -672,6 +673,9 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .map(|n| ctx.env_map(n, &f.path("env")))
         .unwrap_or_default();
     let container = f.get("image").is_some() || f.get("build").is_some();
+    if let (Some(n), Some(value)) = (f.get("env"), env.get("PORT")) {
+        port_in_env(ctx, n, &f.path("env"), value, port, container);
+    }
     let working_dir = f.get("working_dir").and_then(|n| {
         let p = f.path("working_dir");
         let s = ctx.nonempty_string(n, &p)?;
@@ -1095,13 +1099,98 @@ fn probe(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Probe> {
         .get("start_period")
         .and_then(|n| ctx.duration(n, &f.path("start_period"), false))
         .unwrap_or(Duration::from_secs(30));
+    let on_failure = f
+        .entry("on_failure")
+        .and_then(|e| probe_failure(ctx, e, &f.path("on_failure"), path))
+        .unwrap_or_default();
     Some(Probe {
         check: check?,
         interval,
         timeout,
         retries,
         start_period,
+        on_failure,
     })
+}
+
+/// `env.PORT`: Orchestra sets `PORT` itself (a container's `port`, a process replica's
+/// own free port), so a different value would be overridden without a word. Allowed
+/// when it says the same: `${PORT}`, or a container's `port`.
+fn port_in_env(
+    ctx: &mut Ctx<'_>,
+    env: &Node,
+    path: &str,
+    value: &str,
+    port: Option<u16>,
+    container: bool,
+) {
+    if value == "${PORT}" || (container && port.is_some() && value.parse::<u16>().ok() == port) {
+        return;
+    }
+    let (loc, p) = match &env.kind {
+        Kind::Map(entries) => entries
+            .iter()
+            .find(|e| e.key == "PORT")
+            .map_or((env.loc, path.to_owned()), |e| (e.value.loc, join(path, "PORT"))),
+        Kind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .find(|(_, i)| matches!(&i.kind, Kind::Scalar(s) if s == "PORT" || s.starts_with("PORT=")))
+            .map_or((env.loc, path.to_owned()), |(i, n)| (n.loc, format!("{path}[{i}]"))),
+        _ => (env.loc, path.to_owned()),
+    };
+    let hint = match (container, value.parse::<u16>()) {
+        (true, Ok(n)) if n > 0 => format!(
+            "write `port: {n}` (the port the program listens on inside the container) and remove `PORT` from `env`: Orchestra then sets PORT={n}"
+        ),
+        (true, _) => "remove `PORT` from `env`; `port:` says which port the program listens on inside the container".to_owned(),
+        (false, _) => "remove `PORT` from `env`: each replica listens on its own free port, passed as PORT (write `${PORT}` where the command needs it)".to_owned(),
+    };
+    let what = if container {
+        port.map_or_else(
+            || "the image's one EXPOSEd port, else 8080".to_owned(),
+            |n| format!("the service's `port` ({n})"),
+        )
+    } else {
+        "each replica's own free port".to_owned()
+    };
+    let d = ctx
+        .diag(
+            loc,
+            &p,
+            format!("`PORT` is set by Orchestra (to {what}) and would override this value"),
+        )
+        .found(format!("PORT={value}"))
+        .hint(hint);
+    ctx.push(d);
+}
+
+/// `on_failure: restart | none`; only a healthcheck restarts, so readiness has none.
+fn probe_failure(ctx: &mut Ctx<'_>, e: &Entry, p: &str, probe: &str) -> Option<ProbeFailure> {
+    if !probe.ends_with(".healthcheck") {
+        let d = ctx
+            .diag(e.key_loc, p, "`on_failure` applies only to `healthcheck`")
+            .hint(
+                "a failing readiness probe never restarts a replica; remove `on_failure`"
+                    .to_owned(),
+            );
+        ctx.push(d);
+        return None;
+    }
+    let v = &e.value;
+    let s = ctx.nonempty_string(v, p)?;
+    match s.as_str() {
+        "restart" => Some(ProbeFailure::Restart),
+        "none" => Some(ProbeFailure::None),
+        _ => {
+            let d = ctx
+                .diag(v.loc, p, "invalid `on_failure`")
+                .found(v.describe())
+                .expected("`restart` (stop and start the replica again) or `none` (mark it unhealthy and keep it running)");
+            ctx.push(d);
+            None
+        }
+    }
 }
 
 /// `tcp: true` (the replica's port, or `port:`) or `tcp: <port>`.

@@ -308,6 +308,28 @@ pub struct Probe {
     /// Grace time after start during which failures do not count against `retries`;
     /// the service must pass within it.
     pub start_period: Duration,
+    /// What `retries` consecutive failures do (`healthcheck.on_failure`). Left out of
+    /// the serialized form when it is the default, so revisions stay as they were.
+    #[serde(default, skip_serializing_if = "ProbeFailure::is_restart")]
+    pub on_failure: ProbeFailure,
+}
+
+/// `healthcheck.on_failure`: what a failing healthcheck does to the replica.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeFailure {
+    /// Stop the replica and start it again (after the restart policy's backoff).
+    #[default]
+    Restart,
+    /// Mark it unhealthy and keep it running (as Compose does); dependents waiting on
+    /// `healthy` keep waiting, and `up` waits for it only when such a dependent exists.
+    None,
+}
+
+impl ProbeFailure {
+    fn is_restart(&self) -> bool {
+        *self == ProbeFailure::Restart
+    }
 }
 
 /// What a probe checks.

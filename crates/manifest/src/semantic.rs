@@ -257,7 +257,9 @@ fn ports(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnost
     let mut seen: Vec<HostPort<'_>> = Vec::new();
     for (s, sm) in manifest.services.iter().zip(&meta.services) {
         let mut wanted: Vec<(HostPort<'_>, &(crate::model::Location, String))> = Vec::new();
-        if let (Some(port), Some(at)) = (s.port, &sm.port) {
+        // A container's `port` is inside its own network namespace, not on the host.
+        let process = matches!(s.workload, crate::model::Workload::Process { .. });
+        if let (true, Some(port), Some(at)) = (process, s.port, &sm.port) {
             let hp = HostPort {
                 port,
                 protocol: "tcp",

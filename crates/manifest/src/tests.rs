@@ -2155,3 +2155,72 @@ fn a_bare_compose_file_is_found_and_loaded_as_imported_and_a_manifest_wins_besid
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn healthcheck_on_failure_restarts_by_default_or_keeps_running() {
+    let m = ok("services:
+  a: { command: x, healthcheck: { tcp: true } }
+  b: { command: x, healthcheck: { tcp: true, on_failure: none } }
+  c: { command: x, healthcheck: { tcp: true, on_failure: restart } }
+");
+    let on_failure = |n: &str| {
+        m.service(n)
+            .unwrap()
+            .healthcheck
+            .as_ref()
+            .unwrap()
+            .on_failure
+    };
+    assert_eq!(on_failure("a"), ProbeFailure::Restart);
+    assert_eq!(on_failure("b"), ProbeFailure::None);
+    assert_eq!(on_failure("c"), ProbeFailure::Restart);
+    // The default is not serialized: revisions of existing services do not change.
+    assert_eq!(m.service("a").unwrap().revision(), {
+        let mut c = m.service("c").unwrap().clone();
+        c.name = "a".into();
+        c.revision()
+    });
+    assert_ne!(m.service("b").unwrap().revision(), {
+        let mut c = m.service("c").unwrap().clone();
+        c.name = "b".into();
+        c.revision()
+    });
+
+    let d =
+        one("services:\n  a:\n    command: x\n    healthcheck: { tcp: true, on_failure: stop }\n");
+    at(&d, 4, 43, "services.a.healthcheck.on_failure");
+    assert_eq!(d.message, "invalid `on_failure`");
+    let d =
+        one("services:\n  a:\n    command: x\n    readiness: { tcp: true, on_failure: none }\n");
+    at(&d, 4, 29, "services.a.readiness.on_failure");
+    assert_eq!(d.message, "`on_failure` applies only to `healthcheck`");
+}
+
+#[test]
+fn a_port_in_env_that_orchestra_would_override_is_an_error() {
+    // Saying the same as Orchestra is fine.
+    ok("services:
+  a: { image: x, port: 8000, env: { PORT: \"8000\" } }
+  b: { command: x, env: { PORT: \"${PORT}\" } }
+  c: { image: x, env: [\"PORT=${PORT}\"] }
+");
+    let d = one("services:\n  a:\n    image: x\n    env: { PORT: \"8000\" }\n");
+    at(&d, 4, 18, "services.a.env.PORT");
+    assert_eq!(
+        d.message,
+        "`PORT` is set by Orchestra (to the image's one EXPOSEd port, else 8080) and would override this value"
+    );
+    assert!(
+        d.hint.as_deref().unwrap().starts_with("write `port: 8000`"),
+        "{d}"
+    );
+    let d = one("services:\n  a:\n    image: x\n    port: 80\n    env: [A=1, PORT=8000]\n");
+    at(&d, 5, 16, "services.a.env[1]");
+    assert!(d.message.contains("the service's `port` (80)"), "{d}");
+    let d = one("services:\n  a:\n    command: x\n    env: { PORT: \"3000\" }\n");
+    at(&d, 4, 18, "services.a.env.PORT");
+    assert!(
+        d.hint.as_deref().unwrap().contains("its own free port"),
+        "{d}"
+    );
+}

@@ -118,7 +118,9 @@ fn fixtures_match_golden_files_and_load() {
 // re-loaded manifest must agree on every supported field the fixture spells out without
 // `${...}` (those are resolved only at load time).
 
-use orchestra_manifest::{Check, Condition, Resources, Restart, Workload, parse_duration};
+use orchestra_manifest::{
+    Check, Condition, ProbeFailure, Resources, Restart, Workload, parse_duration,
+};
 use saphyr::{ScalarStyle, Yaml, YamlLoader};
 use std::time::Duration;
 
@@ -539,15 +541,20 @@ fn expected_gpus(svc: &V) -> Option<u32> {
     if svc.get("gpus").and_then(V::s) == Some("all") {
         return Some(Resources::ALL_GPUS);
     }
-    let devices = svc
-        .get("deploy")
-        .and_then(|d| d.get("resources"))
-        .and_then(|r| r.get("reservations"))
-        .and_then(|r| r.get("devices"))?;
+    // A service-level `gpus:` list holds GPU requests without `capabilities`.
+    let service_level = svc.get("gpus");
+    let devices = match service_level {
+        Some(list) => list,
+        None => svc
+            .get("deploy")
+            .and_then(|d| d.get("resources"))
+            .and_then(|r| r.get("reservations"))
+            .and_then(|r| r.get("devices"))?,
+    };
     let mut total = None;
     for d in devices.list() {
         let caps = d.get("capabilities").map(V::list).unwrap_or_default();
-        if !caps.iter().any(|c| c.s() == Some("gpu")) {
+        if !caps.iter().any(|c| c.s() == Some("gpu")) && service_level.is_none() {
             continue;
         }
         let n = if let Some(ids) = d.get("device_ids") {
@@ -556,10 +563,14 @@ fn expected_gpus(svc: &V) -> Option<u32> {
             match d.get("count").and_then(V::s) {
                 Some("all") => Resources::ALL_GPUS,
                 Some(n) => n.parse().unwrap(),
-                None => 1,
+                None => Resources::ALL_GPUS,
             }
         };
-        total = Some(total.unwrap_or(0) + n);
+        total = Some(match total {
+            None => n,
+            Some(t) if t == Resources::ALL_GPUS || n == Resources::ALL_GPUS => Resources::ALL_GPUS,
+            Some(t) => t + n,
+        });
     }
     total
 }
@@ -648,6 +659,8 @@ fn check_service(fixture: &str, dir: &Path, svc: &V, names: &[String], m: &Manif
                 }
             }
             assert_eq!(want.retries, p.retries, "{ctx}.healthcheck.retries");
+            // Compose never restarts a container for failing its healthcheck.
+            assert_eq!(p.on_failure, ProbeFailure::None, "{ctx}.healthcheck");
         }
         (Some(_), None) => panic!("{ctx}: healthcheck missing"),
     }
@@ -675,8 +688,35 @@ fn check_service(fixture: &str, dir: &Path, svc: &V, names: &[String], m: &Manif
             .collect(),
         _ => Vec::new(),
     };
-    for (k, v) in env.iter().filter(|(_, v)| !v.contains('$')) {
+    for (k, v) in env.iter().filter(|(k, v)| !v.contains('$') && k != "PORT") {
         assert_eq!(s.env.get(k), Some(v), "{ctx}.environment.{k}");
+    }
+    // What the app listens on: PORT, else the one published container port. Orchestra
+    // sets PORT to `port`, so PORT itself is never in `env`.
+    assert_eq!(s.env.get("PORT"), None, "{ctx}.environment.PORT");
+    let ports = svc.get("ports").map(V::list).unwrap_or_default();
+    let plain_ports = ports
+        .iter()
+        .all(|p| !templated(p) && p.s().is_none_or(|s| !s.contains('-')));
+    let want_port = match env.iter().find(|(k, _)| k == "PORT") {
+        Some((_, v)) if v.contains('$') => None,
+        Some((_, v)) => Some(v.parse::<u16>().ok()),
+        None if plain_ports => {
+            let mut tcp: Vec<u16> = expected_ports(svc)
+                .into_iter()
+                .filter(|(_, _, proto)| proto == "tcp")
+                .map(|(_, c, _)| c)
+                .collect();
+            tcp.dedup();
+            Some(match tcp.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            })
+        }
+        None => None,
+    };
+    if let Some(want) = want_port {
+        assert_eq!(s.port, want, "{ctx}.port");
     }
 
     // Published ports and mounts.

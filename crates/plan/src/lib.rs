@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use orchestra_manifest::{Condition, Manifest, Restart};
+use orchestra_manifest::{Condition, Manifest, ProbeFailure, Restart};
 
 /// Why a plan cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,6 +237,30 @@ pub fn plan(manifest: &Manifest, selected: &BTreeSet<String>) -> Result<StartPla
     Ok(StartPlan { order, deps })
 }
 
+/// The selected services `up` need only see running, not healthy: a healthcheck with
+/// `on_failure: none` (it reports, never restarts) that no selected service waits on
+/// with `condition: healthy`. This is how Compose's `up -d` treats health.
+pub fn running_is_enough(manifest: &Manifest, plan: &StartPlan) -> BTreeSet<String> {
+    plan.order
+        .iter()
+        .filter(|n| {
+            manifest.service(n).is_some_and(|s| {
+                s.healthcheck
+                    .as_ref()
+                    .is_some_and(|h| h.on_failure == ProbeFailure::None)
+            })
+        })
+        .filter(|n| {
+            !plan
+                .deps
+                .values()
+                .flatten()
+                .any(|e| e.service == **n && e.condition == Condition::Healthy)
+        })
+        .cloned()
+        .collect()
+}
+
 /// What the runtime has observed of one service, as far as dependents care.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -459,6 +483,41 @@ profiles:
             gate(&edge(Condition::Healthy), &gave_up, r),
             Gate::Blocked(_)
         ));
+    }
+
+    #[test]
+    fn up_waits_for_a_check_that_never_restarts_only_where_a_dependent_needs_it() {
+        let m = manifest(
+            r#"
+services:
+  cache:
+    command: [cache]
+    healthcheck: { tcp: true, on_failure: none }
+  db:
+    command: [db]
+    healthcheck: { tcp: true, on_failure: none }
+  search:
+    command: [search]
+    healthcheck: { tcp: true }
+  api:
+    command: [api]
+    depends_on: { db: { condition: healthy }, cache: { condition: started } }
+    profiles: [full]
+"#,
+        );
+        let all = select(&m, &["full".into()], &[]).unwrap();
+        let p = plan(&m, &all).unwrap();
+        assert_eq!(
+            running_is_enough(&m, &p).into_iter().collect::<Vec<_>>(),
+            ["cache"]
+        );
+        // Without `api` nothing waits on `db` being healthy.
+        let some = select(&m, &[], &[]).unwrap();
+        let p = plan(&m, &some).unwrap();
+        assert_eq!(
+            running_is_enough(&m, &p).into_iter().collect::<Vec<_>>(),
+            ["cache", "db"]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the runtime reports: per-replica and per-service state, the failure
 //! report, the aggregate health — and the pure functions that derive them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use orchestra_plan::Observed;
 use serde::{Deserialize, Serialize};
@@ -370,18 +370,40 @@ pub enum Settled {
 /// as soon as it has a failure report while not healthy: `up -d` does not
 /// wait out restart loops.
 pub fn settled(services: &[ServiceStatus]) -> Settled {
+    settled_with(services, &BTreeSet::new())
+}
+
+/// [`settled`], where the services in `running_is_enough` (a healthcheck with
+/// `on_failure: none` that no dependent waits on being healthy) count once every
+/// replica has started, healthy or not, as Compose's `up -d` does. Any other service
+/// left unhealthy without a restart (`on_failure: none`) has failed to come up.
+pub fn settled_with(services: &[ServiceStatus], running_is_enough: &BTreeSet<String>) -> Settled {
+    let up = |s: &ServiceStatus| {
+        s.phase.is_good()
+            || (running_is_enough.contains(&s.name)
+                && s.report.is_none()
+                && matches!(s.phase, Phase::Starting | Phase::Unhealthy)
+                && !s.replicas.is_empty()
+                && s.replicas.iter().all(|r| {
+                    r.ever_started
+                        && matches!(r.phase, Phase::Starting | Phase::Unhealthy | Phase::Healthy)
+                }))
+    };
     let failed: Vec<String> = services
         .iter()
         .filter(|s| {
-            !s.phase.is_good()
+            !up(s)
                 && (s.report.is_some()
-                    || matches!(s.phase, Phase::Failed | Phase::Blocked | Phase::Exited))
+                    || matches!(
+                        s.phase,
+                        Phase::Failed | Phase::Blocked | Phase::Exited | Phase::Unhealthy
+                    ))
         })
         .map(|s| s.name.clone())
         .collect();
     if !failed.is_empty() {
         Settled::Failed(failed)
-    } else if services.iter().all(|s| s.phase.is_good()) {
+    } else if services.iter().all(up) {
         Settled::Up
     } else {
         Settled::Pending
@@ -485,6 +507,53 @@ mod tests {
         assert_eq!(settled(&s), Settled::Failed(vec!["b".into()]));
         let ok = vec![svc("a", Phase::Healthy), svc("m", Phase::Completed)];
         assert_eq!(settled(&ok), Settled::Up);
+    }
+
+    #[test]
+    fn a_service_that_only_has_to_run_settles_once_started_healthy_or_not() {
+        let started = |name: &str, phase: Phase| {
+            let mut s = svc(name, phase);
+            s.replicas[0].ever_started = true;
+            s
+        };
+        let lenient: BTreeSet<String> = ["db".to_owned()].into();
+        // Kept running while failing its check: up for `up`, unless a dependent needs it.
+        let s = vec![
+            started("api", Phase::Healthy),
+            started("db", Phase::Unhealthy),
+        ];
+        assert_eq!(settled_with(&s, &lenient), Settled::Up);
+        assert_eq!(settled(&s), Settled::Failed(vec!["db".into()]));
+        let s = vec![
+            started("api", Phase::Healthy),
+            started("db", Phase::Starting),
+        ];
+        assert_eq!(settled_with(&s, &lenient), Settled::Up);
+        assert_eq!(settled(&s), Settled::Pending);
+        // Not started yet, or exited: not up.
+        let s = vec![svc("db", Phase::Starting)];
+        assert_eq!(settled_with(&s, &lenient), Settled::Pending);
+        let s = vec![started("db", Phase::Exited)];
+        assert_eq!(
+            settled_with(&s, &lenient),
+            Settled::Failed(vec!["db".into()])
+        );
+        // Restarted after a crash (its report stands until it is healthy): not up.
+        let mut s = vec![started("db", Phase::Starting)];
+        s[0].report = Some(FailureReport {
+            service: "db".into(),
+            replica: 0,
+            at_ms: 0,
+            summary: "exited 1".into(),
+            cause: None,
+            exit: None,
+            probes: vec![],
+            logs: vec![],
+        });
+        assert_eq!(
+            settled_with(&s, &lenient),
+            Settled::Failed(vec!["db".into()])
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ const SERVICE_ORDER: &[&str] = &[
     "command",
     "working_dir",
     "user",
+    "port",
     "env_file",
     "env",
     "ports",
@@ -624,7 +625,7 @@ impl Mapper {
                 "volumes" => self.volumes(&mut svc, v, &p),
                 "tmpfs" => self.tmpfs(&mut svc, v, &p),
                 "depends_on" => self.depends_on(&mut svc, v, &p),
-                "healthcheck" => self.healthcheck(&mut svc, v, &p),
+                "healthcheck" => self.healthcheck(&mut svc, e, &p),
                 "deploy" => self.deploy(&mut svc, v, &p),
                 // As in Compose, `deploy.restart_policy` wins wherever it is written.
                 "restart" if deploy_has(entries, "restart_policy") => self.mapped(
@@ -806,6 +807,7 @@ impl Mapper {
             svc.fields.insert("restart", Out::str("no"));
         }
         self.finish_resources(&mut svc);
+        self.service_port(&mut svc, entries, &path);
         if let Some((loc, p)) = find_port_var(&entry.value, &path) {
             self.mapped(
                 loc,
@@ -814,6 +816,97 @@ impl Mapper {
             );
         }
         svc
+    }
+
+    /// `port:` from what the app listens on: `environment.PORT`, else the one container
+    /// port `ports` publishes. Orchestra sets `PORT` to the service's port, so the
+    /// variable is dropped from `env` and stays what Compose gave the app.
+    fn service_port(&mut self, svc: &mut Svc, entries: &[Entry], path: &str) {
+        let env_node = entries.iter().find(|e| e.key == "environment");
+        let from_env = match svc.fields.get_mut("env") {
+            Some(Out::Map(env, _)) => env
+                .iter()
+                .position(|(k, _)| k == "PORT")
+                .map(|i| env.remove(i).1),
+            _ => None,
+        };
+        if matches!(svc.fields.get("env"), Some(Out::Map(env, _)) if env.is_empty()) {
+            svc.fields.remove("env");
+        }
+        let published: Vec<u16> = match svc.fields.get("ports") {
+            Some(Out::Seq(items, _)) => {
+                let mut ports: Vec<u16> = items
+                    .iter()
+                    .filter_map(|o| match o {
+                        Out::Str(spec) => parse_port_spec(spec).ok(),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter(|m| m.protocol == "tcp")
+                    .map(|m| m.container_port)
+                    .collect();
+                ports.sort_unstable();
+                ports.dedup();
+                ports
+            }
+            _ => Vec::new(),
+        };
+        let ports_loc = entries
+            .iter()
+            .find(|e| e.key == "ports")
+            .map(|e| (e.key_loc, join(path, "ports")));
+        if let Some(value) = from_env {
+            let (loc, p) = env_node
+                .and_then(|e| env_entry_loc(e, "PORT", &join(path, "environment")))
+                .unwrap_or((Location { line: 1, col: 1 }, join(path, "environment")));
+            match value {
+                Out::Str(v) if v.trim().parse::<u16>().is_ok_and(|n| n > 0) => {
+                    let n = v.trim().to_owned();
+                    self.mapped(
+                        loc,
+                        &p,
+                        format!("becomes `port: {n}`: Orchestra sets PORT to the service's port, so the app still reads PORT={n} (and Orchestra probes and proxies that port)"),
+                    );
+                    if let (Some((ploc, pp)), [one]) = (&ports_loc, published.as_slice())
+                        && one.to_string() != n
+                    {
+                        self.mapped(
+                            *ploc,
+                            pp,
+                            format!("the published container port is {one}, but PORT is {n}: check which one the app listens on"),
+                        );
+                    }
+                    svc.fields.insert("port", Out::Plain(n));
+                }
+                Out::Str(v) if v.contains('$') => {
+                    self.mapped(
+                        loc,
+                        &p,
+                        format!("becomes `port: \"{v}\"` (resolved when Orchestra loads the file): Orchestra sets PORT to the service's port, so the app still reads that value"),
+                    );
+                    svc.fields.insert("port", Out::Str(v));
+                }
+                Out::Null => self.unsupported(
+                    loc,
+                    &p,
+                    "`PORT` is not taken from the host's environment: Orchestra sets PORT to the service's port (`port:`, else the image's one EXPOSEd port, else 8080); write `port:` if the app listens elsewhere",
+                ),
+                _ => self.unsupported(
+                    loc,
+                    &p,
+                    "this `PORT` is not a port number and is not passed: Orchestra sets PORT to the service's port (`port:`, else the image's one EXPOSEd port, else 8080)",
+                ),
+            }
+            return;
+        }
+        if let (Some((loc, p)), [one]) = (ports_loc, published.as_slice()) {
+            self.mapped(
+                loc,
+                &p,
+                format!("the one published container port {one} becomes `port: {one}`: inside the container PORT is {one}, the port Orchestra probes and proxies"),
+            );
+            svc.fields.insert("port", Out::Plain(one.to_string()));
+        }
     }
 
     /// Service-level limits, unless `deploy.resources.limits` set the same.
@@ -1471,7 +1564,8 @@ impl Mapper {
         }
     }
 
-    fn healthcheck(&mut self, svc: &mut Svc, v: &Node, path: &str) {
+    fn healthcheck(&mut self, svc: &mut Svc, e: &Entry, path: &str) {
+        let (v, key_loc) = (&e.value, e.key_loc);
         let Some(entries) = self.mapping(v, path) else {
             return;
         };
@@ -1590,6 +1684,14 @@ impl Mapper {
             }
         }
         out.extend(timing.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        // Compose reports health and never acts on it: no restart, and `up` waits only
+        // where a dependent has `condition: service_healthy`.
+        out.push(("on_failure".to_owned(), Out::Plain("none".into())));
+        self.mapped(
+            key_loc,
+            path,
+            "as in Compose, a failing check marks the service unhealthy and never restarts it (`on_failure: none`); `up` waits for it to be healthy only when a service depends on it with `condition: healthy`. Remove `on_failure: none` to have Orchestra restart it after `retries` failures",
+        );
         svc.has_healthcheck = true;
         svc.fields.insert("healthcheck", Out::Map(out, false));
     }
@@ -1813,7 +1915,8 @@ impl Mapper {
             );
             return None;
         }
-        let mut count = Out::Plain("1".to_owned());
+        // Without `count` (or `device_ids`) Compose reserves every GPU, as `count: all`.
+        let mut count = Out::Plain("all".to_owned());
         for e in fields {
             let p = join(path, &e.key);
             let text = match &e.value.kind {
@@ -2245,6 +2348,27 @@ fn env_name(name: &str) -> String {
         s.insert(0, '_');
     }
     s
+}
+
+/// Where `environment` sets `key` (a mapping entry's value or a `KEY=VALUE` item).
+fn env_entry_loc(e: &Entry, key: &str, path: &str) -> Option<(Location, String)> {
+    match &e.value.kind {
+        Kind::Map(entries) => entries.iter().find(|x| x.key == key).map(|x| {
+            let loc = if x.value.kind == Kind::Null {
+                x.key_loc
+            } else {
+                x.value.loc
+            };
+            (loc, join(path, key))
+        }),
+        Kind::Seq(items) => items.iter().enumerate().find_map(|(i, n)| match &n.kind {
+            Kind::Scalar(s) if s == key || s.starts_with(&format!("{key}=")) => {
+                Some((n.loc, format!("{path}[{i}]")))
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 /// Aliases declared under a service's long-form `networks`.

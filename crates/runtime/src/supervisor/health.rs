@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orchestra_manifest::{Check, Probe, Service};
+use orchestra_manifest::{Check, Probe, ProbeFailure, Service};
 use tokio::time::Instant;
 
 use super::EventKind;
@@ -81,13 +81,19 @@ pub(super) async fn watch_health(
                 break;
             }
             if started.elapsed() >= p.start_period {
-                failures_after_grace += 1;
+                failures_after_grace = failures_after_grace.saturating_add(1);
                 if failures_after_grace >= p.retries {
-                    return format!(
+                    let why = format!(
                         "did not become healthy within start_period {} and {} more probe(s): {summary}",
                         diagnose::human(p.start_period),
                         p.retries
                     );
+                    if p.on_failure == ProbeFailure::Restart {
+                        return why;
+                    }
+                    if failures_after_grace == p.retries {
+                        keep_unhealthy(inner, key, name, idx, why);
+                    }
                 }
                 tokio::time::sleep(p.interval).await;
             } else {
@@ -121,17 +127,27 @@ pub(super) async fn watch_health(
             inner.update_replica(key, idx, |rs| rs.record_probe(r));
             if ok {
                 if consecutive > 0 {
+                    let back = consecutive >= p.retries;
                     inner.update_replica(key, idx, |rs| {
                         rs.healthy = true;
                         rs.phase = Phase::Healthy;
                         rs.reason = "healthy again".into();
                     });
+                    if back {
+                        inner.emit(key, name, Some(idx), EventKind::Healthy, "healthy again");
+                    }
                 }
                 consecutive = 0;
             } else {
-                consecutive += 1;
+                consecutive = consecutive.saturating_add(1);
                 if consecutive >= p.retries {
-                    return format!("healthcheck failed {consecutive} times in a row: {summary}");
+                    let why = format!("healthcheck failed {consecutive} times in a row: {summary}");
+                    if p.on_failure == ProbeFailure::Restart {
+                        return why;
+                    }
+                    if consecutive == p.retries {
+                        keep_unhealthy(inner, key, name, idx, why);
+                    }
                 }
             }
         }
@@ -140,6 +156,19 @@ pub(super) async fn watch_health(
         h = health => h,
         _ = readiness => String::new(),
     }
+}
+
+/// `on_failure: none`: the replica is unhealthy, and keeps running and being probed;
+/// the next success makes it healthy again.
+fn keep_unhealthy(inner: &Inner, key: &str, name: &str, idx: u32, why: String) {
+    let reason = format!("{why} (kept running: on_failure is none)");
+    inner.update_replica(key, idx, |rs| {
+        // `ready` stays the readiness probe's; routing and gates also need `healthy`.
+        rs.healthy = false;
+        rs.phase = Phase::Unhealthy;
+        rs.reason = reason.clone();
+    });
+    inner.emit(key, name, Some(idx), EventKind::Unhealthy, reason);
 }
 
 fn fast_cadence(p: &Probe, since_start: Duration) -> Duration {
