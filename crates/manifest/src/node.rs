@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use saphyr::{LoadableYamlNode as _, MarkedYaml, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::{Marker, Parser, ScanError};
+use saphyr_parser::{Marker, Parser, ScanError, Tag};
 
 use crate::error::Diagnostic;
 use crate::model::Location;
@@ -65,8 +65,27 @@ pub(crate) fn location(m: Marker) -> Location {
     }
 }
 
+/// Which YAML tags a file may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tags {
+    /// An `orchestra.yaml`: only the core schema's scalar tags (`!!str`, `!!null`...).
+    Manifest,
+    /// A Compose file: also `!reset` (the key is unset, merged content included) and
+    /// `!override` (the value replaces what a merge would bring).
+    Compose,
+}
+
 /// Parses `source`. `Ok(None)` is an empty document. A syntax error is one diagnostic.
 pub(crate) fn parse(source: &str, file: &Path) -> Result<Option<Node>, Vec<Diagnostic>> {
+    parse_with(source, file, Tags::Manifest)
+}
+
+/// [`parse`] with the tags of `tags`; an unknown tag is an error at its position.
+pub(crate) fn parse_with(
+    source: &str,
+    file: &Path,
+    tags: Tags,
+) -> Result<Option<Node>, Vec<Diagnostic>> {
     let syntax = |e: &ScanError| {
         Diagnostic::new(
             file,
@@ -102,7 +121,7 @@ pub(crate) fn parse(source: &str, file: &Path) -> Result<Option<Node>, Vec<Diagn
         )]);
     }
     let mut diags = Vec::new();
-    let node = convert(&first, file, "", &mut diags);
+    let node = Converter { file, tags }.convert(&first, "", &mut diags);
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -112,90 +131,184 @@ pub(crate) fn parse(source: &str, file: &Path) -> Result<Option<Node>, Vec<Diagn
     })
 }
 
-fn convert(y: &MarkedYaml, file: &Path, path: &str, diags: &mut Vec<Diagnostic>) -> Node {
-    let loc = location(y.span.start);
-    let kind = match &y.data {
-        YamlData::Representation(text, style, tag) => {
-            let plain = *style == ScalarStyle::Plain && tag.is_none();
-            if plain && matches!(&**text, "" | "~" | "null" | "Null" | "NULL") {
-                Kind::Null
-            } else {
-                Kind::Scalar(text.to_string())
-            }
+/// The tag a node carries: a scalar's own, or the wrapper saphyr puts around a
+/// collection with a non-core tag.
+fn tag_of<'a>(y: &'a MarkedYaml<'_>) -> Option<&'a Tag> {
+    match &y.data {
+        YamlData::Representation(_, _, Some(t)) => Some(t),
+        YamlData::Tagged(t, _) => Some(t),
+        _ => None,
+    }
+}
+
+/// What a tag means here.
+enum TagMeaning {
+    /// No tag, a core scalar tag or `!override`: the value as written.
+    Plain,
+    /// `!!null`: null whatever the text.
+    Null,
+    /// `!reset`: unset the key.
+    Reset,
+    /// Anything else: the error message.
+    Unknown(String),
+}
+
+struct Converter<'a> {
+    file: &'a Path,
+    tags: Tags,
+}
+
+impl Converter<'_> {
+    fn meaning(&self, y: &MarkedYaml) -> TagMeaning {
+        let Some(t) = tag_of(y) else {
+            return TagMeaning::Plain;
+        };
+        let compose = self.tags == Tags::Compose;
+        if t.is_yaml_core_schema() {
+            return match t.suffix.as_str() {
+                "null" => TagMeaning::Null,
+                "str" | "int" | "float" | "bool" | "map" | "seq" => TagMeaning::Plain,
+                other => TagMeaning::Unknown(format!("unsupported YAML tag `!!{other}`")),
+            };
         }
-        // Only produced with early parsing, which is off; handled for completeness.
-        YamlData::Value(v) => match v {
-            saphyr::Scalar::Null => Kind::Null,
-            saphyr::Scalar::Boolean(b) => Kind::Scalar(b.to_string()),
-            saphyr::Scalar::Integer(i) => Kind::Scalar(i.to_string()),
-            saphyr::Scalar::FloatingPoint(f) => Kind::Scalar(f.to_string()),
-            saphyr::Scalar::String(s) => Kind::Scalar(s.to_string()),
-        },
-        YamlData::Sequence(items) => Kind::Seq(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| convert(item, file, &format!("{path}[{i}]"), diags))
-                .collect(),
-        ),
-        YamlData::Mapping(map) => {
-            let mut entries: Vec<Entry> = Vec::new();
-            // Merged entries are applied after explicit keys so that explicit keys win.
-            let mut merged: Vec<Entry> = Vec::new();
-            for (k, v) in map {
-                let key_loc = location(k.span.start);
-                let key = match &k.data {
-                    YamlData::Representation(text, _, _) => text.to_string(),
-                    YamlData::Value(_) => match convert(k, file, path, diags).kind {
-                        Kind::Scalar(s) => s,
-                        _ => String::new(),
-                    },
-                    _ => {
-                        diags.push(
-                            Diagnostic::new(file, key_loc, path, "mapping keys must be scalars")
+        match (t.handle.as_str(), t.suffix.as_str()) {
+            ("!", "reset") if compose => TagMeaning::Reset,
+            ("!", "override") if compose => TagMeaning::Plain,
+            ("!", name) => TagMeaning::Unknown(format!("unknown YAML tag `!{name}`")),
+            (handle, name) => TagMeaning::Unknown(format!("unknown YAML tag `{handle}{name}`")),
+        }
+    }
+
+    fn tag_error(&self, loc: Location, path: &str, message: String, diags: &mut Vec<Diagnostic>) {
+        let expected = match self.tags {
+            Tags::Compose => "`!reset`, `!override`, or a core tag such as `!!str` or `!!null`",
+            Tags::Manifest => "no tag, or a core tag such as `!!str` or `!!null`",
+        };
+        diags.push(Diagnostic::new(self.file, loc, path, message).expected(expected));
+    }
+
+    fn convert(&self, y: &MarkedYaml, path: &str, diags: &mut Vec<Diagnostic>) -> Node {
+        let loc = location(y.span.start);
+        match self.meaning(y) {
+            TagMeaning::Plain => {}
+            TagMeaning::Null => {
+                return Node {
+                    loc,
+                    kind: Kind::Null,
+                };
+            }
+            TagMeaning::Reset => {
+                self.tag_error(
+                    loc,
+                    path,
+                    "`!reset` unsets a key: it applies only to a mapping's value".to_owned(),
+                    diags,
+                );
+            }
+            TagMeaning::Unknown(message) => self.tag_error(loc, path, message, diags),
+        }
+        self.convert_untagged(y, path, diags)
+    }
+
+    fn convert_untagged(&self, y: &MarkedYaml, path: &str, diags: &mut Vec<Diagnostic>) -> Node {
+        let file = self.file;
+        let loc = location(y.span.start);
+        let kind = match &y.data {
+            YamlData::Representation(text, style, tag) => {
+                // A core tag (`!!str null`) makes it a string; `!override` does not.
+                let plain = *style == ScalarStyle::Plain
+                    && tag.as_ref().is_none_or(|t| !t.is_yaml_core_schema());
+                if plain && matches!(&**text, "" | "~" | "null" | "Null" | "NULL") {
+                    Kind::Null
+                } else {
+                    Kind::Scalar(text.to_string())
+                }
+            }
+            // Only produced with early parsing, which is off; handled for completeness.
+            YamlData::Value(v) => match v {
+                saphyr::Scalar::Null => Kind::Null,
+                saphyr::Scalar::Boolean(b) => Kind::Scalar(b.to_string()),
+                saphyr::Scalar::Integer(i) => Kind::Scalar(i.to_string()),
+                saphyr::Scalar::FloatingPoint(f) => Kind::Scalar(f.to_string()),
+                saphyr::Scalar::String(s) => Kind::Scalar(s.to_string()),
+            },
+            YamlData::Sequence(items) => Kind::Seq(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.convert(item, &format!("{path}[{i}]"), diags))
+                    .collect(),
+            ),
+            YamlData::Mapping(map) => {
+                let mut entries: Vec<Entry> = Vec::new();
+                // Merged entries are applied after explicit keys so that explicit keys win.
+                let mut merged: Vec<Entry> = Vec::new();
+                let mut resets: Vec<String> = Vec::new();
+                for (k, v) in map {
+                    let key_loc = location(k.span.start);
+                    let key = match &k.data {
+                        YamlData::Representation(text, _, _) => text.to_string(),
+                        YamlData::Value(_) => match self.convert(k, path, diags).kind {
+                            Kind::Scalar(s) => s,
+                            _ => String::new(),
+                        },
+                        _ => {
+                            diags.push(
+                                Diagnostic::new(
+                                    file,
+                                    key_loc,
+                                    path,
+                                    "mapping keys must be scalars",
+                                )
                                 .found(if k.is_sequence() {
                                     "a sequence"
                                 } else {
                                     "a mapping"
                                 })
                                 .expected("a string"),
-                        );
+                            );
+                            continue;
+                        }
+                    };
+                    let is_merge = key == "<<"
+                        && matches!(&k.data, YamlData::Representation(_, ScalarStyle::Plain, _));
+                    let child_path = join(path, &key);
+                    // `KEY: !reset ...`: the key is unset, whatever a merge brings.
+                    if matches!(self.meaning(v), TagMeaning::Reset) {
+                        resets.push(key);
                         continue;
                     }
-                };
-                let is_merge = key == "<<"
-                    && matches!(&k.data, YamlData::Representation(_, ScalarStyle::Plain, _));
-                let child_path = join(path, &key);
-                let value = convert(v, file, &child_path, diags);
-                if is_merge {
-                    merge_sources(value, file, &child_path, &mut merged, diags);
-                } else {
-                    entries.push(Entry {
-                        key,
-                        key_loc,
-                        value,
-                    });
+                    let value = self.convert(v, &child_path, diags);
+                    if is_merge {
+                        merge_sources(value, file, &child_path, &mut merged, diags);
+                    } else {
+                        entries.push(Entry {
+                            key,
+                            key_loc,
+                            value,
+                        });
+                    }
                 }
-            }
-            for m in merged {
-                if !entries.iter().any(|e| e.key == m.key) {
-                    entries.push(m);
+                for m in merged {
+                    if !entries.iter().any(|e| e.key == m.key) && !resets.contains(&m.key) {
+                        entries.push(m);
+                    }
                 }
+                Kind::Map(entries)
             }
-            Kind::Map(entries)
-        }
-        YamlData::Tagged(_, inner) => return convert(inner, file, path, diags),
-        YamlData::Alias(_) | YamlData::BadValue => {
-            diags.push(Diagnostic::new(
-                file,
-                loc,
-                path,
-                "unknown alias or invalid value",
-            ));
-            Kind::Null
-        }
-    };
-    Node { loc, kind }
+            YamlData::Tagged(_, inner) => return self.convert_untagged(inner, path, diags),
+            YamlData::Alias(_) | YamlData::BadValue => {
+                diags.push(Diagnostic::new(
+                    file,
+                    loc,
+                    path,
+                    "unknown alias or invalid value",
+                ));
+                Kind::Null
+            }
+        };
+        Node { loc, kind }
+    }
 }
 
 /// `<<: *a` or `<<: [*a, *b]`: collects the entries to merge, earlier sources first.

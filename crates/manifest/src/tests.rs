@@ -1027,7 +1027,7 @@ services:
     stop_signal: SIGFOO
     resources: { memory: lots, cpus: 0 }
   db:
-    image: postgres
+    command: [postgres]
     port: 8080
     depends_on:
       api: healthy
@@ -2223,4 +2223,28 @@ fn a_port_in_env_that_orchestra_would_override_is_an_error() {
         d.hint.as_deref().unwrap().contains("its own free port"),
         "{d}"
     );
+}
+
+#[test]
+fn a_container_port_is_not_a_host_port_and_may_repeat() {
+    // Inside each container's own network namespace: two containers may both listen on 80.
+    ok(
+        "services:\n  a: { image: nginx, port: 80 }\n  b: { image: nginx, port: 80 }\n  c: { command: x, port: 80 }\n",
+    );
+}
+
+#[test]
+fn yaml_tags_in_a_manifest_are_core_scalar_tags_only() {
+    let m = ok(
+        "services:\n  a:\n    command: x\n    env: { A: !!str 1.10, B: !!null , C: !!str null }\n",
+    );
+    let env = &m.service("a").unwrap().env;
+    assert_eq!(env.get("A").map(String::as_str), Some("1.10"));
+    assert_eq!(env.get("C").map(String::as_str), Some("null"));
+    // Null takes the value from the environment, which has no `B`.
+    assert_eq!(env.get("B"), None);
+    // Compose's merge tags have no meaning in orchestra.yaml.
+    let d = one("services:\n  a:\n    command: !reset x\n");
+    at(&d, 3, 14, "services.a.command");
+    assert_eq!(d.message, "unknown YAML tag `!reset`");
 }

@@ -177,9 +177,15 @@ fn read_compose(text: &str) -> V {
 
 fn to_v(y: &Yaml) -> V {
     match y {
+        Yaml::Representation(_, _, Some(tag))
+            if tag.is_yaml_core_schema() && tag.suffix == "null" =>
+        {
+            V::Null
+        }
         Yaml::Representation(text, style, tag) => {
+            // `!!str null` is a string; `!override null` is null.
             if *style == ScalarStyle::Plain
-                && tag.is_none()
+                && tag.as_ref().is_none_or(|t| !t.is_yaml_core_schema())
                 && matches!(&**text, "" | "~" | "null" | "Null" | "NULL")
             {
                 V::Null
@@ -191,12 +197,20 @@ fn to_v(y: &Yaml) -> V {
         Yaml::Mapping(map) => {
             let mut own: Vec<(String, V)> = Vec::new();
             let mut merged: Vec<(String, V)> = Vec::new();
+            // Compose's `KEY: !reset ...` unsets KEY, merged values included.
+            let mut reset: Vec<String> = Vec::new();
             for (k, v) in map {
                 let key = match to_v(k) {
                     V::S(s) => s,
                     _ => String::new(),
                 };
-                if key == "<<" {
+                let tag = match v {
+                    Yaml::Representation(_, _, Some(t)) | Yaml::Tagged(t, _) => Some(t),
+                    _ => None,
+                };
+                if tag.is_some_and(|t| t.handle == "!" && t.suffix == "reset") {
+                    reset.push(key);
+                } else if key == "<<" {
                     let sources = match to_v(v) {
                         V::L(items) => items,
                         one => vec![one],
@@ -213,7 +227,7 @@ fn to_v(y: &Yaml) -> V {
                 }
             }
             for (k, v) in merged {
-                if !own.iter().any(|(o, _)| *o == k) {
+                if !own.iter().any(|(o, _)| *o == k) && !reset.contains(&k) {
                     own.push((k, v));
                 }
             }
@@ -1188,5 +1202,46 @@ fn a_zero_restart_delay_says_what_is_used_instead() {
     assert!(
         notes.contains("6:9: services.a.deploy.restart_policy.delay: mapped: a zero delay is not kept: Orchestra waits its default backoff"),
         "{notes}"
+    );
+}
+
+#[test]
+fn an_unknown_yaml_tag_is_an_error_at_its_position() {
+    let err = import_str(
+        "services:\n  web:\n    image: nginx\n    command: !shell echo hi\n",
+        Path::new("compose.yaml"),
+    )
+    .unwrap_err();
+    let ImportError::Syntax(d) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (d.line, d.col, d.path.as_str()),
+        (4, 14, "services.web.command"),
+        "{d}"
+    );
+    assert!(
+        err.to_string().contains("unknown YAML tag `!shell`"),
+        "{err}"
+    );
+    // `!reset` unsets a key; in a list it has nothing to unset.
+    let err = import_str(
+        "services:\n  web:\n    image: nginx\n    ports: [!reset \"80\"]\n",
+        Path::new("compose.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("compose.yaml:4:13: services.web.ports[0]: `!reset` unsets a key"),
+        "{err}"
+    );
+    let err = import_str(
+        "services:\n  web:\n    image: !!binary aGk=\n",
+        Path::new("compose.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported YAML tag `!!binary`"),
+        "{err}"
     );
 }

@@ -160,7 +160,7 @@ fn display_all(diags: &[Diagnostic]) -> String {
 /// no `services:` mapping with at least one service, [`ImportError::Invalid`] for values
 /// of the wrong shape that Compose rejects.
 pub fn import_str(compose: &str, file: &Path) -> Result<Import, ImportError> {
-    let root = match crate::node::parse(compose, file) {
+    let root = match crate::node::parse_with(compose, file, crate::node::Tags::Compose) {
         Ok(root) => root,
         Err(mut diags) => {
             let mut d = diags.remove(0);
