@@ -277,6 +277,9 @@ pub struct ImportArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Write nothing and exit 1 if a key is unknown to Compose or a dependency is dropped.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `orchestra rollback`

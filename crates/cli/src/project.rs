@@ -190,6 +190,20 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
             imported.summary()
         );
     };
+    if a.strict {
+        let refused: Vec<String> = imported
+            .strict_notes()
+            .map(|n| format!("  {}:{n}", a.compose.display()))
+            .collect();
+        if !refused.is_empty() {
+            eprintln!(
+                "orchestra import --strict: nothing written: {} unknown key(s) or dropped dependencies:\n{}",
+                refused.len(),
+                refused.join("\n")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let out = a.output.clone().unwrap_or_else(|| {
         a.compose
             .parent()

@@ -285,3 +285,52 @@ fn import_to_stdout_exits_one_when_its_output_does_not_validate() {
     p.write("ok.yaml", "services:\n  api:\n    image: redis:7.2\n");
     assert!(p.run(&["import", "ok.yaml", "-o", "-"]).status.success());
 }
+
+#[test]
+fn import_strict_refuses_unknown_keys_and_dropped_dependencies() {
+    let p = Project::new("services: {}\n");
+    p.write(
+        "compose.yaml",
+        "services:\n  api:\n    image: acme/api:1\n    enviroment: { A: \"1\" }\n    depends_on: [db, cache]\n  cache:\n    build: git@github.com:acme/cache.git\n",
+    );
+    let out = p.run(&["import", "compose.yaml", "--strict", "-o", "strict.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--strict: nothing written: 3 unknown key(s) or dropped dependencies"),
+        "{err}"
+    );
+    assert!(
+        err.contains("compose.yaml:4:5: services.api.enviroment: unsupported: unknown Compose key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("compose.yaml:5:18: services.api.depends_on[0]"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "compose.yaml:5:22: services.api.depends_on[1]: unsupported: `cache` was not imported"
+        ),
+        "{err}"
+    );
+    assert!(!p.path().join("strict.yaml").exists());
+    // Without --strict the same file imports, with the same notes.
+    let out = p.run(&["import", "compose.yaml", "-o", "loose.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A clean file passes --strict, other notes notwithstanding.
+    p.write(
+        "clean.yaml",
+        "services:\n  api:\n    image: acme/api:1\n    container_name: api\n    privileged: true\n",
+    );
+    let out = p.run(&["import", "clean.yaml", "--strict", "-o", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -257,7 +257,7 @@ pub(crate) fn map_compose(
                 "`include` is not followed: import the included files and merge their services here",
             ),
             k if k.starts_with("x-") => m.extension(e, &p),
-            _ => m.unsupported(
+            _ => m.strict(
                 e.key_loc,
                 &p,
                 format!(
@@ -356,7 +356,16 @@ impl Mapper {
             path: path.to_owned(),
             kind,
             message: message.into(),
+            strict: false,
         });
+    }
+
+    /// An unknown key or a dropped dependency: unsupported, and refused by `--strict`.
+    fn strict(&mut self, loc: Location, path: &str, message: impl Into<String>) {
+        self.note(loc, path, NoteKind::Unsupported, message);
+        if let Some(n) = self.notes.last_mut() {
+            n.strict = true;
+        }
     }
 
     fn mapped(&mut self, loc: Location, path: &str, message: impl Into<String>) {
@@ -766,7 +775,7 @@ impl Mapper {
                             format!("`{k}` is not supported and was not carried over"),
                         );
                     } else {
-                        self.unsupported(
+                        self.strict(
                             e.key_loc,
                             &p,
                             format!(
@@ -2237,11 +2246,11 @@ impl Mapper {
             for d in std::mem::take(&mut s.deps) {
                 match imported.get(&d.service) {
                     None if all.contains(&d.service) => {
-                        self.unsupported(d.loc, &d.path, format!("`{}` was not imported, so this dependency is dropped", d.service));
+                        self.strict(d.loc, &d.path, format!("`{}` was not imported, so this dependency is dropped", d.service));
                         continue;
                     }
                     None => {
-                        self.unsupported(d.loc, &d.path, format!("there is no service `{}`; this dependency is dropped", d.service));
+                        self.strict(d.loc, &d.path, format!("there is no service `{}`; this dependency is dropped", d.service));
                         continue;
                     }
                     Some(false) if d.condition == "healthy" => self.mapped(

@@ -48,6 +48,11 @@ impl Import {
         self.notes.iter().filter(|n| n.kind == kind).count()
     }
 
+    /// The notes `--strict` refuses: unknown keys and dropped dependencies.
+    pub fn strict_notes(&self) -> impl Iterator<Item = &ImportNote> {
+        self.notes.iter().filter(|n| n.strict)
+    }
+
     /// `"2 mapped, 1 unsupported, 0 ignored"`.
     #[must_use]
     pub fn summary(&self) -> String {
@@ -78,6 +83,8 @@ pub struct ImportNote {
     pub kind: NoteKind,
     /// What changed, or why it was not carried over, and what to do instead.
     pub message: String,
+    /// An unknown key or a dropped dependency: what `orchestra import --strict` refuses.
+    pub strict: bool,
 }
 
 impl fmt::Display for ImportNote {
