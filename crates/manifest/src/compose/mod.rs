@@ -23,6 +23,11 @@
 //!   `restart`, and the healthcheck timings Docker uses by default (30s, 30s, 3, 0s).
 //! - Relative paths (build contexts, `env_file`, bind mounts) stay relative: write the
 //!   result beside the Compose file.
+//! - Health reports and never restarts (`on_failure: none`), as in Compose; `port:` is
+//!   what the app listens on (`environment.PORT`, else the one published container
+//!   port), since Orchestra sets `PORT` to it.
+//! - YAML tags: `!reset` unsets a key, `!override` replaces merged content, `!!null` is
+//!   null; any other tag fails the import at its position.
 
 mod emit;
 mod map;
