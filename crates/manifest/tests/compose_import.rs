@@ -821,7 +821,25 @@ fn imported_manifests_behave_as_the_compose_files_did() {
         assert_eq!(got, names, "{fixture}: services");
         let dir = compose.parent().unwrap();
         for (name, svc) in services.iter().filter(|(_, s)| imported(s)) {
-            check_service(&fixture, dir, svc, &names, &m, name);
+            // Running the image another service builds is building it the same way.
+            let builder = services.iter().find(|(_, b)| {
+                b.get("build").is_some()
+                    && svc.get("build").is_none()
+                    && b.get("image") == svc.get("image")
+            });
+            let svc = match (builder, svc) {
+                (Some((_, b)), V::M(entries)) => {
+                    let mut entries: Vec<(String, V)> = entries
+                        .iter()
+                        .filter(|(k, _)| k != "image")
+                        .cloned()
+                        .collect();
+                    entries.push(("build".into(), b.get("build").unwrap().clone()));
+                    V::M(entries)
+                }
+                _ => svc.clone(),
+            };
+            check_service(&fixture, dir, &svc, &names, &m, name);
         }
         // Named volumes are declared exactly when some service mounts one.
         for v in m.services.iter().flat_map(|s| &s.volumes) {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::emit::Out;
+use super::refs;
 use super::{ImportError, ImportNote, NoteKind};
 use crate::convert::{is_env_name, is_host_path, parse_port_spec, parse_volume_short};
 use crate::error::Diagnostic;
@@ -271,6 +272,14 @@ pub(crate) fn map_compose(
 
     let mut svcs: Vec<Svc> = service_entries.iter().map(|e| m.service(e)).collect();
     m.cross_check(&mut svcs);
+    let networks = top.iter().find(|e| e.key == "networks").map(|e| &e.value);
+    let dropped = refs::dropped_names(service_entries, networks);
+    for e in service_entries {
+        for (loc, p, message) in refs::mentions(e, &join("services", &e.key), &dropped) {
+            m.mapped(loc, &p, message);
+        }
+    }
+    m.share_builds(&mut svcs);
     if !m.errors.is_empty() {
         m.errors.sort_by_key(|d| (d.line, d.col));
         return Err(ImportError::Invalid(m.errors));
@@ -326,6 +335,8 @@ struct Svc {
     /// Resources set from the service level (`mem_limit`, `cpus`, ...), overridden by
     /// `deploy.resources.limits`.
     resources: Vec<(String, Out, Location, String)>,
+    /// `image:` where and as written: the tag a `build` produces, or the image it runs.
+    image: Option<(String, Location, String)>,
 }
 
 struct Dep {
@@ -610,6 +621,7 @@ impl Mapper {
             match e.key.as_str() {
                 "image" => {
                     if let Some(s) = self.scalar(v, &p, "`image`") {
+                        svc.image = Some((s.clone(), e.key_loc, p.clone()));
                         if has_build {
                             self.mapped(
                                 e.key_loc,
@@ -2228,6 +2240,38 @@ impl Mapper {
                     format!("`{s}` is not a memory size ({e}); not carried over"),
                 );
                 None
+            }
+        }
+    }
+
+    /// A service that runs the image another one builds (`image:` equal to the tag of a
+    /// service with `build:`) builds it the same way: Orchestra names built images
+    /// itself, so the tag would be pulled instead.
+    fn share_builds(&mut self, svcs: &mut [Svc]) {
+        let built: Vec<(String, String, Out)> = svcs
+            .iter()
+            .filter(|s| !s.skip)
+            .filter_map(|s| {
+                let build = s.fields.get("build")?;
+                let (tag, _, _) = s.image.as_ref()?;
+                Some((tag.clone(), s.name.clone(), build.clone()))
+            })
+            .collect();
+        for s in svcs
+            .iter_mut()
+            .filter(|s| !s.skip && !s.fields.contains_key("build"))
+        {
+            let Some((tag, loc, p)) = &s.image else {
+                continue;
+            };
+            if let Some((_, builder, build)) = refs::built_image(&built, tag) {
+                self.mapped(
+                    *loc,
+                    p,
+                    format!("`{tag}` is the image `{builder}` builds: Orchestra names built images itself, so this service gets the same `build` instead of pulling `{tag}`"),
+                );
+                s.fields.remove("image");
+                s.fields.insert("build", build.clone());
             }
         }
     }

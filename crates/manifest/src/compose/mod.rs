@@ -31,6 +31,7 @@
 
 mod emit;
 mod map;
+mod refs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
