@@ -17,6 +17,11 @@ pub struct Cli {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
+    /// Talk to the daemon's TCP control API at URL (http://HOST:PORT) instead of this
+    /// project's socket; the bearer token comes from ORCHESTRA_TOKEN, else .orchestra/control.token.
+    #[arg(long, env = "ORCHESTRA_CONTROL", value_name = "URL")]
+    pub control: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -73,6 +78,15 @@ pub enum Command {
     /// Safe, automatic fixes to the repository.
     #[command(subcommand)]
     Fix(FixCommand),
+    /// The control API's access: print or rotate the bearer token of its TCP listener.
+    #[command(subcommand, after_long_help = crate::control::HELP)]
+    Control(ControlCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_long_help = crate::manual::COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per subcommand with --out.
+    #[command(after_long_help = crate::manual::MAN_HELP)]
+    Man(ManArgs),
     /// Internal: wraps each service process so it dies with the daemon.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -86,6 +100,39 @@ pub enum Command {
 pub enum FixCommand {
     /// Rename a stale identifier (cloud project id, bucket...) everywhere in the repository.
     RenameId(orchestra_audit::cli::RenameIdArgs),
+}
+
+/// `orchestra control ...`
+#[derive(Debug, Subcommand)]
+pub enum ControlCommand {
+    /// Print the bearer token (created if there is none yet); it stays valid until rotated.
+    Token,
+    /// Replace the bearer token: the old one is refused from now on (by a running daemon too).
+    RotateToken(RotateTokenArgs),
+}
+
+/// `orchestra control rotate-token`
+#[derive(Debug, Args)]
+pub struct RotateTokenArgs {
+    /// Also print the new token on stdout.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// `orchestra completions SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `orchestra man`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write orchestra.1 and one page per subcommand (orchestra-up.1, ...) into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `--json`
@@ -207,6 +254,10 @@ pub struct UpArgs {
     /// Admin HTTP address for /health and /ready (`off` to disable).
     #[arg(long, value_name = "ADDR|off")]
     pub admin: Option<String>,
+    /// Also serve the control API on TCP at ADDR, bearer token required (`off`: the
+    /// socket only, whatever `control.listen` says) [default: `control.listen`, else off].
+    #[arg(long, value_name = "ADDR|off")]
+    pub control: Option<String>,
     /// Proxy address for services with a `route:` (`off` to disable) [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR|off")]
     pub proxy: Option<String>,
@@ -238,6 +289,9 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// One JSON object per line: time, time_ms, service, replica, stream, line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `orchestra deploy`
@@ -332,9 +386,12 @@ pub struct EventsArgs {
     /// How many of the latest events.
     #[arg(short = 'n', long, default_value_t = 50)]
     pub limit: usize,
-    /// Print JSON.
+    /// Print JSON: an array; with --follow, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Keep printing new events as they happen, until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
 }
 
 /// `orchestra __shim -- argv...`

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use orchestra_runtime::logs::format_ts;
-use orchestra_server::client::Client;
 use orchestra_state::ReleaseStatus;
 use serde_json::{Value, json};
 
@@ -20,7 +19,7 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
     let Some(mut m) = project::load_or_report(file, a.environment.as_deref())? else {
         return Ok(ExitCode::FAILURE);
     };
-    let c = Client::new(&project::project_paths(file)?.socket);
+    let c = crate::control::client(file)?;
     let status = c.get("/v1/status").await?;
     let running: Vec<String> = status["services"]
         .as_array()
@@ -213,7 +212,7 @@ fn progress_line(r: &Value) -> (String, String) {
 
 /// `orchestra rollback`
 pub async fn rollback(file: Option<&Path>, a: &RollbackArgs) -> anyhow::Result<ExitCode> {
-    let c = Client::new(&project::project_paths(file)?.socket);
+    let c = crate::control::client(file)?;
     let mut path = format!("/v1/services/{}/rollback", a.service);
     if let Some(to) = &a.to {
         path.push_str(&format!("?to={to}"));
@@ -230,7 +229,7 @@ pub async fn rollback(file: Option<&Path>, a: &RollbackArgs) -> anyhow::Result<E
 
 /// `orchestra history`
 pub async fn history(file: Option<&Path>, a: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let c = Client::new(&project::project_paths(file)?.socket);
+    let c = crate::control::client(file)?;
     let mut path = "/v1/releases?limit=100".to_owned();
     if let Some(s) = &a.service {
         path.push_str(&format!("&service={s}"));

@@ -1,6 +1,7 @@
 //! The commands that talk to a running daemon: ps, health, logs, events,
 //! start/stop/restart, down.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::args::{EventsArgs, LogsArgs};
 use crate::project;
 
 fn client(file: Option<&Path>) -> anyhow::Result<Client> {
-    Ok(Client::new(&project::project_paths(file)?.socket))
+    crate::control::client(file)
 }
 
 async fn status(c: &Client) -> anyhow::Result<PlatformStatus> {
@@ -170,14 +171,33 @@ pub async fn logs(file: Option<&Path>, a: &LogsArgs) -> anyhow::Result<ExitCode>
     if let Some(s) = &a.service {
         q.push_str(&format!("&service={s}"));
     }
+    let mut out = std::io::stdout().lock();
     c.stream_lines(&q, |line| {
         if let Ok(l) = serde_json::from_str::<LogLine>(line) {
+            if a.json {
+                // A closed pipe (`| head`) ends the stream.
+                return writeln!(out, "{}", log_json(&l))
+                    .and_then(|()| out.flush())
+                    .is_ok();
+            }
             print_log(&l, a.timestamps);
         }
         true
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One `logs --json` line.
+fn log_json(l: &LogLine) -> Value {
+    serde_json::json!({
+        "time": format_ts(l.at_ms),
+        "time_ms": l.at_ms,
+        "service": l.service,
+        "replica": l.replica,
+        "stream": l.stream,
+        "line": l.text,
+    })
 }
 
 /// `orchestra events`
@@ -187,24 +207,46 @@ pub async fn events(file: Option<&Path>, a: &EventsArgs) -> anyhow::Result<ExitC
     if let Some(s) = &a.service {
         q.push_str(&format!("&service={s}"));
     }
+    if a.follow {
+        q.push_str("&follow=true");
+        let mut out = std::io::stdout().lock();
+        c.stream_lines(&q, |line| {
+            let Ok(e) = serde_json::from_str::<Value>(line) else {
+                return true;
+            };
+            let text = if a.json {
+                e.to_string()
+            } else {
+                event_line(&e)
+            };
+            // A closed pipe ends the stream.
+            writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+        })
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ev = c.get(&q).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&ev)?);
         return Ok(ExitCode::SUCCESS);
     }
     for e in ev.as_array().into_iter().flatten() {
-        let at = e.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
-        let svc = e.get("service").and_then(Value::as_str).unwrap_or("-");
-        let rep = e
-            .get("replica")
-            .and_then(Value::as_i64)
-            .map(|r| format!(".{r}"))
-            .unwrap_or_default();
-        let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
-        let reason = e.get("reason").and_then(Value::as_str).unwrap_or("");
-        println!("{}  {svc}{rep}  {kind:14} {reason}", format_ts(at));
+        println!("{}", event_line(e));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn event_line(e: &Value) -> String {
+    let at = e.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
+    let svc = e.get("service").and_then(Value::as_str).unwrap_or("-");
+    let rep = e
+        .get("replica")
+        .and_then(Value::as_i64)
+        .map(|r| format!(".{r}"))
+        .unwrap_or_default();
+    let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
+    let reason = e.get("reason").and_then(Value::as_str).unwrap_or("");
+    format!("{}  {svc}{rep}  {kind:14} {reason}", format_ts(at))
 }
 
 /// `orchestra start|stop|restart SERVICE`
@@ -218,19 +260,25 @@ pub async fn control(file: Option<&Path>, service: &str, action: &str) -> anyhow
 
 /// `orchestra down`
 pub async fn down(file: Option<&Path>, volumes: bool) -> anyhow::Result<ExitCode> {
-    let paths = project::project_paths(file)?;
-    let c = Client::new(&paths.socket);
+    let c = client(file)?;
+    // The local socket, to wait for; none to watch for a daemon over TCP.
+    let socket = if c.is_remote() {
+        None
+    } else {
+        Some(project::project_paths(file)?.socket)
+    };
     let path = if volumes {
         "/v1/down?volumes=true"
     } else {
         "/v1/down"
     };
+    let gone = || socket.as_ref().is_none_or(|s| !s.exists());
     match c.post(path).await {
         Ok(r) => {
             // The daemon removes its socket last: wait for that so that a
             // following `up` finds the project free.
             let deadline = Instant::now() + Duration::from_secs(30);
-            while paths.socket.exists() && Instant::now() < deadline {
+            while !gone() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let n = r.get("stopped").and_then(Value::as_u64).unwrap_or(0);
@@ -248,7 +296,7 @@ pub async fn down(file: Option<&Path>, volumes: bool) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         // The daemon may close the connection as it exits.
-        Err(ClientError::Transport(_)) if !paths.socket.exists() => {
+        Err(ClientError::Transport(_)) if socket.is_some() && gone() => {
             println!("orchestra: stopped");
             Ok(ExitCode::SUCCESS)
         }

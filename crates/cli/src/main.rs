@@ -2,10 +2,12 @@
 //! printed and which exit code they give.
 
 mod args;
+mod control;
 mod deploy;
 mod doctor;
 mod inject;
 mod inspect;
+mod manual;
 mod project;
 mod secrets;
 mod up;
@@ -70,7 +72,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    control::set_remote(cli.control.clone());
     match cli.command {
+        Command::Completions(a) => manual::completions(&a),
+        Command::Man(a) => manual::man(&a),
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
         Command::Import(a) => project::import(&a),
         Command::Secrets(a) => secrets::run(cli.file.as_deref(), a),
@@ -128,7 +133,10 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Maintenance(a) => {
             inspect::control(file, &a.service, &format!("maintenance-{}", a.state)).await
         }
+        Command::Control(c) => control::run(file, &c).await,
         Command::Validate(_)
+        | Command::Completions(_)
+        | Command::Man(_)
         | Command::Import(_)
         | Command::Secrets(_)
         | Command::Audit(_)

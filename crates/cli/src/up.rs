@@ -47,6 +47,18 @@ fn prepare(file: Option<&Path>, a: &UpArgs, inject: bool) -> anyhow::Result<Opti
         Some(addr) => AdminListen::Addr(addr.to_owned()),
         None => AdminListen::Addr(DEFAULT_ADMIN.to_owned()),
     };
+    let control = match a.control.as_deref().or(m.control_listen.as_deref()) {
+        None | Some("off") => None,
+        Some(addr) => {
+            // The manifest's is validated with the rest; the flag's is checked here.
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                anyhow::bail!(
+                    "--control {addr}: not a listen address; expected an IP address and port such as 127.0.0.1:7071, or `off`"
+                );
+            }
+            Some(addr.to_owned())
+        }
+    };
     let routed = plan
         .order
         .iter()
@@ -65,6 +77,7 @@ fn prepare(file: Option<&Path>, a: &UpArgs, inject: bool) -> anyhow::Result<Opti
         plan,
         profiles: a.profiles.clone(),
         admin,
+        control,
         shim: vec![exe.to_string_lossy().into_owned(), "__shim".into()],
         restore: a.restore,
         secrets,
@@ -323,6 +336,9 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
     if let Some(p) = &a.proxy {
         cmd.arg("--proxy").arg(p);
     }
+    if let Some(c) = &a.control {
+        cmd.arg("--control").arg(c);
+    }
     if a.restore {
         cmd.arg("--restore");
     }
@@ -390,7 +406,12 @@ pub async fn detached(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitCod
                     .map(|a| format!(", https://{a}"))
                     .unwrap_or_default();
                 let proxy = format!("{proxy}{tls}");
-                let admin = format!("{admin}{proxy}");
+                let control = info
+                    .get("control")
+                    .and_then(|v| v.as_str())
+                    .map(|a| format!("; control http://{a} (bearer token)"))
+                    .unwrap_or_default();
+                let admin = format!("{admin}{proxy}{control}");
                 let rest = if st.healthy == st.total {
                     String::new()
                 } else {

@@ -28,7 +28,7 @@ mod site;
 pub(crate) use deploy::{CidrError, parse_cidr as deploy_parse_cidr};
 
 const TOP_FIELDS: &[&str] = &[
-    "name", "services", "volumes", "profiles", "health", "admin", "proxy",
+    "name", "services", "volumes", "profiles", "health", "admin", "control", "proxy",
 ];
 const SERVICE_FIELDS: &[&str] = &[
     "command",
@@ -424,6 +424,7 @@ pub(crate) fn convert(
         health: HealthPolicy::default(),
         volumes: Vec::new(),
         admin_listen: None,
+        control_listen: None,
         proxy: Default::default(),
         environment: None,
     };
@@ -498,6 +499,21 @@ pub(crate) fn convert(
                 .diag(l.loc, "admin.listen", "invalid listen address")
                 .found(l.describe())
                 .expected("an IP address and port such as 127.0.0.1:7070");
+            ctx.push(d);
+        }
+    }
+    if let Some(n) = f.get("control")
+        && let Some(cf) = ctx.fields(n, "control", &["listen"], &[])
+        && let Some(l) = cf.get("listen")
+        && let Some(listen) = ctx.string(l, "control.listen")
+    {
+        if listen.trim().parse::<SocketAddr>().is_ok() {
+            manifest.control_listen = Some(listen.trim().to_owned());
+        } else {
+            let d = ctx
+                .diag(l.loc, "control.listen", "invalid listen address")
+                .found(l.describe())
+                .expected("an IP address and port such as 127.0.0.1:7071");
             ctx.push(d);
         }
     }

@@ -39,6 +39,10 @@ pub struct Manifest {
     pub volumes: Vec<String>,
     /// Admin HTTP listener (`admin: { listen: "127.0.0.1:7070" }`); `None` keeps the default.
     pub admin_listen: Option<String>,
+    /// TCP control API listener (`control: { listen: "127.0.0.1:7071" }`, bearer token
+    /// required); `None`: the unix socket only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_listen: Option<String>,
     /// The `--env` overlay that was applied, if any.
     pub environment: Option<String>,
     /// Top-level `proxy:`: listener, data-plane threads, limits, TLS.

@@ -970,6 +970,19 @@ fn bad_profile_member_and_condition() {
 }
 
 #[test]
+fn control_listen() {
+    let m = ok("services:\n  a:\n    command: x\ncontrol:\n  listen: 127.0.0.1:7071\n");
+    assert_eq!(m.control_listen.as_deref(), Some("127.0.0.1:7071"));
+    let m = ok("services:\n  a:\n    command: x\n");
+    assert_eq!(m.control_listen, None);
+    let d = one("services:\n  a:\n    command: x\ncontrol:\n  listen: localhost\n");
+    at(&d, 5, 11, "control.listen");
+    assert_eq!(d.message, "invalid listen address");
+    let d = one("services:\n  a:\n    command: x\ncontrol:\n  listne: 127.0.0.1:1\n");
+    at(&d, 5, 3, "control.listne");
+}
+
+#[test]
 fn bad_admin_and_empty_manifests() {
     let d = one("services:\n  a:\n    command: x\nadmin:\n  listen: localhost\n");
     at(&d, 5, 11, "admin.listen");

@@ -1,4 +1,5 @@
-//! The control API: HTTP+JSON on the project's unix socket. Every CLI command
+//! The control API: HTTP+JSON on the project's unix socket (and on TCP when
+//! `control.listen` is set; [`crate::control`] guards both). Every CLI command
 //! but `up` and `validate` is a request here.
 //!
 //! | method | path | what |
@@ -8,13 +9,14 @@
 //! | GET | /v1/services/{name} | one service |
 //! | POST | /v1/services/{name}/{stop,start,restart} | control one service |
 //! | GET | /v1/logs?service=&tail=&follow= | log lines as NDJSON (streamed with follow) |
-//! | GET | /v1/events?service=&after=&limit= | the event log |
+//! | GET | /v1/events?service=&after=&limit=&follow= | the event log (NDJSON, streamed, with follow) |
 //! | POST | /v1/down | stop everything and exit |
 //! | POST | /v1/deploy | `{services: [definitions], strategy}`: start releases |
 //! | POST | /v1/services/{name}/{promote,abort,rollback,pause,resume,maintenance-on,maintenance-off} | deploy control |
 //! | GET | /v1/releases?service=&limit= | release history |
 //! | GET | /v1/routes | how traffic is split, with per-revision figures |
 //! | GET | /v1/instances | every running revision of every service (live, canary, warm...) |
+//! | POST | /v1/control/rotate-token | a new bearer token for the TCP listener (see [`crate::control`]) |
 
 use std::convert::Infallible;
 
@@ -28,24 +30,8 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::UnixListener;
 
 use crate::daemon::Shared;
-
-/// Serve the control API until the task is aborted.
-pub async fn serve(listener: UnixListener, shared: Shared) {
-    let mut stopped = shared.stopped.clone();
-    let app = router(shared);
-    let shutdown = async move {
-        let _ = stopped.wait_for(|v| *v).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("control API stopped: {e}");
-    }
-}
 
 /// The control API's routes.
 pub fn router(shared: Shared) -> Router {
@@ -214,9 +200,14 @@ struct EventQuery {
     #[serde(default)]
     after: i64,
     limit: Option<usize>,
+    #[serde(default)]
+    follow: bool,
 }
 
 async fn events(State(s): State<Shared>, Query(q): Query<EventQuery>) -> Response {
+    if q.follow {
+        return crate::follow::events(&s, q.service, q.after, q.limit.unwrap_or(200));
+    }
     let state = s.state.clone();
     let res = tokio::task::spawn_blocking(move || {
         state.events(

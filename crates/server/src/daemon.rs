@@ -15,7 +15,7 @@ use orchestra_plan::StartPlan;
 use orchestra_runtime::{Event, EventKind, Runtime, RuntimeConfig, procfs};
 use orchestra_state::{StateError, StateStore};
 use serde::Serialize;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::paths::Paths;
@@ -64,6 +64,20 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The TCP control listener could not bind.
+    #[error(
+        "cannot listen on control address {addr}: {source}; choose another with --control ADDR (or `--control off`), or `control.listen`"
+    )]
+    ControlBind {
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The control token could not be read or written.
+    #[error(transparent)]
+    Token(#[from] crate::auth::TokenError),
     /// The state database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -92,6 +106,8 @@ pub struct DaemonOptions {
     pub profiles: Vec<String>,
     /// Admin listener.
     pub admin: AdminListen,
+    /// TCP control listener (bearer token required); `None`: the unix socket only.
+    pub control: Option<String>,
     /// The shim command that wraps every process.
     pub shim: Vec<String>,
     /// Proxy listener; `None` when no selected service has a `route:`.
@@ -153,6 +169,8 @@ pub struct DaemonInfo {
     pub environment: Option<String>,
     /// The admin address actually bound.
     pub admin: Option<String>,
+    /// The TCP control address actually bound.
+    pub control: Option<String>,
     /// The proxy address actually bound.
     pub proxy: Option<String>,
     /// The proxy's TLS address actually bound, when `proxy.tls` is set.
@@ -182,6 +200,8 @@ pub struct Shared {
     pub remove_volumes: Arc<std::sync::atomic::AtomicBool>,
     /// Volumes removed at shutdown (answered to `down --volumes`).
     pub removed_volumes: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Who may use the control API.
+    pub auth: Arc<crate::control::ControlAuth>,
 }
 
 /// A started daemon.
@@ -243,6 +263,22 @@ impl Daemon {
             }
         };
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let control_tcp = match &opts.control {
+            None => None,
+            Some(a) => {
+                Some(
+                    TcpListener::bind(a)
+                        .await
+                        .map_err(|source| DaemonError::ControlBind {
+                            addr: a.clone(),
+                            source,
+                        })?,
+                )
+            }
+        };
+        let control_addr = control_tcp.as_ref().and_then(|l| l.local_addr().ok());
+        // Made at the first start, kept across restarts: clients keep working.
+        let (token, _) = crate::auth::ensure_token(&paths.token)?;
         let proxy = match &opts.proxy {
             Some(listen) => Some(
                 orchestra_proxy::Proxy::start(proxy_config(listen, &opts.manifest.proxy))
@@ -254,7 +290,7 @@ impl Daemon {
             ),
             None => None,
         };
-        let control = UnixListener::bind(&paths.socket).map_err(io(&paths.socket))?;
+        let control = crate::control::bind_socket(&paths.socket).map_err(io(&paths.socket))?;
 
         let state = Arc::new(StateStore::open(&paths.db)?);
         let reaped = reap_leftovers(&state)?;
@@ -352,6 +388,7 @@ impl Daemon {
             manifest: opts.manifest.file.clone(),
             environment: opts.manifest.environment.clone(),
             admin: admin_addr.map(|a| a.to_string()),
+            control: control_addr.map(|a| a.to_string()),
             proxy: proxy.as_ref().map(|p| p.local_addr().to_string()),
             proxy_tls: proxy
                 .as_ref()
@@ -386,8 +423,19 @@ impl Daemon {
             stopped,
             remove_volumes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             removed_volumes: Arc::new(std::sync::Mutex::new(Vec::new())),
+            auth: Arc::new(crate::control::ControlAuth::new(
+                paths.token.clone(),
+                token,
+                nix::unistd::geteuid().as_raw(),
+            )),
         };
-        let mut servers = vec![tokio::spawn(crate::api::serve(control, shared.clone()))];
+        let mut servers = vec![tokio::spawn(crate::control::serve_unix(
+            control,
+            shared.clone(),
+        ))];
+        if let Some(l) = control_tcp {
+            servers.push(tokio::spawn(crate::control::serve_tcp(l, shared.clone())));
+        }
         if let Some(l) = admin {
             servers.push(tokio::spawn(crate::admin::serve(l, shared.clone())));
         }

@@ -17,6 +17,8 @@ pub struct Paths {
     pub daemon_log: PathBuf,
     /// Snapshots of static sites, one per revision (`static/<service>/<revision>/`).
     pub statics: PathBuf,
+    /// The control API's bearer token (TCP listener), 0600.
+    pub token: PathBuf,
 }
 
 impl Paths {
@@ -29,6 +31,7 @@ impl Paths {
             logs: root.join("logs"),
             daemon_log: root.join("daemon.log"),
             statics: root.join("static"),
+            token: root.join("control.token"),
             root,
         }
     }
