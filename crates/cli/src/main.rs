@@ -4,6 +4,7 @@
 mod args;
 mod deploy;
 mod doctor;
+mod export;
 mod inject;
 mod inspect;
 mod project;
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
         Command::Import(a) => project::import(&a),
+        Command::Export(a) => export::run(cli.file.as_deref(), &a),
         Command::Secrets(a) => secrets::run(cli.file.as_deref(), a),
         Command::Audit(a) => {
             let mut out = std::io::stdout().lock();
@@ -130,6 +132,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         }
         Command::Validate(_)
         | Command::Import(_)
+        | Command::Export(_)
         | Command::Secrets(_)
         | Command::Audit(_)
         | Command::Fix(_)
