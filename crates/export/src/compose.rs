@@ -21,7 +21,7 @@ pub const FILE_NAME: &str = "compose.yaml";
 /// None today; the signature matches the other targets.
 pub fn render(m: &Manifest, _opts: &Options) -> Result<Export, ExportError> {
     let mut r = Reporter::new(m);
-    let mut services = Map::new();
+    let mut services = Vec::new();
     let mut secrets = Map::new();
     for svc in &m.services {
         if matches!(
@@ -34,7 +34,7 @@ pub fn render(m: &Manifest, _opts: &Options) -> Result<Export, ExportError> {
         }
         let out = service(&mut r, m, svc, &mut secrets);
         r.finish_service(svc, "Compose has no equivalent");
-        services.insert(svc.name.clone(), Value::Object(out));
+        services.push((svc.name.clone(), Value::Object(out)));
     }
     r.top("name", Outcome::Mapped, "the Compose project `name`");
     r.top("volumes", Outcome::Mapped, "top-level `volumes`");
@@ -56,7 +56,8 @@ pub fn render(m: &Manifest, _opts: &Options) -> Result<Export, ExportError> {
     );
     let mut doc = Map::new();
     doc.insert("name".into(), json!(m.name));
-    doc.insert("services".into(), Value::Object(services));
+    let has_services = !services.is_empty();
+    doc.insert("services".into(), crate::yaml::ordered(services));
     if !m.volumes.is_empty() {
         let vols: Map<String, Value> = m.volumes.iter().map(|v| (v.clone(), json!({}))).collect();
         doc.insert("volumes".into(), Value::Object(vols));
@@ -66,7 +67,6 @@ pub fn render(m: &Manifest, _opts: &Options) -> Result<Export, ExportError> {
     }
     let mut doc = Value::Object(doc);
     escape_dollars(&mut doc);
-    let has_services = doc["services"].as_object().is_some_and(|s| !s.is_empty());
     let files = if has_services {
         vec![OutputFile {
             path: FILE_NAME.to_owned(),
@@ -157,7 +157,13 @@ fn service(
         let files: Vec<Value> = svc
             .env_files
             .iter()
-            .map(|p| json!(relative(&m.dir, p)))
+            .map(|p| {
+                if svc.optional_env_files.contains(p) {
+                    json!({ "path": relative(&m.dir, p), "required": false })
+                } else {
+                    json!(relative(&m.dir, p))
+                }
+            })
             .collect();
         out.insert("env_file".into(), Value::Array(files));
         r.mapped(svc, "env_file", "`env_file`");
@@ -167,19 +173,15 @@ fn service(
         r.mapped(svc, "working_dir", "`working_dir`");
     }
     if !svc.depends_on.is_empty() {
-        let deps: Map<String, Value> = svc
-            .depends_on
-            .iter()
-            .map(|d| {
-                let c = match d.condition {
-                    Condition::Started => "service_started",
-                    Condition::Healthy => "service_healthy",
-                    Condition::Completed => "service_completed_successfully",
-                };
-                (d.service.clone(), json!({ "condition": c }))
-            })
-            .collect();
-        out.insert("depends_on".into(), Value::Object(deps));
+        let deps = crate::yaml::ordered(svc.depends_on.iter().map(|d| {
+            let c = match d.condition {
+                Condition::Started => "service_started",
+                Condition::Healthy => "service_healthy",
+                Condition::Completed => "service_completed_successfully",
+            };
+            (d.service.clone(), json!({ "condition": c }))
+        }));
+        out.insert("depends_on".into(), deps);
         r.mapped(svc, "depends_on", "`depends_on` with the same conditions");
     }
     if let Some(h) = &svc.healthcheck {
@@ -343,7 +345,6 @@ fn service(
         r.mapped(svc, "ports", "`ports`");
     }
     let mut volumes = Vec::new();
-    let mut tmpfs = Vec::new();
     for v in &svc.volumes {
         let ro = if v.read_only { ":ro" } else { "" };
         match (v.kind, &v.source) {
@@ -357,16 +358,14 @@ fn service(
                 )));
             }
             (VolumeKind::Bind, None) => {}
-            (VolumeKind::Tmpfs, _) => tmpfs.push(json!(v.target)),
+            // The long form keeps the mounts in their order.
+            (VolumeKind::Tmpfs, _) => volumes.push(json!({ "type": "tmpfs", "target": v.target })),
         }
     }
     if !volumes.is_empty() {
         out.insert("volumes".into(), Value::Array(volumes));
     }
-    if !tmpfs.is_empty() {
-        out.insert("tmpfs".into(), Value::Array(tmpfs));
-    }
-    r.mapped(svc, "volumes", "`volumes` (tmpfs mounts as `tmpfs`)");
+    r.mapped(svc, "volumes", "`volumes`");
     if !svc.secrets.is_empty() {
         out.insert("secrets".into(), json!(svc.secrets));
         for (i, s) in svc.secrets.iter().enumerate() {

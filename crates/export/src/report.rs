@@ -148,12 +148,30 @@ impl<'m> Reporter<'m> {
         outcome: Outcome,
         message: impl Into<String>,
     ) {
-        let path = if field.is_empty() {
-            format!("services.{}", svc.name)
-        } else {
-            format!("services.{}.{field}", svc.name)
+        let written = field.is_empty() || {
+            let mut p = field;
+            loop {
+                if svc.field_locations.contains_key(p) {
+                    break true;
+                }
+                match p.rfind(['.', '[']) {
+                    Some(i) => p = &p[..i],
+                    None => break false,
+                }
+            }
         };
-        self.push(svc.location_of(field), path, outcome, message.into());
+        // A field left to its default is reported at the service, saying which.
+        let (path, message) = if field.is_empty() {
+            (format!("services.{}", svc.name), message.into())
+        } else if written {
+            (format!("services.{}.{field}", svc.name), message.into())
+        } else {
+            (
+                format!("services.{}", svc.name),
+                format!("`{field}` (the default): {}", message.into()),
+            )
+        };
+        self.push(svc.location_of(field), path, outcome, message);
     }
 
     /// A note on `field` only when it is written in the manifest.

@@ -30,6 +30,32 @@ pub fn to_document(doc: &Value) -> String {
     text.strip_prefix("---\n").unwrap_or(&text).to_owned()
 }
 
+/// Marks keys whose order must be kept (a JSON object's keys are sorted): see [`ordered`].
+const ORDER_MARK: char = '\u{1}';
+
+/// A mapping that keeps `entries` in their order when written (Compose's `depends_on`
+/// and `services` in declaration order, so a re-import gives the same definitions).
+#[must_use]
+pub fn ordered(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, v))| (format!("{ORDER_MARK}{i:08}:{k}"), v))
+            .collect(),
+    )
+}
+
+fn key_text(k: &str) -> String {
+    match k
+        .strip_prefix(ORDER_MARK)
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((_, key)) => key.to_owned(),
+        None => k.to_owned(),
+    }
+}
+
 fn to_yaml(v: &Value) -> Yaml<'static> {
     match v {
         Value::Null => Yaml::Value(Scalar::Null),
@@ -41,7 +67,7 @@ fn to_yaml(v: &Value) -> Yaml<'static> {
             let mut m = Mapping::new();
             for (k, v) in map {
                 m.insert(
-                    Yaml::Value(Scalar::String(Cow::Owned(k.clone()))),
+                    Yaml::Value(Scalar::String(Cow::Owned(key_text(k)))),
                     to_yaml(v),
                 );
             }
@@ -117,6 +143,13 @@ mod tests {
         let text = to_documents(std::slice::from_ref(&doc));
         let back = parse_documents(&text).unwrap();
         assert_eq!(back, vec![doc], "{text}");
+    }
+
+    #[test]
+    fn ordered_mappings_keep_their_order() {
+        let doc = json!({ "m": ordered([("b".to_owned(), json!(1)), ("a".to_owned(), json!(2))]) });
+        let text = to_document(&doc);
+        assert_eq!(text, "m:\n  b: 1\n  a: 2\n");
     }
 
     #[test]

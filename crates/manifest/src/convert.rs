@@ -672,6 +672,12 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         }
     }
 
+    let optional_env_files = env_files
+        .iter()
+        .zip(&meta.env_files)
+        .filter(|(_, (_, _, required))| !required)
+        .map(|(p, _)| p.clone())
+        .collect();
     let env = f
         .get("env")
         .map(|n| ctx.env_map(n, &f.path("env")))
@@ -816,6 +822,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         deploy,
         field_locations: field_locations(&entry.value),
         env_file_vars: std::collections::BTreeSet::new(),
+        optional_env_files,
     };
     Some((service, meta))
 }

@@ -190,6 +190,9 @@ pub struct Service {
     /// The `env` names whose values came from an `env_file` (and not from `env`).
     #[serde(skip)]
     pub env_file_vars: BTreeSet<String>,
+    /// The `env_files` written with `required: false` (a missing one is fine).
+    #[serde(skip)]
+    pub optional_env_files: BTreeSet<PathBuf>,
 }
 
 impl Service {
