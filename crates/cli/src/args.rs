@@ -71,6 +71,8 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Turn a docker-compose.yml into an orchestra.yaml, reporting everything not carried over.
     Import(ImportArgs),
+    /// Render the manifest for Kubernetes, Compose or Cloud Run, reporting what maps and what not.
+    Export(crate::export::ExportArgs),
     /// Secrets, encrypted with age beside the manifest: set, get, list, import, recipients.
     Secrets(crate::secrets::SecretsArgs),
     /// Audit the repository's container, CI and infrastructure files.

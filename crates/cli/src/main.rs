@@ -5,6 +5,7 @@ mod args;
 mod control;
 mod deploy;
 mod doctor;
+mod export;
 mod inject;
 mod inspect;
 mod manual;
@@ -78,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man(a) => manual::man(&a),
         Command::Validate(a) => project::validate(a.file.as_deref().or(cli.file.as_deref()), &a),
         Command::Import(a) => project::import(&a),
+        Command::Export(a) => export::run(cli.file.as_deref(), &a),
         Command::Secrets(a) => secrets::run(cli.file.as_deref(), a),
         Command::Audit(a) => {
             let mut out = std::io::stdout().lock();
@@ -138,6 +140,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         | Command::Completions(_)
         | Command::Man(_)
         | Command::Import(_)
+        | Command::Export(_)
         | Command::Secrets(_)
         | Command::Audit(_)
         | Command::Fix(_)

@@ -427,6 +427,7 @@ pub(crate) fn convert(
         control_listen: None,
         proxy: Default::default(),
         environment: None,
+        field_locations: BTreeMap::new(),
     };
     let mut meta = Meta::default();
     let start = Location { line: 1, col: 1 };
@@ -440,6 +441,10 @@ pub(crate) fn convert(
     let Some(f) = ctx.fields(root, "", TOP_FIELDS, &[]) else {
         return (manifest, meta);
     };
+    manifest.field_locations = field_locations(root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("services."))
+        .collect();
 
     if let Some(n) = f.get("name")
         && let Some(name) = ctx.nonempty_string(n, "name")
@@ -684,6 +689,12 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         }
     }
 
+    let optional_env_files = env_files
+        .iter()
+        .zip(&meta.env_files)
+        .filter(|(_, (_, _, required))| !required)
+        .map(|(p, _)| p.clone())
+        .collect();
     let env = f
         .get("env")
         .map(|n| ctx.env_map(n, &f.path("env")))
@@ -829,8 +840,40 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         labels,
         route,
         deploy,
+        field_locations: field_locations(&entry.value),
+        env_file_vars: std::collections::BTreeSet::new(),
+        optional_env_files,
     };
     Some((service, meta))
+}
+
+/// The location of every key and list item under a service, by path below it.
+fn field_locations(node: &Node) -> BTreeMap<String, Location> {
+    fn walk(node: &Node, path: &str, depth: usize, out: &mut BTreeMap<String, Location>) {
+        if depth > 4 {
+            return;
+        }
+        match &node.kind {
+            Kind::Map(entries) => {
+                for e in entries {
+                    let p = join(path, &e.key);
+                    out.entry(p.clone()).or_insert(e.key_loc);
+                    walk(&e.value, &p, depth + 1, out);
+                }
+            }
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    out.entry(p.clone()).or_insert(item.loc);
+                    walk(item, &p, depth + 1, out);
+                }
+            }
+            Kind::Null | Kind::Scalar(_) => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(node, "", 0, &mut out);
+    out
 }
 
 fn orchestra_deploy_default(routed: bool) -> crate::model::DeploySpec {

@@ -256,7 +256,13 @@ fn apply_env_files(manifest: &mut Manifest, meta: &Meta, diags: &mut Vec<Diagnos
                 }
             }
         }
-        env.extend(std::mem::take(&mut service.env));
+        let inline = std::mem::take(&mut service.env);
+        service.env_file_vars = env
+            .keys()
+            .filter(|k| !inline.contains_key(*k))
+            .cloned()
+            .collect();
+        env.extend(inline);
         service.env = env;
     }
 }

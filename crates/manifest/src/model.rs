@@ -4,7 +4,7 @@
 //! of these types is known to be well-formed. `${PORT}` is the one placeholder
 //! left in `command` and `env` values: the runtime fills it per replica.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +48,10 @@ pub struct Manifest {
     /// Top-level `proxy:`: listener, data-plane threads, limits, TLS.
     #[serde(default)]
     pub proxy: ProxySpec,
+    /// Where each top-level field outside `services:` is written, by path (`proxy.tls`,
+    /// `health.threshold`), for reports that point back at the manifest.
+    #[serde(skip)]
+    pub field_locations: BTreeMap<String, Location>,
 }
 
 /// Top-level `proxy:`.
@@ -182,6 +186,35 @@ pub struct Service {
     pub route: Option<RouteSpec>,
     /// How a new revision of it is deployed.
     pub deploy: DeploySpec,
+    /// Where each field written under the service is, by its path below the service
+    /// (`port`, `healthcheck.start_period`, `secrets[0]`), for reports that point back at
+    /// the manifest (`orchestra export`). Not part of the definition.
+    #[serde(skip)]
+    pub field_locations: BTreeMap<String, Location>,
+    /// The `env` names whose values came from an `env_file` (and not from `env`).
+    #[serde(skip)]
+    pub env_file_vars: BTreeSet<String>,
+    /// The `env_files` written with `required: false` (a missing one is fine).
+    #[serde(skip)]
+    pub optional_env_files: BTreeSet<PathBuf>,
+}
+
+impl Service {
+    /// Where the field at `path` (below the service) is written: the nearest written
+    /// ancestor of it, else the service's key.
+    #[must_use]
+    pub fn location_of(&self, path: &str) -> Location {
+        let mut p = path;
+        loop {
+            if let Some(l) = self.field_locations.get(p) {
+                return *l;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return self.location,
+            }
+        }
+    }
 }
 
 /// One published port: `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`.
