@@ -468,6 +468,11 @@ impl Daemon {
         self.admin_addr
     }
 
+    /// The TCP control address actually bound.
+    pub fn control_addr(&self) -> Option<&str> {
+        self.shared.info.control.as_deref()
+    }
+
     /// Runtime events as they happen; the first caller gets every event
     /// since the start.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
