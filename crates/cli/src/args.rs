@@ -176,7 +176,7 @@ unless --fix.
                 skipped: no selected container sets `resources.cpus`, `memory` or
                 `pids` (a process service's limits are not enforced)
   port.FIELD    each address `up` binds is free: admin.listen (default 127.0.0.1:7070),
-                proxy.listen (default 127.0.0.1:8080), proxy.tls.listen, and each fixed
+                control.listen, proxy.listen (default 127.0.0.1:8080), proxy.tls.listen, and each fixed
                 host port in services.NAME.ports; one held by this project's running
                 daemon passes. A service's `port:` is not checked: no host socket binds
                 it (each replica gets a free PORT)

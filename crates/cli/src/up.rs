@@ -203,7 +203,13 @@ pub async fn foreground(file: Option<&Path>, a: &UpArgs) -> anyhow::Result<ExitC
         .admin_addr()
         .map(|a| format!(", admin http://{a}"))
         .unwrap_or_default();
-    println!("orchestra: starting `{project}`: {n} services{admin}; Ctrl-C stops everything");
+    let control = daemon
+        .control_addr()
+        .map(|a| format!(", control http://{a} (bearer token)"))
+        .unwrap_or_default();
+    println!(
+        "orchestra: starting `{project}`: {n} services{admin}{control}; Ctrl-C stops everything"
+    );
     for (svc, note) in daemon.recovered() {
         println!("↺ {svc}: {note}");
     }

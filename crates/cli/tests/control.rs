@@ -340,6 +340,47 @@ fn logs_json_lines_carry_their_fields_and_events_follow_streams_what_happens_nex
 }
 
 #[test]
+fn doctor_checks_the_control_port_and_passes_it_while_this_project_holds_it() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let mut p = Project::new(&format!("{API}control:\n  listen: \"{addr}\"\n"));
+    let doctor = |p: &Project| -> Value {
+        let out = p.run(&["doctor", "--json"]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "port.control.listen")
+            .cloned()
+            .unwrap_or_else(|| panic!("no port.control.listen in {doc:#}"))
+    };
+    let c = doctor(&p);
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(c.to_string().contains(&addr), "{c:#}");
+    // Held by this project's own daemon: it passes.
+    drop(held);
+    p.up_ok(&[]);
+    let c = doctor(&p);
+    assert_eq!(c["status"], "pass", "{c:#}");
+    // `up` refuses a taken control address before starting anything.
+    p.down();
+    let held = std::net::TcpListener::bind(addr.as_str()).unwrap();
+    let out = p.up(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on control address"), "{err}");
+    drop(held);
+    let bad = p.up(&["--control", "localhost"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--control localhost"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
 fn completions_and_man_pages_come_from_the_command_definitions() {
     let p = Project::new(API);
     for shell in ["bash", "zsh", "fish"] {

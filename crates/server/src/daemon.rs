@@ -277,8 +277,6 @@ impl Daemon {
             }
         };
         let control_addr = control_tcp.as_ref().and_then(|l| l.local_addr().ok());
-        // Made at the first start, kept across restarts: clients keep working.
-        let (token, _) = crate::auth::ensure_token(&paths.token)?;
         let proxy = match &opts.proxy {
             Some(listen) => Some(
                 orchestra_proxy::Proxy::start(proxy_config(listen, &opts.manifest.proxy))
@@ -293,6 +291,8 @@ impl Daemon {
         let control = crate::control::bind_socket(&paths.socket).map_err(io(&paths.socket))?;
 
         let state = Arc::new(StateStore::open(&paths.db)?);
+        // Made at the first start, kept across restarts: clients keep working.
+        let (token, _) = crate::auth::ensure_token(&paths.token)?;
         let reaped = reap_leftovers(&state)?;
         let last = match state.last_run()? {
             None => LastStop::None,
@@ -466,6 +466,11 @@ impl Daemon {
     /// The admin address actually bound.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The TCP control address actually bound.
+    pub fn control_addr(&self) -> Option<&str> {
+        self.shared.info.control.as_deref()
     }
 
     /// Runtime events as they happen; the first caller gets every event

@@ -58,15 +58,26 @@ impl Cursor {
         let state = self.state.clone();
         let service = self.service.clone();
         let after = self.after;
-        let limit = self.first.take().unwrap_or(PAGE);
-        let rows =
-            tokio::task::spawn_blocking(move || state.events(after, service.as_deref(), limit))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        if let Some(last) = rows.last() {
-            self.after = last.id;
-        }
+        let first = self.first.take();
+        let (rows, newest) = tokio::task::spawn_blocking(move || {
+            // The first batch is only the latest `limit`: what is older (or
+            // another service's) must not come through on the next read.
+            let newest = match first {
+                Some(_) => state.events(after, None, 1)?.last().map(|e| e.id),
+                None => None,
+            };
+            let rows = match first {
+                Some(0) => Vec::new(),
+                Some(n) => state.events(after, service.as_deref(), n)?,
+                None => state.events(after, service.as_deref(), PAGE)?,
+            };
+            Ok::<_, orchestra_state::StateError>((rows, newest))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let last = rows.last().map(|e| e.id);
+        self.after = self.after.max(newest.unwrap_or(0)).max(last.unwrap_or(0));
         Ok(rows)
     }
 

@@ -52,6 +52,9 @@ pub fn wanted(ctx: &Ctx<'_>) -> Vec<Wanted> {
         m.admin_listen.as_deref(),
         DEFAULT_ADMIN,
     ));
+    if let Some(c) = &m.control_listen {
+        out.push(listen("control.listen", Some(c), ""));
+    }
     if ctx.routed() {
         out.push(listen(
             "proxy.listen",
@@ -137,7 +140,7 @@ fn bind(w: &Wanted) -> Bound {
 pub struct Daemon {
     /// A daemon answered.
     pub running: bool,
-    /// The addresses it bound (admin, proxy, TLS).
+    /// The addresses it bound (admin, control, proxy, TLS).
     pub addrs: Vec<SocketAddr>,
     /// The services it runs.
     pub services: Vec<String>,
@@ -159,7 +162,7 @@ pub async fn daemon(socket: PathBuf) -> Daemon {
     let Ok(Some((info, status))) = tokio::time::timeout(ENGINE_TIMEOUT, ask).await else {
         return Daemon::default();
     };
-    let addrs = ["admin", "proxy", "proxy_tls"]
+    let addrs = ["admin", "control", "proxy", "proxy_tls"]
         .iter()
         .filter_map(|k| info.get(*k)?.as_str()?.parse().ok())
         .collect();
