@@ -362,19 +362,30 @@ impl StateStore {
     fn migrate(&self) -> Result<(), StateError> {
         let known = MIGRATIONS.len() as i64;
         let path = self.path.clone();
-        let found: i64 = self.with(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
-        if found > known {
-            return Err(StateError::TooNew { path, found, known });
-        }
-        self.with(|c| {
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-                let tx = c.transaction()?;
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        // Each step reads the version inside an immediate (write-locked)
+        // transaction: two processes opening a new database at once (the
+        // daemon and `ps`) must not both apply the same migration.
+        loop {
+            let step = self.with(|c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                if found >= known {
+                    tx.commit()?;
+                    return Ok(Err(found));
+                }
+                tx.execute_batch(MIGRATIONS[found as usize])?;
+                tx.pragma_update(None, "user_version", found + 1)?;
                 tx.commit()?;
+                Ok(Ok(()))
+            })?;
+            match step {
+                Ok(()) => {}
+                Err(found) if found > known => {
+                    return Err(StateError::TooNew { path, found, known });
+                }
+                Err(_) => return Ok(()),
             }
-            Ok(())
-        })
+        }
     }
 
     /// The schema version this build migrates to.
@@ -843,6 +854,26 @@ fn upsert_rollout(c: &Connection, service: &str, state: &str) -> rusqlite::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_opening_a_new_file_at_once_migrate_it_once() {
+        // The daemon creates state.db while a CLI command opens it: every
+        // opener must succeed and the schema must be applied exactly once.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("state.db");
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let db = db.clone();
+                    std::thread::spawn(move || StateStore::open(&db).map(|s| s.schema_version()))
+                })
+                .collect();
+            for o in openers {
+                let version = o.join().unwrap().unwrap().unwrap();
+                assert_eq!(version, MIGRATIONS.len() as i64);
+            }
+        }
+    }
 
     #[test]
     fn migrates_a_new_file_and_reopens_it() {
