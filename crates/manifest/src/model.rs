@@ -178,6 +178,9 @@ pub struct Service {
     pub route: Option<RouteSpec>,
     /// How a new revision of it is deployed.
     pub deploy: DeploySpec,
+    /// How its data is backed up and restored (`backup:`); not part of its revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupSpec>,
 }
 
 /// One published port: `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`.
@@ -434,6 +437,10 @@ pub struct DeploySpec {
     pub drain_timeout: Duration,
     /// Commands around the deploy.
     pub hooks: Hooks,
+    /// Services whose data is backed up before `hooks.pre` run (`backup_before:`): the
+    /// release's restore point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_before: Vec<String>,
 }
 
 /// Deploy strategies.
@@ -582,6 +589,7 @@ impl DeploySpec {
             keep_warm: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             hooks: Hooks::default(),
+            backup_before: Vec::new(),
         }
     }
 }
