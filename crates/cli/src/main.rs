@@ -2,11 +2,13 @@
 //! printed and which exit code they give.
 
 mod args;
+mod backup;
 mod deploy;
 mod doctor;
 mod inject;
 mod inspect;
 mod project;
+mod restore_point;
 mod secrets;
 mod up;
 
@@ -122,6 +124,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Promote(a) => inspect::control(file, &a.service, "promote").await,
         Command::Abort(a) => inspect::control(file, &a.service, "abort").await,
         Command::Rollback(a) => deploy::rollback(file, &a).await,
+        Command::Backup(a) => backup::run(file, a).await,
         Command::History(a) => deploy::history(file, &a).await,
         Command::Pause(a) => inspect::control(file, &a.service, "pause").await,
         Command::Resume(a) => inspect::control(file, &a.service, "resume").await,

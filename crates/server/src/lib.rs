@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backups;
 pub mod client;
 pub mod daemon;
 pub mod paths;
