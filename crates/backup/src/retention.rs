@@ -8,12 +8,12 @@ use crate::Entry;
 
 /// The entries to remove, given `keep` and `keep_for` at `now_ms`. The newest backup of
 /// each group (routine, restore points) always stays.
-pub fn expired<'a>(
-    entries: &'a [Entry],
+pub fn expired(
+    entries: &[Entry],
     keep: Option<u32>,
     keep_for: Option<Duration>,
     now_ms: i64,
-) -> Vec<&'a Entry> {
+) -> Vec<&Entry> {
     let mut out = Vec::new();
     for restore_points in [false, true] {
         let mut group: Vec<&Entry> = entries

@@ -93,12 +93,13 @@ impl Deployer {
         };
         let hooks_run = plan.kind != Kind::Rollback;
         let dir = self.inner.runtime.manifest().dir.clone();
-        if hooks_run && !def.deploy.backup_before.is_empty() {
-            if let Err(e) = self.take_restore_points(release, &def).await {
-                let reason = format!("restore point failed, nothing changed: {e}");
-                let _ = self.step(&service, release, Input::CandidateFailed { reason });
-                return;
-            }
+        if hooks_run
+            && !def.deploy.backup_before.is_empty()
+            && let Err(e) = self.take_restore_points(release, &def).await
+        {
+            let reason = format!("restore point failed, nothing changed: {e}");
+            let _ = self.step(&service, release, Input::CandidateFailed { reason });
+            return;
         }
         if hooks_run {
             for cmd in &def.deploy.hooks.pre {
