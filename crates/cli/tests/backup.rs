@@ -422,3 +422,59 @@ services:
     );
     port_of(&p, "api");
 }
+
+#[test]
+fn with_age_recipients_backups_are_encrypted_and_still_restore() {
+    if !have(&["redis-server", "redis-cli"], "redis-server redis-tools") {
+        return;
+    }
+    let mut p = Project::new(REDIS);
+    std::fs::create_dir(p.path().join("data")).unwrap();
+    ok(p.run(&["secrets", "init"]));
+    p.up_ok(&[]);
+    let port = port_of(&p, "cache");
+    redis_cli(port, &["SET", "secret-key", "secret-value"]);
+
+    let out = ok(p.run(&["backup", "run", "cache"]));
+    assert!(out.contains(", encrypted,"), "{out}");
+    let b = backups(&p, "cache").remove(0);
+    assert_eq!(b["encrypted"], true);
+    let file = p
+        .path()
+        .join(".orchestra/backups/cache")
+        .join(b["file"].as_str().unwrap());
+    assert!(
+        file.to_str().unwrap().ends_with(".rdb.age"),
+        "{}",
+        file.display()
+    );
+    let stored = std::fs::read(&file).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1"), "an age file");
+    assert!(
+        !stored.windows(12).any(|w| w == b"secret-value"),
+        "no plaintext at rest"
+    );
+    assert_eq!(sha256_of(&file), b["sha256"].as_str().unwrap());
+
+    redis_cli(port, &["FLUSHALL"]);
+    let out = ok(p.run(&["backup", "verify", "cache"]));
+    assert!(out.contains("restores: 1 keys"), "{out}");
+    ok(p.run(&["backup", "restore", "cache"]));
+    let port = port_of(&p, "cache");
+    assert_eq!(redis_cli(port, &["GET", "secret-key"]), "secret-value");
+
+    // A service without a block, and one that is not in the manifest, are named.
+    let o = p.run(&["backup", "run", "app"]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("`app` has no `backup:` block"),
+        "{}",
+        text(&o)
+    );
+    let o = p.run(&["backup", "list", "nosuch"]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no service `nosuch`"),
+        "{}",
+        text(&o)
+    );
+}
