@@ -6,9 +6,9 @@ use crate::model::{Location, Service};
 
 impl Service {
     /// 12 lowercase hex characters identifying this definition: the FNV-1a 64 hash of
-    /// its JSON serialization with all `location` fields cleared and without `backup`. Equal definitions give
-    /// equal revisions across runs and machines; moving a service in the file does not
-    /// change it.
+    /// its JSON serialization with all `location` fields cleared and without `backup`.
+    /// Equal definitions give equal revisions across runs and machines; moving a service
+    /// in the file does not change it.
     #[must_use]
     pub fn revision(&self) -> String {
         let mut s = self.clone();
