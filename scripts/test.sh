@@ -13,12 +13,18 @@ if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; the
   export DOCKER_HOST
 fi
 
-# The secrets tests check interoperability with the `age` CLI, and the proxy's
-# conformance tests compare its answers with nginx's: install Debian's `age` and
-# `nginx` where missing (without them those tests fail under CI=true, skip otherwise).
+# The secrets tests check interoperability with the `age` CLI, the proxy's
+# conformance tests compare its answers with nginx's, and the backup tests run
+# redis and Postgres: install Debian's `age`, `nginx`, `redis-server`,
+# `redis-tools` and `postgresql` where missing (without them those tests fail
+# under CI=true, skip otherwise).
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
 { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
+# The backup tests run real redis and Postgres servers as services.
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+{ command -v pg_dump >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} (Debian)" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -75,6 +75,8 @@ pub enum Command {
     Export(crate::export::ExportArgs),
     /// Secrets, encrypted with age beside the manifest: set, get, list, import, recipients.
     Secrets(crate::secrets::SecretsArgs),
+    /// Backups of data services: run, list, restore, verify.
+    Backup(crate::backup::BackupArgs),
     /// Audit the repository's container, CI and infrastructure files.
     Audit(orchestra_audit::cli::AuditArgs),
     /// Safe, automatic fixes to the repository.
@@ -347,6 +349,10 @@ pub struct RollbackArgs {
     /// The revision to go back to (default: the one the last release replaced).
     #[arg(long, value_name = "REV")]
     pub to: Option<String>,
+    /// Also restore the data: the restore point (backups) taken before the rolled-back
+    /// release's migrations (`deploy.backup_before`).
+    #[arg(long)]
+    pub restore_data: bool,
 }
 
 /// `orchestra history`

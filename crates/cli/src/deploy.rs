@@ -217,14 +217,15 @@ pub async fn rollback(file: Option<&Path>, a: &RollbackArgs) -> anyhow::Result<E
     if let Some(to) = &a.to {
         path.push_str(&format!("?to={to}"));
     }
+    // The release rolled back, read before the rollback adds its own.
+    let points = crate::restore_point::of_last_release(&c, &a.service).await?;
     let r = c.post(&path).await?;
     let result = r["result"].as_str().unwrap_or_default();
     println!("{}: {result}", a.service);
-    Ok(if result.starts_with("rollback failed") {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    if result.starts_with("rollback failed") {
+        return Ok(ExitCode::FAILURE);
+    }
+    crate::restore_point::after_rollback(file, &a.service, points, a.restore_data).await
 }
 
 /// `orchestra history`

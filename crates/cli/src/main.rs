@@ -3,6 +3,7 @@
 
 mod args;
 mod control;
+mod backup;
 mod deploy;
 mod doctor;
 mod export;
@@ -10,6 +11,7 @@ mod inject;
 mod inspect;
 mod manual;
 mod project;
+mod restore_point;
 mod secrets;
 mod up;
 
@@ -129,6 +131,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Promote(a) => inspect::control(file, &a.service, "promote").await,
         Command::Abort(a) => inspect::control(file, &a.service, "abort").await,
         Command::Rollback(a) => deploy::rollback(file, &a).await,
+        Command::Backup(a) => backup::run(file, a).await,
         Command::History(a) => deploy::history(file, &a).await,
         Command::Pause(a) => inspect::control(file, &a.service, "pause").await,
         Command::Resume(a) => inspect::control(file, &a.service, "resume").await,

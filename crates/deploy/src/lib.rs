@@ -13,6 +13,7 @@
 pub mod controller;
 pub mod hooks;
 pub mod recovery;
+pub mod restore_points;
 pub mod rollout;
 pub mod routes;
 pub mod stored;
@@ -20,4 +21,5 @@ pub mod traffic;
 pub mod verify;
 
 pub use controller::{DeployError, Deployer, Started};
+pub use restore_points::{RestorePoint, RestorePoints};
 pub use traffic::Traffic;

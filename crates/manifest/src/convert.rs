@@ -21,6 +21,7 @@ use crate::units::{
     DURATION_EXPECTED, MEMORY_EXPECTED, normalize_signal, parse_duration, parse_memory, shell_split,
 };
 
+mod backup;
 mod deploy;
 mod site;
 
@@ -55,6 +56,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "labels",
     "route",
     "deploy",
+    "backup",
 ];
 /// Recognized Compose-ish keys this version cannot honour yet.
 const SERVICE_UNSUPPORTED: &[&str] = &[];
@@ -110,6 +112,8 @@ pub(crate) struct ServiceMeta {
     /// Where the route's path prefix is written (the `path` value, else the `route` value)
     /// and its field path, when the service has a valid route.
     pub route: Option<(Location, String)>,
+    /// Each `deploy.backup_before` entry: service name, location and field path.
+    pub backup_before: Vec<(String, Location, String)>,
 }
 
 /// A reference by name (to a service or a volume), found in the manifest.
@@ -811,6 +815,28 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         .get("deploy")
         .and_then(|n| deploy::deploy(ctx, n, &f.path("deploy"), routed))
         .unwrap_or_else(|| orchestra_deploy_default(routed));
+    let mut deploy = deploy;
+    if let Some(n) = f.get("deploy")
+        && let Kind::Map(entries) = &n.kind
+        && let Some(e) = entries.iter().find(|e| e.key == "backup_before")
+        && e.value.kind != Kind::Null
+        && let Some(list) =
+            backup::backup_before(ctx, &e.value, &join(&f.path("deploy"), "backup_before"))
+    {
+        deploy.backup_before = list.iter().map(|(n, _, _)| n.clone()).collect();
+        meta.backup_before = list;
+    }
+    let backup = f.get("backup").and_then(|n| {
+        let p = f.path("backup");
+        if static_route.is_some() {
+            let d = ctx
+                .diag(n.loc, &p, "a static route has no data to back up")
+                .expected("`backup:` on a service that runs (`command`, `image` or `build`)");
+            ctx.push(d);
+            return None;
+        }
+        backup::backup(ctx, n, &p)
+    });
 
     let service = Service {
         name,
@@ -843,6 +869,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         field_locations: field_locations(&entry.value),
         env_file_vars: std::collections::BTreeSet::new(),
         optional_env_files,
+        backup,
     };
     Some((service, meta))
 }

@@ -17,6 +17,7 @@
 //! [`compose::import_str`] turns a `docker-compose.yml` into manifest text, explaining
 //! every key it changes or cannot carry over.
 
+pub mod backup;
 pub mod compose;
 mod convert;
 mod error;
@@ -33,6 +34,7 @@ mod units;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use backup::{BackupKind, BackupSpec, Schedule};
 pub use error::{Diagnostic, LoadError};
 pub use model::*;
 pub use units::parse_duration;
@@ -267,5 +269,7 @@ fn apply_env_files(manifest: &mut Manifest, meta: &Meta, diags: &mut Vec<Diagnos
     }
 }
 
+#[cfg(test)]
+mod backup_tests;
 #[cfg(test)]
 mod tests;

@@ -186,6 +186,9 @@ pub struct Service {
     pub route: Option<RouteSpec>,
     /// How a new revision of it is deployed.
     pub deploy: DeploySpec,
+    /// How its data is backed up and restored (`backup:`); not part of its revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupSpec>,
     /// Where each field written under the service is, by its path below the service
     /// (`port`, `healthcheck.start_period`, `secrets[0]`), for reports that point back at
     /// the manifest (`orchestra export`). Not part of the definition.
@@ -493,6 +496,10 @@ pub struct DeploySpec {
     pub drain_timeout: Duration,
     /// Commands around the deploy.
     pub hooks: Hooks,
+    /// Services whose data is backed up before `hooks.pre` run (`backup_before:`): the
+    /// release's restore point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_before: Vec<String>,
 }
 
 /// Deploy strategies.
@@ -641,6 +648,7 @@ impl DeploySpec {
             keep_warm: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             hooks: Hooks::default(),
+            backup_before: Vec::new(),
         }
     }
 }

@@ -6,13 +6,15 @@ use crate::model::{Location, Service};
 
 impl Service {
     /// 12 lowercase hex characters identifying this definition: the FNV-1a 64 hash of
-    /// its JSON serialization with all `location` fields cleared. Equal definitions give
-    /// equal revisions across runs and machines; moving a service in the file does not
-    /// change it.
+    /// its JSON serialization with all `location` fields cleared and without `backup`.
+    /// Equal definitions give equal revisions across runs and machines; moving a service
+    /// in the file does not change it.
     #[must_use]
     pub fn revision(&self) -> String {
         let mut s = self.clone();
         s.location = Location::default();
+        // Retention and schedule are not the service: changing them restarts nothing.
+        s.backup = None;
         for d in &mut s.depends_on {
             d.location = Location::default();
         }

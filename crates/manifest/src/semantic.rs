@@ -18,6 +18,7 @@ pub(crate) fn check(manifest: &Manifest, meta: &Meta, diags: &mut Vec<Diagnostic
     ports(manifest, meta, file, diags);
     routes(manifest, meta, file, diags);
     volumes(manifest, meta, file, diags);
+    backup_before(manifest, meta, &declared, file, diags);
     for r in &meta.profile_refs {
         if !declared.contains(&r.name.as_str()) {
             diags.push(
@@ -384,6 +385,46 @@ fn volumes(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagno
                 )
                 .hint(hint),
             );
+        }
+    }
+}
+
+/// Each `deploy.backup_before` entry names a declared service with a `backup:` block.
+fn backup_before(
+    manifest: &Manifest,
+    meta: &Meta,
+    declared: &[&str],
+    file: &Path,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for sm in &meta.services {
+        for (name, loc, path) in &sm.backup_before {
+            match manifest.service(name) {
+                Some(s) if s.backup.is_some() => {}
+                Some(_) => diags.push(
+                    Diagnostic::new(
+                        file,
+                        *loc,
+                        path,
+                        format!(
+                            "`{name}` has no `backup:` block, so no restore point can be taken"
+                        ),
+                    )
+                    .hint(format!(
+                        "give `{name}` a `backup: {{ kind: redis | postgres | command }}`"
+                    )),
+                ),
+                None if declared.contains(&name.as_str()) => {}
+                None => diags.push(
+                    Diagnostic::new(
+                        file,
+                        *loc,
+                        path,
+                        format!("backup_before names unknown service `{name}`"),
+                    )
+                    .hint(did_you_mean(name, declared.iter().copied())),
+                ),
+            }
         }
     }
 }

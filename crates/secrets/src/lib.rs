@@ -63,6 +63,21 @@ pub fn store_dir(project_dir: &std::path::Path) -> std::path::PathBuf {
     project_dir.join("secrets")
 }
 
+/// Encrypt `bytes` to `recipients` (binary age format, readable by `age -d`); `path` is the
+/// file they are for, named in errors. Used for data beside the store, such as backups.
+pub fn encrypt_to(
+    recipients: &[Recipient],
+    bytes: &[u8],
+    path: &std::path::Path,
+) -> Result<Vec<u8>> {
+    store::encrypt(recipients, bytes, path)
+}
+
+/// Decrypt the age file at `path` with `identity`, telling a wrong key from a damaged file.
+pub fn decrypt_file(path: &std::path::Path, identity: &Identity) -> Result<Zeroizing<Vec<u8>>> {
+    store::decrypt_file(path, identity)
+}
+
 /// Replace `path` with `bytes` atomically (temporary file beside it, fsync, rename),
 /// with file mode `mode`.
 pub fn replace_file(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {

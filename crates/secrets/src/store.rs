@@ -626,7 +626,11 @@ impl Store {
     }
 }
 
-fn encrypt(recipients: &[x25519::Recipient], value: &[u8], path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(
+    recipients: &[x25519::Recipient],
+    value: &[u8],
+    path: &Path,
+) -> Result<Vec<u8>> {
     use std::io::Write;
     let fail = |reason: String| Error::Encrypt {
         path: path.to_owned(),

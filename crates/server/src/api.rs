@@ -17,6 +17,7 @@
 //! | GET | /v1/routes | how traffic is split, with per-revision figures |
 //! | GET | /v1/instances | every running revision of every service (live, canary, warm...) |
 //! | POST | /v1/control/rotate-token | a new bearer token for the TCP listener (see [`crate::control`]) |
+//! | POST | /v1/backups/{name}[/restore?from=ID] | take or restore a backup (see [`crate::backups`]) |
 
 use std::convert::Infallible;
 
@@ -47,6 +48,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/releases", get(releases))
         .route("/v1/routes", get(routes))
         .route("/v1/instances", get(instances))
+        .merge(crate::backups::router())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
 }

@@ -414,6 +414,9 @@ impl Daemon {
                 opts.secrets.clone(),
             )
         });
+        if let Some(d) = &deployer {
+            crate::backups::install(d, &runtime);
+        }
         let shared = Shared {
             deployer,
             runtime,

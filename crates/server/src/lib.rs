@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod client;
 pub mod control;
 pub mod daemon;

@@ -125,6 +125,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 4: the secret versions each release shipped (names and numbers, never values).
     "ALTER TABLE releases ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';",
+    // 5: the restore points (backup ids) taken before a release's migrations.
+    "ALTER TABLE releases ADD COLUMN restore_points TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// Where a release stands.
@@ -282,6 +284,8 @@ pub struct ReleaseRecord {
     pub figures: serde_json::Value,
     /// The secret versions it shipped: `{NAME: version}`.
     pub secrets: serde_json::Value,
+    /// The backups taken before its `hooks.pre` ran: `[{service, backup, kind}]`.
+    pub restore_points: serde_json::Value,
     /// When it started and ended (ms since the epoch).
     pub started_at_ms: i64,
     /// When it ended.
@@ -726,6 +730,21 @@ impl StateStore {
         })
     }
 
+    /// Record the restore points taken before a release's migrations (a JSON list).
+    pub fn release_restore_points(
+        &self,
+        id: i64,
+        points: &serde_json::Value,
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE releases SET restore_points = ?2 WHERE id = ?1",
+                params![id, points.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Set a release's status and reason (and its end time when the status is final).
     pub fn end_release(&self, u: &ReleaseUpdate) -> Result<(), StateError> {
         self.with(|c| update_release(c, u))
@@ -788,7 +807,7 @@ impl StateStore {
     }
 }
 
-const RELEASE_COLUMNS: &str = "id, service, strategy, from_revision, to_revision, status, reason, figures, started_at_ms, ended_at_ms, secrets";
+const RELEASE_COLUMNS: &str = "id, service, strategy, from_revision, to_revision, status, reason, figures, started_at_ms, ended_at_ms, secrets, restore_points";
 
 fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     let figures: String = r.get(7)?;
@@ -812,6 +831,8 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         started_at_ms: r.get(8)?,
         ended_at_ms: r.get(9)?,
         secrets: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or(serde_json::Value::Null),
+        restore_points: serde_json::from_str(&r.get::<_, String>(11)?)
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -1004,6 +1025,14 @@ mod tests {
         assert_eq!(s.open_releases().unwrap()[0].id, id);
         assert_eq!(r.secrets["MODEL_TOKEN"], 2);
         assert!(r.ended_at_ms.is_none());
+        assert_eq!(r.restore_points, serde_json::json!([]), "none taken yet");
+        s.release_restore_points(id, &serde_json::json!([{"service": "db", "backup": "b1"}]))
+            .unwrap();
+        // Figures written later do not touch them.
+        s.release_figures(id, &serde_json::json!({"canary": {"requests": 10}}))
+            .unwrap();
+        let r = s.release(id).unwrap().unwrap();
+        assert_eq!(r.restore_points[0]["backup"], "b1");
         s.save_rollout(
             "api",
             "{}",

@@ -103,6 +103,8 @@ struct Inner {
     /// What was last published, to skip swaps that change nothing and say a
     /// problem once, not on every runtime change.
     published: Mutex<Published>,
+    /// Takes the backups `deploy.backup_before` names; unset, such a release fails.
+    restore_points: Mutex<Option<Arc<dyn crate::RestorePoints>>>,
 }
 
 #[derive(Default)]
@@ -200,6 +202,7 @@ impl Deployer {
                 defs: Mutex::new(defs),
                 changed: watch::channel(0).0,
                 published: Mutex::new(Published::default()),
+                restore_points: Mutex::new(None),
             }),
         };
         d.publish();

@@ -20,6 +20,38 @@ use crate::rollout::{Input, Kind, Phase, Rev, Rollout};
 use crate::verify::{self, Slo, Verdict, Window};
 
 impl Deployer {
+    /// Who takes the backups `deploy.backup_before` names (the daemon sets it).
+    pub fn set_restore_points(&self, taker: Arc<dyn crate::RestorePoints>) {
+        *self.inner.restore_points.lock() = Some(taker);
+    }
+
+    /// Back up each service of `def.deploy.backup_before`, recording each with the
+    /// release as soon as it is taken.
+    async fn take_restore_points(&self, release: i64, def: &Service) -> Result<(), String> {
+        let taker = self
+            .inner
+            .restore_points
+            .lock()
+            .clone()
+            .ok_or_else(|| "this daemon cannot take backups".to_owned())?;
+        let mut points = Vec::new();
+        for name in &def.deploy.backup_before {
+            let point = taker
+                .take(name.clone(), release)
+                .await
+                .map_err(|e| format!("backup of {name}: {e}"))?;
+            points.push(point);
+            if let Err(e) = self
+                .inner
+                .state
+                .release_restore_points(release, &json!(points))
+            {
+                return Err(format!("cannot record the restore point: {e}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Apply `input` only while `release` still holds the service: a task
     /// that lost its release (aborted, rolled back) must change nothing.
     fn step(&self, service: &str, release: i64, input: Input) -> Result<Rollout, DeployError> {
@@ -61,6 +93,14 @@ impl Deployer {
         };
         let hooks_run = plan.kind != Kind::Rollback;
         let dir = self.inner.runtime.manifest().dir.clone();
+        if hooks_run
+            && !def.deploy.backup_before.is_empty()
+            && let Err(e) = self.take_restore_points(release, &def).await
+        {
+            let reason = format!("restore point failed, nothing changed: {e}");
+            let _ = self.step(&service, release, Input::CandidateFailed { reason });
+            return;
+        }
         if hooks_run {
             for cmd in &def.deploy.hooks.pre {
                 if let Err(e) = hooks::run(cmd, &dir, &def.env, None).await {

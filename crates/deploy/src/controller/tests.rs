@@ -361,3 +361,74 @@ async fn abort_and_promote_act_on_the_phase_they_find() {
     .await;
     assert!(e.d.abort("api").is_err(), "nothing to abort now");
 }
+
+/// Restore points that answer with numbered ids, or fail when told to.
+#[derive(Default)]
+struct Points {
+    fail: std::sync::atomic::AtomicBool,
+    taken: Mutex<Vec<(String, i64)>>,
+}
+
+impl crate::RestorePoints for Arc<Points> {
+    fn take(
+        &self,
+        service: String,
+        release: i64,
+    ) -> crate::restore_points::BoxFuture<Result<crate::RestorePoint, String>> {
+        let me = self.clone();
+        Box::pin(async move {
+            if me.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("pg_dump: disk full".to_owned());
+            }
+            let mut t = me.taken.lock();
+            t.push((service.clone(), release));
+            Ok(crate::RestorePoint {
+                service,
+                backup: format!("b-{}", t.len()),
+                kind: "redis".into(),
+            })
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_with_backup_before_records_its_restore_point_and_fails_without_one() {
+    let e = env(
+        "{ strategy: blue-green, keep_warm: 0s, backup_before: [api] }\n    backup: { kind: redis }",
+        FakeDriver::new(RunPlan::runs()),
+    )
+    .await;
+    let points = Arc::new(Points::default());
+    e.d.set_restore_points(Arc::new(points.clone()));
+    let (id, v2) = e.deploy("v2");
+    e.until(MINUTE, "the switch", |e| {
+        matches!(
+            e.release(id).status,
+            ReleaseStatus::Live | ReleaseStatus::Succeeded
+        )
+    })
+    .await;
+    assert_eq!(*points.taken.lock(), [("api".to_owned(), id)]);
+    assert_eq!(
+        e.release(id).restore_points,
+        serde_json::json!([{"service": "api", "backup": "b-1", "kind": "redis"}])
+    );
+    assert_eq!(e.traffic.weights(), [(v2.clone(), 100, 1)]);
+
+    // A backup that fails fails the release before anything moves.
+    points.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (id2, _) = e.deploy("v3");
+    e.until(MINUTE, "the failure", |e| {
+        e.release(id2).status == ReleaseStatus::Failed
+    })
+    .await;
+    let r = e.release(id2);
+    assert!(
+        r.reason
+            .contains("restore point failed, nothing changed: backup of api: pg_dump: disk full"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(r.restore_points, serde_json::json!([]));
+    assert_eq!(e.traffic.weights(), [(v2, 100, 1)], "traffic stayed");
+}

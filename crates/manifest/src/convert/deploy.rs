@@ -31,6 +31,7 @@ const DEPLOY_FIELDS: &[&str] = &[
     "keep_warm",
     "drain_timeout",
     "hooks",
+    "backup_before",
 ];
 const VERIFY_FIELDS: &[&str] = &[
     "max_error_rate",
