@@ -347,3 +347,51 @@ async fn a_streak_resets_after_a_stable_run_and_a_clean_exit_completes() {
     run_for(Duration::from_secs(30)).await;
     assert_eq!(driver.starts(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_on_failure_none_a_failing_check_marks_unhealthy_and_never_restarts() {
+    let driver = FakeDriver::new(Plan::runs()).then(Plan::unhealthy());
+    let mut p = Platform::start(
+        "services:\n  db:\n    command: [db]\n    healthcheck: { exec: [check], interval: 1s, retries: 2, start_period: 0s, on_failure: none }\n    restart: always\n  api:\n    command: [api]\n    depends_on: { db: healthy }\n",
+        &driver,
+    );
+    settle().await;
+    run_for(ms(2500)).await;
+    let unhealthy = p.events(EventKind::Unhealthy);
+    assert_eq!(unhealthy.len(), 1, "one event, not one per failed probe");
+    assert!(
+        unhealthy[0]
+            .reason
+            .ends_with("(kept running: on_failure is none)"),
+        "{}",
+        unhealthy[0].reason
+    );
+    assert_eq!(p.replica_phase("db"), Phase::Unhealthy);
+    // Still running, probed on, never stopped or restarted; its dependent waits.
+    run_for(Duration::from_secs(20)).await;
+    assert!(driver.run(0).stopped().is_none());
+    assert_eq!(driver.starts(), 1);
+    assert!(p.events(EventKind::Restarted).is_empty());
+    assert_eq!(p.events(EventKind::Unhealthy).len(), 1);
+    let db = p.rt.service("db").expect("db");
+    assert!(db.report.is_none());
+    assert_eq!(db.replicas[0].restarts, 0);
+    assert_eq!(p.rt.service("api").expect("api").phase, Phase::Waiting);
+
+    // The next success makes it healthy, and the dependent starts.
+    driver.run(0).set_healthy(true);
+    run_for(ms(1500)).await;
+    assert_eq!(p.replica_phase("db"), Phase::Healthy);
+    assert_eq!(driver.starts(), 2);
+
+    // Failing again later: unhealthy again, still not restarted.
+    driver.run(0).set_healthy(false);
+    run_for(ms(2500)).await;
+    assert_eq!(p.replica_phase("db"), Phase::Unhealthy);
+    assert!(driver.run(0).stopped().is_none());
+    assert_eq!(p.events(EventKind::Unhealthy).len(), 2);
+    driver.run(0).set_healthy(true);
+    run_for(ms(1500)).await;
+    assert_eq!(p.replica_phase("db"), Phase::Healthy);
+    assert_eq!(p.replica_reason("db"), "healthy again");
+}
