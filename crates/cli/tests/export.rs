@@ -31,6 +31,8 @@ services:
     deploy: { strategy: canary, steps: [20, 100] }
   job:
     command: [make, migrate]
+env:
+  prod: { services: { api: { replicas: 4 } } }
 ";
 
 fn ok(p: &Project, args: &[&str]) -> (String, String) {
@@ -47,8 +49,12 @@ fn ok(p: &Project, args: &[&str]) -> (String, String) {
 }
 
 fn set_secret(p: &Project, name: &str, value: &str) {
+    set_secret_in(p, name, value, "default");
+}
+
+fn set_secret_in(p: &Project, name: &str, value: &str, env: &str) {
     let mut child = p
-        .command(&["secrets", "set", name])
+        .command(&["secrets", "set", name, "--env", env])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -170,6 +176,16 @@ fn values_stdout_json_and_errors() {
     let (stdout, _) = ok(&p, &["export", "k8s", "-o", "-", "--rollouts", "argo"]);
     assert!(stdout.contains("kind: Rollout"), "{stdout}");
     assert!(stdout.contains("kind: Deployment"), "{stdout}");
+
+    // --env: the overlay applies, and the secrets come from that environment.
+    set_secret_in(&p, "DB_PASSWORD", "prod-password", "prod");
+    let (stdout, _) = ok(&p, &["export", "k8s", "-o", "-", "--env", "prod"]);
+    assert!(stdout.contains("replicas: 4"), "{stdout}");
+    let (stdout, _) = ok(&p, &["export", "k8s", "-o", "-"]);
+    assert!(
+        stdout.contains("replicas: 2") && !stdout.contains("replicas: 4"),
+        "{stdout}"
+    );
 
     // --json: every note, with positions, and the counts.
     let (stdout, _) = ok(
