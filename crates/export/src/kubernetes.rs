@@ -90,12 +90,26 @@ pub fn render(m: &Manifest, opts: &Options) -> Result<Export, ExportError> {
     let mut files: BTreeMap<String, (Vec<Value>, Schema)> = BTreeMap::new();
     let mut secret_objects: BTreeMap<String, Value> = BTreeMap::new();
     let mut claims: BTreeMap<String, Value> = BTreeMap::new();
+    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
     for svc in &m.services {
         let Some(c) = container(&m.name, svc) else {
             r.impossible(svc, "", not_a_container(svc));
             r.finish_service(svc, "not rendered: the service is not a container");
             continue;
         };
+        if let Some(other) = taken.get(&dns_label(&svc.name)).copied() {
+            r.impossible(
+                svc,
+                "",
+                format!(
+                    "its Kubernetes name `{}` is also `{other}`'s: rename one of them",
+                    dns_label(&svc.name)
+                ),
+            );
+            r.finish_service(svc, "not rendered: its name is taken");
+            continue;
+        }
+        taken.insert(dns_label(&svc.name), &svc.name);
         let mut ctx = Svc {
             m,
             svc,
@@ -326,8 +340,13 @@ impl Svc<'_, '_> {
         for (i, p) in svc.ports.iter().enumerate() {
             let proto = p.protocol.to_ascii_uppercase();
             if seen.insert((p.container_port, proto.clone())) {
+                let name = if proto == "TCP" {
+                    format!("port-{}", p.container_port)
+                } else {
+                    format!("port-{}-{}", p.container_port, proto.to_ascii_lowercase())
+                };
                 ports.push(json!({
-                    "name": format!("port-{}", p.container_port),
+                    "name": name,
                     "containerPort": p.container_port,
                     "protocol": proto,
                 }));
@@ -1314,4 +1333,45 @@ fn user_ids(user: &str) -> Option<(u64, Option<u64>)> {
         None => None,
     };
     Some((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest(text: &str) -> Manifest {
+        let dir = std::env::temp_dir();
+        orchestra_manifest::load_str(text, &dir.join("orchestra.yaml"), &Default::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn names_that_clash_once_lowercased_are_reported_not_overwritten() {
+        let m = manifest("services:\n  api_v1:\n    image: a\n  api-v1:\n    image: b\n");
+        let e = render(&m, &Options::default()).unwrap();
+        assert_eq!(e.files.len(), 1);
+        assert!(e.files[0].contents.contains("image: a"));
+        let n = e.report.find("services.api-v1");
+        assert_eq!(n[0].outcome, Outcome::Impossible, "{n:?}");
+        assert!(n[0].message.contains("`api_v1`"), "{n:?}");
+    }
+
+    #[test]
+    fn a_port_published_for_tcp_and_udp_gets_two_names() {
+        let m = manifest(
+            "services:\n  dns:\n    image: coredns\n    port: 8053\n    ports: [\"53:53/udp\", \"53:53\"]\n",
+        );
+        let e = render(&m, &Options::default()).unwrap();
+        let docs = crate::yaml::parse_documents(&e.files[0].contents).unwrap();
+        let d = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+        let names: Vec<&str> = d["spec"]["template"]["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["http", "port-53-udp", "port-53"]);
+        assert_eq!(crate::checks::kubernetes(&docs), Vec::<String>::new());
+    }
 }
