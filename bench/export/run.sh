@@ -6,7 +6,8 @@
 #
 #   bench/export/run.sh [N_SERVICES]        (default 50)
 #
-# Env: RUNS (30), SKIP_BUILD=1 (use the release binary as it is), CARGO_TARGET_DIR,
+# Env: RUNS (30), SKIP_BUILD=1 (use the release binary as it is), BIN (time this binary
+# instead), CARGO_TARGET_DIR,
 # KEEP=1 (keep the temp dir).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +17,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 N=${1:-50}
 RUNS=${RUNS:-30}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$CARGO_TARGET_DIR/release/orchestra"
+BIN=${BIN:-$CARGO_TARGET_DIR/release/orchestra}
 TMP=$(mktemp -d)
 if [[ "${KEEP:-0}" != 1 ]]; then trap 'rm -rf "$TMP"' EXIT; fi
 
