@@ -31,6 +31,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; }
 fi
 
+# The export tests validate the Kubernetes files they render against the published
+# schemas (1.30 to 1.35): install kubernetes-validate from PyPI where missing (without it
+# those tests fail under CI=true, skip otherwise).
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "test.sh: installing kubernetes-validate (PyPI)" >&2
+  python3 -m pip install -q kubernetes-validate >&2
+fi
+
 # The end-to-end tests need the workspace's binaries (orchestra, demo-service).
 cargo build --workspace --all-targets
 cargo fmt --all -- --check

@@ -229,6 +229,31 @@ fn service(
             r.approx(svc, "resources.gpus", format!("Cloud Run gives an instance one GPU: one `nvidia.com/gpu` on an `{ACCELERATOR}` accelerator"));
         }
         limits.insert("nvidia.com/gpu".into(), json!("1"));
+        // An instance with a GPU has at least 4 CPUs and 16 GiB.
+        if cpus.is_none_or(|c| c < 4.0) {
+            limits.insert("cpu".into(), json!("4"));
+            r.approx(
+                svc,
+                if cpus.is_some() {
+                    "resources.cpus"
+                } else {
+                    "resources.gpus"
+                },
+                "4 CPUs: the least Cloud Run gives an instance with a GPU",
+            );
+        }
+        if memory.is_none_or(|b| b < 16 << 30) {
+            limits.insert("memory".into(), json!("16Gi"));
+            r.approx(
+                svc,
+                if memory.is_some() {
+                    "resources.memory"
+                } else {
+                    "resources.gpus"
+                },
+                "16Gi of memory: the least Cloud Run gives an instance with a GPU",
+            );
+        }
         node_selector = Some(json!({ "run.googleapis.com/accelerator": ACCELERATOR }));
         // GPUs need instance-based billing (CPU always allocated).
         template_annotations.insert("run.googleapis.com/cpu-throttling".into(), json!("false"));

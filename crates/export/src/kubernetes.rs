@@ -35,6 +35,16 @@ struct Rendered {
     name: String,
     port: u16,
     selector: Value,
+    /// A one-shot job (something waits for it to complete): the Job's name.
+    job: Option<String>,
+}
+
+/// The Job a one-shot service becomes: named after its revision, since a Job's pod
+/// template cannot change.
+fn job_name(svc: &Service) -> String {
+    let mut base = dns_label(&svc.name);
+    base.truncate(50);
+    format!("{}-{}", base.trim_end_matches('-'), svc.revision())
 }
 
 /// Renders `m` for Kubernetes.
@@ -44,6 +54,14 @@ struct Rendered {
 pub fn render(m: &Manifest, opts: &Options) -> Result<Export, ExportError> {
     let mut r = Reporter::new(m);
     let project = dns_label(&m.name);
+    // A service something waits on to complete is a one-shot job.
+    let jobs: BTreeSet<&str> = m
+        .services
+        .iter()
+        .flat_map(|s| &s.depends_on)
+        .filter(|d| d.condition == Condition::Completed)
+        .map(|d| d.service.as_str())
+        .collect();
     let mut rendered: BTreeMap<String, Rendered> = BTreeMap::new();
     for svc in &m.services {
         if container(&m.name, svc).is_some() {
@@ -53,6 +71,7 @@ pub fn render(m: &Manifest, opts: &Options) -> Result<Export, ExportError> {
                     name: dns_label(&svc.name),
                     port: container_port(svc),
                     selector: selector(&project, svc),
+                    job: jobs.contains(svc.name.as_str()).then(|| job_name(svc)),
                 },
             );
         }
@@ -71,12 +90,26 @@ pub fn render(m: &Manifest, opts: &Options) -> Result<Export, ExportError> {
     let mut files: BTreeMap<String, (Vec<Value>, Schema)> = BTreeMap::new();
     let mut secret_objects: BTreeMap<String, Value> = BTreeMap::new();
     let mut claims: BTreeMap<String, Value> = BTreeMap::new();
+    let mut taken: BTreeMap<String, &str> = BTreeMap::new();
     for svc in &m.services {
         let Some(c) = container(&m.name, svc) else {
             r.impossible(svc, "", not_a_container(svc));
             r.finish_service(svc, "not rendered: the service is not a container");
             continue;
         };
+        if let Some(other) = taken.get(&dns_label(&svc.name)).copied() {
+            r.impossible(
+                svc,
+                "",
+                format!(
+                    "its Kubernetes name `{}` is also `{other}`'s: rename one of them",
+                    dns_label(&svc.name)
+                ),
+            );
+            r.finish_service(svc, "not rendered: its name is taken");
+            continue;
+        }
+        taken.insert(dns_label(&svc.name), &svc.name);
         let mut ctx = Svc {
             m,
             svc,
@@ -307,8 +340,13 @@ impl Svc<'_, '_> {
         for (i, p) in svc.ports.iter().enumerate() {
             let proto = p.protocol.to_ascii_uppercase();
             if seen.insert((p.container_port, proto.clone())) {
+                let name = if proto == "TCP" {
+                    format!("port-{}", p.container_port)
+                } else {
+                    format!("port-{}-{}", p.container_port, proto.to_ascii_lowercase())
+                };
                 ports.push(json!({
-                    "name": format!("port-{}", p.container_port),
+                    "name": name,
                     "containerPort": p.container_port,
                     "protocol": proto,
                 }));
@@ -404,7 +442,13 @@ impl Svc<'_, '_> {
                 format!("Kubernetes stops containers with SIGTERM, not {}: set `STOPSIGNAL {}` in the image", svc.stop_signal, svc.stop_signal),
             );
         }
-        self.restart();
+        let job = self.rendered.get(&svc.name).and_then(|r| r.job.clone());
+        if job.is_some() {
+            pod.insert("restartPolicy".into(), json!("Never"));
+            self.job_restart();
+        } else {
+            self.restart();
+        }
 
         let mut pod_labels = self.labels();
         let mut annotations = Map::new();
@@ -436,9 +480,12 @@ impl Svc<'_, '_> {
         }
         let template = json!({ "metadata": template_meta, "spec": Value::Object(pod) });
 
+        let selector = selector(self.project, svc);
+        if let Some(job) = job {
+            return Ok(self.job(&job, template, dependents, &ports));
+        }
         self.r
             .mapped(svc, "replicas", format!("`replicas: {}`", svc.replicas));
-        let selector = selector(self.project, svc);
         let canary = svc.deploy.strategy == Strategy::Canary;
         let workload = if canary && self.opts.argo_rollouts {
             let doc = json!({
@@ -905,6 +952,11 @@ impl Svc<'_, '_> {
                 continue;
             };
             match d.condition {
+                Condition::Healthy if dep.job.is_some() => self.r.approx(
+                    svc,
+                    &field,
+                    format!("`{}` is a one-shot Job with no Service to wait for; nothing waits for it", d.service),
+                ),
                 Condition::Healthy => {
                     let script = format!(
                         "until nc -z -w 2 {n} {p}; do echo waiting for {n}:{p}; sleep 1; done",
@@ -924,14 +976,107 @@ impl Svc<'_, '_> {
                     &field,
                     format!("pods start in any order: nothing waits for `{}` to start; the service must retry until it answers", d.service),
                 ),
-                Condition::Completed => self.r.approx(
-                    svc,
-                    &field,
-                    format!("nothing waits for the one-shot `{}` to finish: run it as a Job (or a Helm/Argo hook) before applying this service", d.service),
-                ),
+                Condition::Completed => match &dep.job {
+                    Some(job) => self.r.approx(
+                        svc,
+                        &field,
+                        format!("`{}` is the Job `{job}`, which runs once when applied; nothing here waits for it to finish: apply it first and `kubectl wait --for=condition=complete job/{job}`", d.service),
+                    ),
+                    None => self.r.approx(
+                        svc,
+                        &field,
+                        format!("nothing waits for `{}` to finish", d.service),
+                    ),
+                },
             }
         }
         init
+    }
+
+    /// A one-shot service: a Job (no Service, no disruption budget, no route).
+    fn job(
+        &mut self,
+        job: &str,
+        template: Value,
+        dependents: Option<&BTreeSet<&str>>,
+        ports: &[Value],
+    ) -> (Vec<Value>, Extra) {
+        let svc = self.svc;
+        let backoff = match svc.restart.policy {
+            Restart::No => 0,
+            Restart::OnFailure | Restart::Always => svc.restart.max_restarts.unwrap_or(6),
+        };
+        self.r.service(
+            svc,
+            "",
+            Outcome::Mapped,
+            format!("a one-shot job (a dependent waits for it to complete): the Job `{job}`, named after the revision since a Job cannot change; backoffLimit {backoff}"),
+        );
+        self.r.mapped(
+            svc,
+            "replicas",
+            format!("`completions` and `parallelism`: {}", svc.replicas),
+        );
+        if svc.route.is_some() {
+            self.r.impossible(
+                svc,
+                "route",
+                "a one-shot job serves no requests: nothing is routed to it",
+            );
+        }
+        for f in ["deploy", "port", "ports"] {
+            self.r.service_if_written(
+                svc,
+                f,
+                Outcome::Impossible,
+                "a Job runs once per revision: it has no Service and no rollout",
+            );
+        }
+        let doc = json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": self.meta(job),
+            "spec": {
+                "backoffLimit": backoff,
+                "completions": svc.replicas,
+                "parallelism": svc.replicas,
+                "template": template,
+            },
+        });
+        let service_ports: Vec<Value> = ports
+            .iter()
+            .map(|p| json!({ "port": p["containerPort"], "protocol": p["protocol"] }))
+            .collect();
+        let mut docs = std::mem::take(&mut self.docs);
+        docs.push(doc);
+        docs.push(self.network_policy(dependents, &service_ports));
+        (docs, Vec::new())
+    }
+
+    fn job_restart(&mut self) {
+        let svc = self.svc;
+        let field = if svc.field_locations.contains_key("restart.policy") {
+            "restart.policy"
+        } else {
+            "restart"
+        };
+        match svc.restart.policy {
+            Restart::No => {
+                self.r
+                    .mapped(svc, field, "`backoffLimit: 0`: a failed run is not retried")
+            }
+            _ => self.r.mapped(
+                svc,
+                field,
+                "`backoffLimit`: failed runs are retried that many times",
+            ),
+        }
+        self.r.service_if_written(
+            svc,
+            "restart.backoff",
+            Outcome::Impossible,
+            "the Job controller's own back-off applies (10 s doubling, up to 6 min)",
+        );
     }
 
     fn restart(&mut self) {
@@ -1188,4 +1333,45 @@ fn user_ids(user: &str) -> Option<(u64, Option<u64>)> {
         None => None,
     };
     Some((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest(text: &str) -> Manifest {
+        let dir = std::env::temp_dir();
+        orchestra_manifest::load_str(text, &dir.join("orchestra.yaml"), &Default::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn names_that_clash_once_lowercased_are_reported_not_overwritten() {
+        let m = manifest("services:\n  api_v1:\n    image: a\n  api-v1:\n    image: b\n");
+        let e = render(&m, &Options::default()).unwrap();
+        assert_eq!(e.files.len(), 1);
+        assert!(e.files[0].contents.contains("image: a"));
+        let n = e.report.find("services.api-v1");
+        assert_eq!(n[0].outcome, Outcome::Impossible, "{n:?}");
+        assert!(n[0].message.contains("`api_v1`"), "{n:?}");
+    }
+
+    #[test]
+    fn a_port_published_for_tcp_and_udp_gets_two_names() {
+        let m = manifest(
+            "services:\n  dns:\n    image: coredns\n    port: 8053\n    ports: [\"53:53/udp\", \"53:53\"]\n",
+        );
+        let e = render(&m, &Options::default()).unwrap();
+        let docs = crate::yaml::parse_documents(&e.files[0].contents).unwrap();
+        let d = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+        let names: Vec<&str> = d["spec"]["template"]["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["http", "port-53-udp", "port-53"]);
+        assert_eq!(crate::checks::kubernetes(&docs), Vec::<String>::new());
+    }
 }

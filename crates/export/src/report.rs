@@ -119,6 +119,8 @@ impl fmt::Display for Report {
 pub(crate) struct Reporter<'m> {
     manifest: &'m Manifest,
     notes: Vec<Note>,
+    /// (service, top-level field) of every note so far, for [`Reporter::finish_service`].
+    noted: std::collections::BTreeSet<(String, String)>,
 }
 
 impl<'m> Reporter<'m> {
@@ -126,6 +128,7 @@ impl<'m> Reporter<'m> {
         Self {
             manifest,
             notes: Vec::new(),
+            noted: std::collections::BTreeSet::new(),
         }
     }
 
@@ -171,6 +174,10 @@ impl<'m> Reporter<'m> {
                 format!("`{field}` (the default): {}", message.into()),
             )
         };
+        if written {
+            let top = field.split(['.', '[']).next().unwrap_or_default();
+            self.noted.insert((svc.name.clone(), top.to_owned()));
+        }
         self.push(svc.location_of(field), path, outcome, message);
     }
 
@@ -209,23 +216,15 @@ impl<'m> Reporter<'m> {
     /// Every written top-level field of a service that got no note yet gets one saying
     /// that it is not rendered: nothing is dropped without a word.
     pub(crate) fn finish_service(&mut self, svc: &Service, why: &str) {
-        let prefix = format!("services.{}", svc.name);
         let top: Vec<String> = svc
             .field_locations
             .keys()
             .filter(|k| !k.contains(['.', '[']))
+            .filter(|k| !self.noted.contains(&(svc.name.clone(), (*k).clone())))
             .cloned()
             .collect();
         for field in top {
-            let path = format!("{prefix}.{field}");
-            let noted = self.notes.iter().any(|n| {
-                n.path == path
-                    || n.path.starts_with(&format!("{path}."))
-                    || n.path.starts_with(&format!("{path}["))
-            });
-            if !noted {
-                self.service(svc, &field, Outcome::Impossible, why.to_owned());
-            }
+            self.service(svc, &field, Outcome::Impossible, why.to_owned());
         }
     }
 

@@ -163,6 +163,25 @@ fn an_imported_gpu_platform_validates_with_secret_references_and_values() {
             assert_eq!(notes[0].outcome, outcome, "{dep}: {notes:?}");
         }
 
+        // The migration, which the API waits on to complete, is a Job named after its
+        // revision that is not retried (`restart: no`), with no Service.
+        let job_name = format!("migrate-{}", m.service("migrate").unwrap().revision());
+        let job = find(&docs, "Job", &job_name);
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        assert!(
+            !docs
+                .iter()
+                .any(|d| d["metadata"]["name"] == "migrate" && d["kind"] != "NetworkPolicy")
+        );
+        let wait = e.report.find("services.api.depends_on.migrate");
+        assert!(
+            wait[0].message.contains(&format!(
+                "kubectl wait --for=condition=complete job/{job_name}"
+            )),
+            "{wait:?}"
+        );
+
         // Replicas > 1: a PodDisruptionBudget; one replica: none.
         find(&docs, "PodDisruptionBudget", "api");
         find(&docs, "PodDisruptionBudget", "embedder");
