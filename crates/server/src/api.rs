@@ -15,6 +15,8 @@
 //! | GET | /v1/releases?service=&limit= | release history |
 //! | GET | /v1/routes | how traffic is split, with per-revision figures |
 //! | GET | /v1/instances | every running revision of every service (live, canary, warm...) |
+//! | GET | /v1/jobs | scheduled jobs: schedule, next run, the run going, the last runs |
+//! | POST | /v1/jobs/{name}/run | start a run of a scheduled job now |
 
 use std::convert::Infallible;
 
@@ -61,6 +63,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/releases", get(releases))
         .route("/v1/routes", get(routes))
         .route("/v1/instances", get(instances))
+        .route("/v1/jobs", get(crate::scheduler::api::jobs))
+        .route("/v1/jobs/{name}/run", post(crate::scheduler::api::run_now))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
 }
@@ -153,6 +157,7 @@ struct LogQuery {
 async fn logs(State(s): State<Shared>, Query(q): Query<LogQuery>) -> Response {
     if let Some(name) = &q.service
         && s.runtime.service(name).is_none()
+        && !s.scheduler.is_job(name)
     {
         return error(
             StatusCode::NOT_FOUND,

@@ -182,6 +182,8 @@ pub struct Shared {
     pub remove_volumes: Arc<std::sync::atomic::AtomicBool>,
     /// Volumes removed at shutdown (answered to `down --volumes`).
     pub removed_volumes: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Scheduled jobs.
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 /// A started daemon.
@@ -377,7 +379,22 @@ impl Daemon {
                 opts.secrets.clone(),
             )
         });
+        let scheduler = crate::scheduler::Scheduler::start(
+            opts.plan
+                .order
+                .iter()
+                .filter_map(|n| opts.manifest.service(n))
+                .filter_map(crate::scheduler::ScheduledItem::for_service)
+                .collect(),
+            opts.manifest.clone(),
+            runtime.clone(),
+            crate::scheduler::Recorder {
+                state: state.clone(),
+                run_id,
+            },
+        );
         let shared = Shared {
+            scheduler,
             deployer,
             runtime,
             state,
@@ -455,6 +472,8 @@ impl Daemon {
         if let Some((proxy, grace)) = &self.proxy {
             proxy.shutdown(*grace).await;
         }
+        // Runs going are stopped and recorded before the services they may use.
+        self.shared.scheduler.shutdown().await;
         self.shared.runtime.stop_all().await;
         if self
             .shared

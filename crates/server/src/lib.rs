@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod paths;
+pub mod scheduler;
 
 pub use daemon::{AdminListen, Daemon, DaemonError, DaemonOptions};
 pub use paths::Paths;

@@ -52,16 +52,23 @@ impl ProcessDriver {
         };
         let argv: Vec<String> = command.iter().map(|a| fill_port(a, port)).collect();
         let mut env = replica_env(svc, port, spec.replica);
-        let files =
-            crate::secret_files::write(&spec.project, &spec.instance, svc, false).map_err(|e| {
-                StartError {
-                    summary: format!(
-                        "cannot write the secret files of `{}` to tmpfs ({})",
-                        svc.name,
-                        crate::secret_files::instance_dir(&spec.project, &spec.instance).display()
-                    ),
-                    cause: Some(SpawnError::Other(e.to_string())),
+        let user = run_as(svc)?;
+        if let Some(u) = &user {
+            for (k, v) in [("HOME", &u.home), ("USER", &u.name), ("LOGNAME", &u.name)] {
+                if !svc.env.contains_key(k) {
+                    env.insert(k.to_owned(), v.clone());
                 }
+            }
+        }
+        let owner = user.as_ref().map(|u| (u.uid, u.gid));
+        let files = crate::secret_files::write_for(&spec.project, &spec.instance, svc, owner)
+            .map_err(|e| StartError {
+                summary: format!(
+                    "cannot write the secret files of `{}` to tmpfs ({})",
+                    svc.name,
+                    crate::secret_files::instance_dir(&spec.project, &spec.instance).display()
+                ),
+                cause: Some(SpawnError::Other(e.to_string())),
             })?;
         env.extend(files);
         let path_var = env
@@ -75,8 +82,12 @@ impl ProcessDriver {
                 cause: Some(e),
             });
         }
+        let mut shim = self.shim.clone();
+        if let Some(u) = &user {
+            shim.extend(["--user".to_owned(), crate::shim::user_arg(u)]);
+        }
         let running = spawn(
-            &self.shim,
+            &shim,
             &spec.logs,
             &svc.name,
             spec.replica,
@@ -95,6 +106,31 @@ impl ProcessDriver {
             dir: spec.dir.clone(),
         })
     }
+}
+
+/// The user a process service's `user:` names, when it is not the daemon's own:
+/// only root may switch to another.
+fn run_as(svc: &Service) -> Result<Option<orchestra_manifest::user::ProcessUser>, StartError> {
+    let Some(spec) = &svc.user else {
+        return Ok(None);
+    };
+    let fail = |summary: String| StartError {
+        summary,
+        cause: None,
+    };
+    let u = orchestra_manifest::user::resolve(spec)
+        .map_err(|e| fail(format!("cannot run `{}` as user `{spec}`: {e}", svc.name)))?;
+    let (euid, egid) = orchestra_manifest::user::effective();
+    if (u.uid, u.gid) == (euid, egid) {
+        return Ok(None);
+    }
+    if euid != 0 {
+        return Err(fail(format!(
+            "cannot run `{}` as user `{spec}` (uid {}, gid {}): the daemon runs as uid {euid}, and only root can switch users; run `orchestra up` as root, or remove `user:`",
+            svc.name, u.uid, u.gid
+        )));
+    }
+    Ok(Some(u))
 }
 
 /// The environment a replica's process gets, `${PORT}` filled in.
