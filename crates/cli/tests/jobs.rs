@@ -2,6 +2,8 @@
 //! overlapping under `concurrency: skip`, on demand with `jobs run`, with
 //! every run in the event log; and process services running as another user.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

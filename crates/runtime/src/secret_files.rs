@@ -207,4 +207,40 @@ mod tests {
         remove_project(&project);
         assert!(!project_dir(&project).exists());
     }
+
+    #[test]
+    fn files_for_another_user_are_theirs_and_still_private() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "giving files to another user needs root and CI is set"
+            );
+            eprintln!("SKIP: not root: skipping a test that gives secret files to another user");
+            return;
+        }
+        let yaml = "services:\n  db:\n    command: [x]\n    secrets: [{ name: PW, as: file }]\n";
+        let m = orchestra_manifest::load_str(
+            yaml,
+            Path::new("/nonexistent/orchestra.yaml"),
+            &orchestra_manifest::LoadOptions::default(),
+        )
+        .unwrap();
+        let mut svc = m.services[0].clone();
+        svc.secret_files.insert("PW".into(), "pw-value".into());
+        let project = format!("unit-test-owner-{}", std::process::id());
+        let vars = write_for(&project, "db@r1", &svc, Some((65534, 65534))).unwrap();
+        let file = PathBuf::from(&vars["PW_FILE"]);
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, 0o600)
+        );
+        let dir = std::fs::metadata(file.parent().unwrap()).unwrap();
+        assert_eq!((dir.uid(), dir.mode() & 0o777), (65534, 0o700));
+        // Above it: reachable, not listable.
+        let above = std::fs::metadata(project_dir(&project)).unwrap();
+        assert_eq!(above.mode() & 0o777, 0o711);
+        remove_project(&project);
+    }
 }

@@ -121,16 +121,29 @@ fn run_as(svc: &Service) -> Result<Option<orchestra_manifest::user::ProcessUser>
     let u = orchestra_manifest::user::resolve(spec)
         .map_err(|e| fail(format!("cannot run `{}` as user `{spec}`: {e}", svc.name)))?;
     let (euid, egid) = orchestra_manifest::user::effective();
-    if (u.uid, u.gid) == (euid, egid) {
-        return Ok(None);
-    }
-    if euid != 0 {
-        return Err(fail(format!(
-            "cannot run `{}` as user `{spec}` (uid {}, gid {}): the daemon runs as uid {euid}, and only root can switch users; run `orchestra up` as root, or remove `user:`",
+    match switch_user((u.uid, u.gid), (euid, egid)) {
+        Ok(true) => Ok(Some(u)),
+        Ok(false) => Ok(None),
+        Err(why) => Err(fail(format!(
+            "cannot run `{}` as user `{spec}` (uid {}, gid {}): {why}; run `orchestra up` as root, or remove `user:`",
             svc.name, u.uid, u.gid
-        )));
+        ))),
     }
-    Ok(Some(u))
+}
+
+/// Whether a process must switch from the daemon's (uid, gid) to `target`;
+/// an error when it must and cannot (only root can).
+pub fn switch_user(target: (u32, u32), daemon: (u32, u32)) -> Result<bool, String> {
+    if target == daemon {
+        return Ok(false);
+    }
+    if daemon.0 != 0 {
+        return Err(format!(
+            "the daemon runs as uid {}, and only root can switch users",
+            daemon.0
+        ));
+    }
+    Ok(true)
 }
 
 /// The environment a replica's process gets, `${PORT}` filled in.
@@ -364,4 +377,23 @@ async fn terminate(running: &mut Running, signal: &str, grace: Duration) -> Exit
     };
     reap_group(running.pgid);
     status.map(Exit::from_status).unwrap_or(Exit::Signal(9))
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::switch_user;
+
+    #[test]
+    fn only_root_switches_and_the_same_user_needs_no_switch() {
+        assert_eq!(switch_user((999, 999), (0, 0)), Ok(true));
+        assert_eq!(switch_user((0, 0), (0, 0)), Ok(false));
+        assert_eq!(switch_user((1000, 1000), (1000, 1000)), Ok(false));
+        let e = switch_user((999, 999), (1000, 1000)).unwrap_err();
+        assert!(
+            e.contains("runs as uid 1000") && e.contains("only root"),
+            "{e}"
+        );
+        // Another group is a switch too.
+        assert!(switch_user((1000, 0), (1000, 1000)).is_err());
+    }
 }
