@@ -110,6 +110,13 @@ services:
             "{r}"
         );
     }
+    let logs = p.run(&["logs", "quick"]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("quick-run quick"),
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        stderr(&logs)
+    );
     let gap =
         runs[1]["started_at_ms"].as_i64().unwrap() - runs[0]["started_at_ms"].as_i64().unwrap();
     assert!(gap >= 1_500, "runs {gap} ms apart for @every 2s");
@@ -323,5 +330,49 @@ fn validate_names_the_cron_field_and_an_unknown_user_with_file_line_col() {
     assert!(
         err.contains("orchestra.yaml:7:11") && err.contains("no user named `no-such-user-here`"),
         "{err}"
+    );
+}
+
+#[test]
+fn under_queue_a_tick_during_a_run_runs_right_after_it_one_at_a_time() {
+    let mut p = Project::new(
+        r#"
+services:
+  sync:
+    command: [sh, -c, "echo start $(date +%s%N) >> sync.log; sleep 2.5; echo end $(date +%s%N) >> sync.log"]
+    schedule: "@every 1s"
+    concurrency: queue
+"#,
+    );
+    p.up_ok(&[]);
+    let log_path = p.path().join("sync.log");
+    let spans = wait_for(40, "three complete runs of sync", || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let spans = intervals(&log);
+        (spans.len() >= 3).then_some(spans)
+    });
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "runs overlap: {spans:?}");
+    }
+    let j = job(&p, "sync");
+    let runs = finished_runs(&j);
+    assert_eq!(runs[0]["trigger"], "schedule", "{j}");
+    // Ticks come every second during a 2.5 s run: the next run is the queued one.
+    assert!(runs[1..].iter().all(|r| r["trigger"] == "queued"), "{j}");
+    // A tick while one run already waits is dropped, not stacked.
+    assert!(j["skipped"].as_u64().unwrap() >= 1, "{j}");
+    let events = p.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["service"] == "sync" && e["kind"] == "job-queued"),
+        "{events:#?}"
+    );
+    // More ticks than one while a run goes add no second queued run.
+    assert!(
+        events.iter().any(|e| e["service"] == "sync"
+            && e["kind"] == "job-skipped"
+            && e["reason"].as_str().unwrap().contains("already queued")),
+        "{events:#?}"
     );
 }
