@@ -53,6 +53,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Stop every service in reverse dependency order and the daemon.
     Down(DownArgs),
+    /// Scheduled jobs: schedule, next run, last runs; `jobs run NAME` starts one now.
+    #[command(after_long_help = crate::jobs::HELP)]
+    Jobs(crate::jobs::JobsArgs),
     /// Ship the services whose definition changed (or the ones named) as new revisions.
     Deploy(DeployArgs),
     /// Skip a canary's remaining steps: all traffic to the new revision now.
@@ -405,6 +408,10 @@ pub struct EventsArgs {
 /// `orchestra __shim -- argv...`
 #[derive(Debug, Args)]
 pub struct ShimArgs {
+    /// Run the command as this user: `UID:GID`, or `UID:GID:NAME` to take NAME's
+    /// supplementary groups too (the shim must be root).
+    #[arg(long)]
+    pub user: Option<String>,
     /// The command to run.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,

@@ -31,6 +31,11 @@ pub async fn deploy(file: Option<&Path>, a: &DeployArgs) -> anyhow::Result<ExitC
         if m.service(name).is_none() {
             anyhow::bail!("no service `{name}` in {}", m.file.display());
         }
+        if m.service(name).is_some_and(|s| s.schedule.is_some()) {
+            anyhow::bail!(
+                "`{name}` is a scheduled job: the daemon reads its definition when it starts; run `orchestra down` then `orchestra up` to change it"
+            );
+        }
         if !running.contains(name) {
             anyhow::bail!("`{name}` is not running in this platform; start it with `orchestra up`");
         }

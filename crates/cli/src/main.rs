@@ -10,6 +10,7 @@ mod export;
 mod inject;
 mod inspect;
 mod manual;
+mod jobs;
 mod project;
 mod restore_point;
 mod secrets;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     }
     // The shim must stay tiny and synchronous: no runtime, no logging setup.
     if let Command::Shim(a) = &cli.command {
-        let code = orchestra_runtime::shim::run(&a.argv);
+        let code = orchestra_runtime::shim::run(&a.argv, a.user.as_deref());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
@@ -127,6 +128,7 @@ async fn async_command(file: Option<std::path::PathBuf>, cmd: Command) -> anyhow
         Command::Stop(a) => inspect::control(file, &a.service, "stop").await,
         Command::Restart(a) => inspect::control(file, &a.service, "restart").await,
         Command::Down(a) => inspect::down(file, a.volumes).await,
+        Command::Jobs(a) => jobs::run(file, &a).await,
         Command::Deploy(a) => deploy::deploy(file, &a).await,
         Command::Promote(a) => inspect::control(file, &a.service, "promote").await,
         Command::Abort(a) => inspect::control(file, &a.service, "abort").await,

@@ -478,3 +478,58 @@ fn with_age_recipients_backups_are_encrypted_and_still_restore() {
         text(&o)
     );
 }
+
+#[test]
+fn a_backup_schedule_takes_backups_at_its_ticks_and_lists_them_as_a_job() {
+    if !have(&["redis-server", "redis-cli"], "redis-server redis-tools") {
+        return;
+    }
+    let mut p = Project::new(
+        r#"
+name: scheduled-backups
+services:
+  cache:
+    command: [redis-server, --port, "${PORT}", --bind, 127.0.0.1, --dir, ./data, --save, ""]
+    healthcheck: { exec: [redis-cli, -p, "${PORT}", ping], interval: 1s }
+    backup: { kind: redis, schedule: "@every 1s", keep: 2 }
+"#,
+    );
+    std::fs::create_dir(p.path().join("data")).unwrap();
+    p.up_ok(&[]);
+    let port = port_of(&p, "cache");
+    redis_cli(port, &["SET", "k", "v"]);
+
+    // Three ticks: retention keeps the newest two of them.
+    let finished = wait_for(30, "three scheduled backups", || {
+        let done: Vec<Value> = p
+            .events()
+            .into_iter()
+            .filter(|e| e["kind"] == "backup-finished" && e["service"] == "cache")
+            .collect();
+        (done.len() >= 3).then_some(done)
+    });
+    for e in &finished {
+        let reason = e["reason"].as_str().unwrap();
+        assert!(reason.contains("succeeded") && reason.contains("backup "), "{e}");
+    }
+    let list = backups(&p, "cache");
+    assert_eq!(list.len(), 2, "keep: 2 holds after every scheduled run: {list:?}");
+
+    let jobs: Value = serde_json::from_str(&ok(p.run(&["jobs", "--json"]))).unwrap();
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "backup:cache")
+        .cloned()
+        .unwrap_or_else(|| panic!("backup:cache is listed: {jobs}"));
+    assert_eq!(job["kind"], "backup");
+    assert!(job["next_run_at_ms"].as_i64().is_some(), "{job}");
+    // `jobs run` takes one now, like `backup run` (unless a tick's backup is going).
+    let o = p.run(&["jobs", "run", "backup:cache"]);
+    let all = text(&o);
+    assert!(
+        (o.status.success() && all.contains("started run")) || all.contains("is still running"),
+        "{all}"
+    );
+}

@@ -15,10 +15,9 @@ use crate::model::Location;
 pub struct BackupSpec {
     /// How a backup is taken and restored.
     pub kind: BackupKind,
-    /// `schedule:` as written (cron or `@every`), with where it is written; the scheduler
-    /// runs it, this block only carries it.
+    /// `schedule:` (with `timezone:`): when the daemon's scheduler takes a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<crate::schedule::Schedule>,
     /// Keep the newest N backups (`keep: N`, at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<u32>,
@@ -34,15 +33,6 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Vec<String>>,
     /// Where `backup:` is written.
-    pub location: Location,
-}
-
-/// A `backup.schedule` string and its place in the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Schedule {
-    /// The expression as written, e.g. `0 3 * * *` or `@every 6h`.
-    pub expr: String,
-    /// Where its value is written.
     pub location: Location,
 }
 

@@ -36,16 +36,50 @@ services:
 "#;
 
 #[test]
-fn a_redis_block_keeps_its_schedule_raw_with_its_location() {
+fn a_redis_block_parses_its_schedule_with_the_shared_parser() {
     let m = ok(REDIS);
     let b = m.services[0].backup.as_ref().expect("backup");
     assert_eq!(b.kind, BackupKind::Redis);
     assert_eq!(b.keep, Some(7));
     assert_eq!(b.keep_for, Some(Duration::from_secs(30 * 86_400)));
-    let s = b.schedule.as_ref().expect("schedule");
-    assert_eq!(s.expr, "0 3 * * *");
-    assert_eq!((s.location.line, s.location.col), (5, 38));
+    assert_eq!(
+        b.schedule,
+        Some(crate::Schedule::Cron {
+            expr: "0 3 * * *".into(),
+            timezone: "UTC".into()
+        })
+    );
     assert_eq!(b.dir, None);
+}
+
+#[test]
+fn a_bad_backup_schedule_or_timezone_points_at_its_field() {
+    let src = "services:\n  redis:\n    command: [redis-server]\n    backup: { kind: redis, schedule: \"0 25 * * *\" }\n  pg:\n    command: [postgres]\n    backup: { kind: postgres, schedule: \"@daily\", timezone: Mars/Olympus }\n  kv:\n    command: [redis-server]\n    backup: { kind: redis, timezone: UTC }\n";
+    let d = errs(src);
+    let got: Vec<_> = d
+        .iter()
+        .map(|d| (d.line, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                4,
+                "services.redis.backup.schedule",
+                "invalid hour field \"25\" in cron expression: number out of bounds (hour takes 0-23)"
+            ),
+            (
+                7,
+                "services.pg.backup.timezone",
+                "unknown timezone \"Mars/Olympus\""
+            ),
+            (
+                10,
+                "services.kv.backup.timezone",
+                "`timezone` applies only to a `schedule`"
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ use crate::units::{
 
 mod backup;
 mod deploy;
+mod job;
 mod site;
 
 #[cfg(test)]
@@ -57,6 +58,9 @@ const SERVICE_FIELDS: &[&str] = &[
     "route",
     "deploy",
     "backup",
+    "schedule",
+    "timezone",
+    "concurrency",
 ];
 /// Recognized Compose-ish keys this version cannot honour yet.
 const SERVICE_UNSUPPORTED: &[&str] = &[];
@@ -738,7 +742,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
     let readiness = f
         .get("readiness")
         .and_then(|n| probe(ctx, n, &f.path("readiness")));
-    let restart = f
+    let mut restart = f
         .get("restart")
         .and_then(|n| restart(ctx, n, &f.path("restart")))
         .unwrap_or_else(default_restart);
@@ -789,13 +793,12 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
             "a process service is reached on its `port`",
         );
         container_only(ctx, &f, "volumes", "a process uses host paths directly");
-        container_only(
-            ctx,
-            &f,
-            "user",
-            "a process runs as the user that runs Orchestra",
-        );
+        if let (Some(n), Some(u)) = (f.get("user"), user.as_deref()) {
+            job::process_user(ctx, n, &f.path("user"), u);
+        }
     }
+    let schedule = job::schedule(ctx, &f, &mut restart, replicas);
+    job::static_schedule(ctx, &f, workload.as_ref());
 
     let route = f.get("route").and_then(|n| {
         let p = f.path("route");
@@ -863,6 +866,7 @@ fn service(ctx: &mut Ctx<'_>, entry: &Entry) -> Option<(Service, ServiceMeta)> {
         secret_versions: BTreeMap::new(),
         secret_files: BTreeMap::new(),
         user,
+        schedule,
         labels,
         route,
         deploy,

@@ -26,17 +26,20 @@ pub mod model;
 mod node;
 mod overlay;
 mod revision;
+pub mod schedule;
 mod semantic;
 pub mod site;
 mod suggest;
 mod units;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use backup::{BackupKind, BackupSpec, Schedule};
+pub use backup::{BackupKind, BackupSpec};
 pub use error::{Diagnostic, LoadError};
 pub use model::*;
+pub use schedule::{Concurrency, JobSchedule, Schedule, ScheduleError, parse_schedule};
 pub use units::parse_duration;
 
 use crate::convert::{Ctx, Meta};

@@ -176,9 +176,13 @@ pub struct Service {
     /// injected. The runtime writes them to tmpfs and sets `NAME_FILE`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_files: BTreeMap<String, String>,
-    /// The user (`name`, `uid` or `uid:gid`) the container runs as (containers only).
+    /// The user (`name`, `uid` or `uid:gid`) the service runs as: inside the image for a
+    /// container, a user of this machine for a process (the daemon must run as root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `schedule:`: a job the scheduler runs at each tick; `up` does not start it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::JobSchedule>,
     /// Labels (metadata; set on the service's containers).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

@@ -61,6 +61,24 @@ fn dependencies(
                     )
                     .hint(did_you_mean(&dep.service, others)),
                 );
+            } else if let Some(target) = manifest.service(&dep.service)
+                && target.schedule.is_some()
+            {
+                diags.push(
+                    Diagnostic::new(
+                        file,
+                        dep.location,
+                        path,
+                        format!(
+                            "depends on `{}`, a scheduled job: it runs on its schedule, not before its dependents",
+                            dep.service
+                        ),
+                    )
+                    .hint(format!(
+                        "remove this entry, or remove `schedule:` from `{}` to run it once at `up`",
+                        dep.service
+                    )),
+                );
             } else if dep.condition == Condition::Completed
                 && let Some(target) = manifest.service(&dep.service)
                 && target.restart.policy == Restart::Always

@@ -1303,7 +1303,9 @@ fn bad_container_fields_on_a_process() {
         Some("a process service is reached on its `port`: use `port: <number>`")
     );
     at(&d[1], 5, 5, "services.api.volumes");
-    at(&d[2], 6, 5, "services.api.user");
+    // A process may run as a user of this machine; `app` is not one.
+    at(&d[2], 6, 11, "services.api.user");
+    assert_eq!(d[2].message, "no user named `app` on this machine");
 }
 
 #[test]

@@ -72,6 +72,28 @@ pub fn write(
     svc: &Service,
     container: bool,
 ) -> std::io::Result<BTreeMap<String, String>> {
+    write_files(project, instance, svc, container, None)
+}
+
+/// [`write`] for a process that runs as another user (`owner`: uid, gid): its
+/// folder and files belong to that user (still 0700 and 0600), and the folders
+/// above become 0711 so that it can reach them without listing them.
+pub fn write_for(
+    project: &str,
+    instance: &str,
+    svc: &Service,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<BTreeMap<String, String>> {
+    write_files(project, instance, svc, false, owner)
+}
+
+fn write_files(
+    project: &str,
+    instance: &str,
+    svc: &Service,
+    container: bool,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<BTreeMap<String, String>> {
     use std::os::unix::fs::PermissionsExt;
     let mut vars = BTreeMap::new();
     if svc.secret_files.is_empty() {
@@ -82,6 +104,12 @@ pub fn write(
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
+    if let Some((uid, gid)) = owner {
+        for d in [root(), project_dir(project)] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))?;
+        }
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+    }
     let (dir_mode, file_mode) = if container {
         (0o755, 0o444)
     } else {
@@ -99,6 +127,9 @@ pub fn write(
             .open(&tmp)?;
         f.write_all(value.as_bytes())?;
         drop(f);
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
+        }
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file_mode))?;
         std::fs::rename(&tmp, &path)?;
         let seen = if container {
@@ -175,5 +206,41 @@ mod tests {
         );
         remove_project(&project);
         assert!(!project_dir(&project).exists());
+    }
+
+    #[test]
+    fn files_for_another_user_are_theirs_and_still_private() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "giving files to another user needs root and CI is set"
+            );
+            eprintln!("SKIP: not root: skipping a test that gives secret files to another user");
+            return;
+        }
+        let yaml = "services:\n  db:\n    command: [x]\n    secrets: [{ name: PW, as: file }]\n";
+        let m = orchestra_manifest::load_str(
+            yaml,
+            Path::new("/nonexistent/orchestra.yaml"),
+            &orchestra_manifest::LoadOptions::default(),
+        )
+        .unwrap();
+        let mut svc = m.services[0].clone();
+        svc.secret_files.insert("PW".into(), "pw-value".into());
+        let project = format!("unit-test-owner-{}", std::process::id());
+        let vars = write_for(&project, "db@r1", &svc, Some((65534, 65534))).unwrap();
+        let file = PathBuf::from(&vars["PW_FILE"]);
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, 0o600)
+        );
+        let dir = std::fs::metadata(file.parent().unwrap()).unwrap();
+        assert_eq!((dir.uid(), dir.mode() & 0o777), (65534, 0o700));
+        // Above it: reachable, not listable.
+        let above = std::fs::metadata(project_dir(&project)).unwrap();
+        assert_eq!(above.mode() & 0o777, 0o711);
+        remove_project(&project);
     }
 }

@@ -18,11 +18,20 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 
 /// Run `argv` under the shim; returns the exit code for the shim process.
-pub fn run(argv: &[String]) -> i32 {
+/// With `user` (`UID:GID[:NAME]`) the shim first becomes that user (NAME's
+/// supplementary groups, else none), so the service and everything it starts
+/// run as that user; the shim can still signal its group, which is the same user.
+pub fn run(argv: &[String], user: Option<&str>) -> i32 {
     let Some((program, args)) = argv.split_first() else {
         eprintln!("orchestra shim: no command given");
         return 2;
     };
+    if let Some(u) = user
+        && let Err(e) = become_user(u)
+    {
+        eprintln!("orchestra: cannot run as user {u}: {e}");
+        return EXIT_CANNOT_EXEC;
+    }
     // Caught, not ignored: a caught signal is reset to default in the child
     // by exec, an ignored one would be inherited.
     for sig in [
@@ -86,4 +95,40 @@ pub fn run(argv: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// The `--user` argument for a resolved user.
+#[must_use]
+pub fn user_arg(u: &orchestra_manifest::user::ProcessUser) -> String {
+    if u.known {
+        format!("{}:{}:{}", u.uid, u.gid, u.name)
+    } else {
+        format!("{}:{}", u.uid, u.gid)
+    }
+}
+
+/// Groups first (they need root), then the gid, then the uid: after `setuid` nothing
+/// more can change.
+fn become_user(spec: &str) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid, initgroups, setgid, setgroups, setuid};
+    let mut parts = spec.splitn(3, ':');
+    let uid: u32 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or("invalid uid")?;
+    let gid: u32 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or("invalid gid")?;
+    let gid = Gid::from_raw(gid);
+    match parts.next() {
+        Some(name) => {
+            let name = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+            initgroups(&name, gid).map_err(|e| format!("initgroups: {e}"))?;
+        }
+        None => setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?,
+    }
+    setgid(gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid: {e}"))?;
+    Ok(())
 }

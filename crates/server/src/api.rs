@@ -18,6 +18,8 @@
 //! | GET | /v1/instances | every running revision of every service (live, canary, warm...) |
 //! | POST | /v1/control/rotate-token | a new bearer token for the TCP listener (see [`crate::control`]) |
 //! | POST | /v1/backups/{name}[/restore?from=ID] | take or restore a backup (see [`crate::backups`]) |
+//! | GET | /v1/jobs | scheduled jobs: schedule, next run, the run going, the last runs |
+//! | POST | /v1/jobs/{name}/run | start a run of a scheduled job now |
 
 use std::convert::Infallible;
 
@@ -49,6 +51,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/routes", get(routes))
         .route("/v1/instances", get(instances))
         .merge(crate::backups::router())
+        .route("/v1/jobs", get(crate::scheduler::api::jobs))
+        .route("/v1/jobs/{name}/run", post(crate::scheduler::api::run_now))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(shared)
 }
@@ -141,6 +145,7 @@ struct LogQuery {
 async fn logs(State(s): State<Shared>, Query(q): Query<LogQuery>) -> Response {
     if let Some(name) = &q.service
         && s.runtime.service(name).is_none()
+        && !s.scheduler.is_job(name)
     {
         return error(
             StatusCode::NOT_FOUND,

@@ -202,6 +202,8 @@ pub struct Shared {
     pub removed_volumes: Arc<std::sync::Mutex<Vec<String>>>,
     /// Who may use the control API.
     pub auth: Arc<crate::control::ControlAuth>,
+    /// Scheduled jobs.
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 /// A started daemon.
@@ -417,7 +419,22 @@ impl Daemon {
         if let Some(d) = &deployer {
             crate::backups::install(d, &runtime);
         }
+        let scheduler = crate::scheduler::Scheduler::start(
+            opts.plan
+                .order
+                .iter()
+                .filter_map(|n| opts.manifest.service(n))
+                .flat_map(crate::scheduler::ScheduledItem::for_service_all)
+                .collect(),
+            opts.manifest.clone(),
+            runtime.clone(),
+            crate::scheduler::Recorder {
+                state: state.clone(),
+                run_id,
+            },
+        );
         let shared = Shared {
+            scheduler,
             deployer,
             runtime,
             state,
@@ -511,6 +528,8 @@ impl Daemon {
         if let Some((proxy, grace)) = &self.proxy {
             proxy.shutdown(*grace).await;
         }
+        // Runs going are stopped and recorded before the services they may use.
+        self.shared.scheduler.shutdown().await;
         self.shared.runtime.stop_all().await;
         if self
             .shared

@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod follow;
 pub mod paths;
+pub mod scheduler;
 
 pub use daemon::{AdminListen, Daemon, DaemonError, DaemonOptions};
 pub use paths::Paths;

@@ -1,11 +1,11 @@
 //! `backup:` of a service, and `deploy.backup_before`.
 
 use super::{Ctx, Fields};
-use crate::backup::{BackupKind, BackupSpec, Schedule};
+use crate::backup::{BackupKind, BackupSpec};
 use crate::node::{Kind, Node};
 
 const BACKUP_FIELDS: &[&str] = &[
-    "kind", "schedule", "keep", "keep_for", "dir", "verify", "database", "user", "all", "command",
+    "kind", "schedule", "timezone", "keep", "keep_for", "dir", "verify", "database", "user", "all", "command",
     "restore",
 ];
 const KINDS: &str = "redis, postgres or command";
@@ -118,14 +118,17 @@ pub(super) fn backup(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Backu
         }
         _ => None,
     };
-    let schedule = f.get("schedule").and_then(|n| {
-        let expr = ctx.nonempty_string(n, &f.path("schedule"))?;
-        Some(Schedule {
-            expr: expr.trim().to_owned(),
-            location: n.loc,
-        })
-    });
+    let schedule = f
+        .get("schedule")
+        .and_then(|n| super::job::schedule_value(ctx, &f, n));
     ok &= f.get("schedule").is_none() || schedule.is_some();
+    if let (Some(e), None) = (f.entry("timezone"), f.get("schedule")) {
+        let d = ctx
+            .diag(e.key_loc, &f.path("timezone"), "`timezone` applies only to a `schedule`")
+            .hint("add `schedule:` (a cron expression or `@every DURATION`)".to_owned());
+        ctx.push(d);
+        ok = false;
+    }
     let keep = f.get("keep").and_then(|n| {
         ctx.u32_field(
             n,

@@ -52,16 +52,23 @@ impl ProcessDriver {
         };
         let argv: Vec<String> = command.iter().map(|a| fill_port(a, port)).collect();
         let mut env = replica_env(svc, port, spec.replica);
-        let files =
-            crate::secret_files::write(&spec.project, &spec.instance, svc, false).map_err(|e| {
-                StartError {
-                    summary: format!(
-                        "cannot write the secret files of `{}` to tmpfs ({})",
-                        svc.name,
-                        crate::secret_files::instance_dir(&spec.project, &spec.instance).display()
-                    ),
-                    cause: Some(SpawnError::Other(e.to_string())),
+        let user = run_as(svc)?;
+        if let Some(u) = &user {
+            for (k, v) in [("HOME", &u.home), ("USER", &u.name), ("LOGNAME", &u.name)] {
+                if !svc.env.contains_key(k) {
+                    env.insert(k.to_owned(), v.clone());
                 }
+            }
+        }
+        let owner = user.as_ref().map(|u| (u.uid, u.gid));
+        let files = crate::secret_files::write_for(&spec.project, &spec.instance, svc, owner)
+            .map_err(|e| StartError {
+                summary: format!(
+                    "cannot write the secret files of `{}` to tmpfs ({})",
+                    svc.name,
+                    crate::secret_files::instance_dir(&spec.project, &spec.instance).display()
+                ),
+                cause: Some(SpawnError::Other(e.to_string())),
             })?;
         env.extend(files);
         let path_var = env
@@ -75,8 +82,12 @@ impl ProcessDriver {
                 cause: Some(e),
             });
         }
+        let mut shim = self.shim.clone();
+        if let Some(u) = &user {
+            shim.extend(["--user".to_owned(), crate::shim::user_arg(u)]);
+        }
         let running = spawn(
-            &self.shim,
+            &shim,
             &spec.logs,
             &svc.name,
             spec.replica,
@@ -95,6 +106,44 @@ impl ProcessDriver {
             dir: spec.dir.clone(),
         })
     }
+}
+
+/// The user a process service's `user:` names, when it is not the daemon's own:
+/// only root may switch to another.
+fn run_as(svc: &Service) -> Result<Option<orchestra_manifest::user::ProcessUser>, StartError> {
+    let Some(spec) = &svc.user else {
+        return Ok(None);
+    };
+    let fail = |summary: String| StartError {
+        summary,
+        cause: None,
+    };
+    let u = orchestra_manifest::user::resolve(spec)
+        .map_err(|e| fail(format!("cannot run `{}` as user `{spec}`: {e}", svc.name)))?;
+    let (euid, egid) = orchestra_manifest::user::effective();
+    match switch_user((u.uid, u.gid), (euid, egid)) {
+        Ok(true) => Ok(Some(u)),
+        Ok(false) => Ok(None),
+        Err(why) => Err(fail(format!(
+            "cannot run `{}` as user `{spec}` (uid {}, gid {}): {why}; run `orchestra up` as root, or remove `user:`",
+            svc.name, u.uid, u.gid
+        ))),
+    }
+}
+
+/// Whether a process must switch from the daemon's (uid, gid) to `target`;
+/// an error when it must and cannot (only root can).
+pub fn switch_user(target: (u32, u32), daemon: (u32, u32)) -> Result<bool, String> {
+    if target == daemon {
+        return Ok(false);
+    }
+    if daemon.0 != 0 {
+        return Err(format!(
+            "the daemon runs as uid {}, and only root can switch users",
+            daemon.0
+        ));
+    }
+    Ok(true)
 }
 
 /// The environment a replica's process gets, `${PORT}` filled in.
@@ -328,4 +377,23 @@ async fn terminate(running: &mut Running, signal: &str, grace: Duration) -> Exit
     };
     reap_group(running.pgid);
     status.map(Exit::from_status).unwrap_or(Exit::Signal(9))
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::switch_user;
+
+    #[test]
+    fn only_root_switches_and_the_same_user_needs_no_switch() {
+        assert_eq!(switch_user((999, 999), (0, 0)), Ok(true));
+        assert_eq!(switch_user((0, 0), (0, 0)), Ok(false));
+        assert_eq!(switch_user((1000, 1000), (1000, 1000)), Ok(false));
+        let e = switch_user((999, 999), (1000, 1000)).unwrap_err();
+        assert!(
+            e.contains("runs as uid 1000") && e.contains("only root"),
+            "{e}"
+        );
+        // Another group is a switch too.
+        assert!(switch_user((1000, 0), (1000, 1000)).is_err());
+    }
 }

@@ -14,6 +14,7 @@
 
 mod gate;
 mod health;
+mod job;
 mod publish;
 mod replica;
 mod report;
@@ -210,6 +211,10 @@ impl Runtime {
         for name in &cfg.plan.order {
             if let Some(svc) = cfg.manifest.service(name) {
                 logs.mask(&svc.name, secret_values(svc));
+                // A scheduled job runs at its ticks ([`Runtime::start_job_run`]), not at `up`.
+                if svc.schedule.is_some() {
+                    continue;
+                }
                 let e = Entry::new(svc, Role::Live);
                 let key = e.status.instance.clone();
                 table.live.insert(name.clone(), key.clone());
