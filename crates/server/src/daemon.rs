@@ -182,6 +182,10 @@ pub struct Shared {
     pub remove_volumes: Arc<std::sync::atomic::AtomicBool>,
     /// Volumes removed at shutdown (answered to `down --volumes`).
     pub removed_volumes: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The proxy, for `/metrics` (its per-revision counters).
+    pub proxy: Option<orchestra_proxy::Proxy>,
+    /// Container replicas' usage for `/metrics`, refreshed in the background.
+    pub containers: crate::metrics::containers::ContainerStats,
 }
 
 /// A started daemon.
@@ -316,7 +320,7 @@ impl Daemon {
             plan: opts.plan.clone(),
             log_dir: paths.logs.clone(),
             shim: opts.shim.clone(),
-            containers: Some(containers),
+            containers: Some(containers.clone()),
             static_dir: paths.statics.clone(),
         });
         // The first receiver exists before any event is forwarded, so whoever
@@ -369,6 +373,7 @@ impl Daemon {
             .max()
             .unwrap_or(Duration::from_secs(30));
         let proxy_handle = proxy.clone().map(|p| (p, drain));
+        let metrics_proxy = proxy.clone();
         let deployer = proxy.map(|p| {
             orchestra_deploy::Deployer::start(
                 runtime.clone(),
@@ -386,6 +391,9 @@ impl Daemon {
             stopped,
             remove_volumes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             removed_volumes: Arc::new(std::sync::Mutex::new(Vec::new())),
+            proxy: metrics_proxy,
+            // The Engine is asked only while some replica is a container.
+            containers: crate::metrics::containers::ContainerStats::new(Some(containers.clone())),
         };
         let mut servers = vec![tokio::spawn(crate::api::serve(control, shared.clone()))];
         if let Some(l) = admin {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod metrics;
 pub mod paths;
 
 pub use daemon::{AdminListen, Daemon, DaemonError, DaemonOptions};
