@@ -13,12 +13,14 @@ if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; the
   export DOCKER_HOST
 fi
 
-# The secrets tests check interoperability with the `age` CLI, and the proxy's
-# conformance tests compare its answers with nginx's: install Debian's `age` and
-# `nginx` where missing (without them those tests fail under CI=true, skip otherwise).
+# The secrets tests check interoperability with the `age` CLI, the proxy's
+# conformance tests compare its answers with nginx's, and the metrics test runs
+# `promtool check metrics` on /metrics: install Debian's `age`, `nginx` and
+# `prometheus` where missing (without them those tests fail under CI=true, skip otherwise).
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
 { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} (Debian)" >&2
   export DEBIAN_FRONTEND=noninteractive
