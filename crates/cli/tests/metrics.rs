@@ -115,11 +115,7 @@ fn metrics_follow_traffic_replicas_and_deploys_and_pass_promtool() {
     let (admin, proxy) = up(&mut p);
     let v1 = revision(&p);
     let rev = |r: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("route", "/api".into()),
-            ("service", "api".into()),
-            ("revision", r.to_owned()),
-        ]
+        vec![("service", "api".into()), ("revision", r.to_owned())]
     };
     let l = |v: &[(&'static str, String)], extra: &[(&'static str, &'static str)]| {
         let mut out: Vec<(&str, String)> = v.to_vec();
@@ -169,12 +165,8 @@ fn metrics_follow_traffic_replicas_and_deploys_and_pass_promtool() {
         Some(1.0)
     );
     assert_eq!(
-        get(
-            &after,
-            "orchestra_proxy_breakers",
-            &l(&rev(&v1), &[("state", "closed")])
-        ),
-        Some(2.0)
+        get(&after, "orchestra_proxy_breakers_open", &rev(&v1)),
+        Some(0.0)
     );
     for replica in ["0", "1"] {
         let r = [
@@ -189,6 +181,14 @@ fn metrics_follow_traffic_replicas_and_deploys_and_pass_promtool() {
         assert!(sample(&after, "orchestra_replica_probe_duration_seconds", &r).is_some());
     }
     assert_eq!(sample(&after, "orchestra_services_healthy", &[]), Some(1.0));
+    assert_eq!(
+        sample(
+            &after,
+            "orchestra_route_info",
+            &[("route", "/api"), ("service", "api")]
+        ),
+        Some(1.0)
+    );
     assert!(!after.contains(SECRET), "an env value leaked into /metrics");
     // Nothing deployed yet: no deploy counted, no ratio.
     assert_eq!(

@@ -93,6 +93,23 @@ impl Histogram {
             .sum()
     }
 
+    /// [`Histogram::count_at_or_below`] for each of `bounds` (in increasing order), in one pass.
+    pub fn cumulative(&self, bounds_in: &[Duration]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_in.len());
+        let mut seen = 0u64;
+        let mut idx = 0usize;
+        let last = self.counts.len().min(BUCKETS - 1);
+        for b in bounds_in {
+            let bound = micros(*b);
+            while idx < last && bounds(idx).1 <= bound {
+                seen += self.counts[idx];
+                idx += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+
     /// Mean latency, from bucket midpoints.
     pub fn mean(&self) -> Duration {
         let total = self.count();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use orchestra_proxy::RevisionTraffic;
 use orchestra_runtime::procfs::{self, Usage};
-use orchestra_runtime::status::ServiceStatus;
+use orchestra_runtime::status::{Role, ServiceStatus};
 
 use crate::daemon::Shared;
 use delivery::Delivery;
@@ -164,20 +164,44 @@ fn render_platform(w: &mut Writer, s: &Snapshot) {
     w.sample("orchestra_health_ok", &[], f64::from(u8::from(ok)));
 }
 
+/// Whether a revision gets its full set of traffic series: it is in the routing table or
+/// still has requests open. A warm revision keeps only its request counts.
+fn routed(t: &RevisionTraffic) -> bool {
+    t.weight.is_some() || t.in_flight > 0
+}
+
 fn render_proxy(w: &mut Writer, traffic: &[RevisionTraffic]) {
+    w.family(
+        "orchestra_route_info",
+        Kind::Gauge,
+        "Each route ([host]/prefix) and the service it serves (1); join on service.",
+    );
+    let mut routes: Vec<(&str, &str)> = traffic
+        .iter()
+        .map(|t| (t.route.as_str(), t.service.as_str()))
+        .collect();
+    routes.sort_unstable();
+    routes.dedup();
+    for (route, service) in routes {
+        w.sample(
+            "orchestra_route_info",
+            &[("route", route), ("service", service)],
+            1.0,
+        );
+    }
     w.family(
         "orchestra_proxy_requests_total",
         Kind::Counter,
-        "Requests the proxy sent (or tried to send) to a revision, by the status class of the answer; the proxy's own 502/503/504 count as 5xx. 2xx and 5xx are always present, other classes once seen.",
+        "Requests sent (or tried) to a revision by status class of the answer (the proxy's own 502/503/504 are 5xx); classes other than 2xx once seen.",
     );
     for t in traffic {
-        let [a, b, c] = rev_labels(t);
+        let [a, b] = rev_labels(t);
         for (i, class) in CLASSES.iter().enumerate() {
             let n = t.by_class[i];
-            if n > 0 || i == 1 || i == 4 {
+            if n > 0 || i == 1 {
                 w.sample(
                     "orchestra_proxy_requests_total",
-                    &[a, b, c, ("status_class", class)],
+                    &[a, b, ("status_class", class)],
                     n as f64,
                 );
             }
@@ -186,22 +210,21 @@ fn render_proxy(w: &mut Writer, traffic: &[RevisionTraffic]) {
     w.family(
         "http_server_request_duration_seconds",
         Kind::Histogram,
-        "Time from picking the revision to the upstream's response headers, for revisions in the routing table (OpenTelemetry's advised buckets; a bucket is exact to 1/64 of its bound, erring slower).",
+        "Time to the upstream's response headers, for revisions in the routing table (buckets exact to 1/64, erring slower).",
     );
+    let bounds: Vec<Duration> = HTTP_BUCKETS
+        .iter()
+        .map(|b| Duration::from_secs_f64(*b))
+        .collect();
     let mut cumulative = Vec::with_capacity(HTTP_BUCKETS.len());
-    for t in traffic {
-        if t.weight.is_none() && t.in_flight == 0 {
-            continue;
-        }
+    for t in traffic.iter().filter(|t| routed(t)) {
         cumulative.clear();
-        cumulative.extend(HTTP_BUCKETS.iter().map(|b| {
-            (
-                *b,
-                t.stats
-                    .latency
-                    .count_at_or_below(Duration::from_secs_f64(*b)),
-            )
-        }));
+        cumulative.extend(
+            HTTP_BUCKETS
+                .iter()
+                .copied()
+                .zip(t.stats.latency.cumulative(&bounds)),
+        );
         w.histogram(
             "http_server_request_duration_seconds",
             &rev_labels(t),
@@ -210,68 +233,53 @@ fn render_proxy(w: &mut Writer, traffic: &[RevisionTraffic]) {
             t.stats.latency.count(),
         );
     }
-    w.family(
+    let per_routed = |w: &mut Writer,
+                      name: &str,
+                      kind: Kind,
+                      help: &str,
+                      f: &dyn Fn(&RevisionTraffic) -> f64| {
+        w.family(name, kind, help);
+        for t in traffic.iter().filter(|t| routed(t)) {
+            w.sample(name, &rev_labels(t), f(t));
+        }
+    };
+    per_routed(
+        w,
         "http_server_active_requests",
         Kind::Gauge,
-        "Requests open on a revision now, streaming bodies and upgraded connections included.",
+        "Requests open on a revision now, streams and upgrades included.",
+        &|t| t.in_flight as f64,
     );
-    for t in traffic {
-        w.sample(
-            "http_server_active_requests",
-            &rev_labels(t),
-            t.in_flight as f64,
-        );
-    }
-    w.family(
+    per_routed(
+        w,
         "orchestra_proxy_upstream_connect_errors_total",
         Kind::Counter,
-        "Attempts that could not connect to one of the revision's replicas (each retry counts).",
+        "Attempts that could not connect to a replica (each retry counts).",
+        &|t| t.connect_errors as f64,
     );
-    for t in traffic {
-        w.sample(
-            "orchestra_proxy_upstream_connect_errors_total",
-            &rev_labels(t),
-            t.connect_errors as f64,
-        );
-    }
-    w.family(
+    per_routed(
+        w,
         "orchestra_proxy_upstream_timeouts_total",
         Kind::Counter,
         "Attempts that got no response headers from a replica in time.",
+        &|t| t.timeouts as f64,
     );
-    for t in traffic {
-        w.sample(
-            "orchestra_proxy_upstream_timeouts_total",
-            &rev_labels(t),
-            t.timeouts as f64,
-        );
-    }
     w.family(
-        "orchestra_proxy_breakers",
+        "orchestra_proxy_breakers_open",
         Kind::Gauge,
-        "The revision's replicas in the routing table by circuit-breaker state (closed, open, half_open).",
+        "Replicas of the revision whose circuit breaker is open or half-open.",
     );
-    for t in traffic {
-        if t.weight.is_none() {
-            continue;
-        }
-        let [a, b, c] = rev_labels(t);
-        for (state, n) in [
-            ("closed", t.breakers.closed),
-            ("open", t.breakers.open),
-            ("half_open", t.breakers.half_open),
-        ] {
-            w.sample(
-                "orchestra_proxy_breakers",
-                &[a, b, c, ("state", state)],
-                n as f64,
-            );
-        }
+    for t in traffic.iter().filter(|t| t.weight.is_some()) {
+        w.sample(
+            "orchestra_proxy_breakers_open",
+            &rev_labels(t),
+            (t.breakers.open + t.breakers.half_open) as f64,
+        );
     }
     w.family(
         "orchestra_proxy_traffic_weight_ratio",
         Kind::Gauge,
-        "The revision's share of new requests on its route (a canary's weight; 0 to 1), for revisions in the routing table.",
+        "The revision's share of new requests on its route (a canary's weight, 0 to 1).",
     );
     for t in traffic {
         if let Some(weight) = t.weight {
@@ -284,9 +292,8 @@ fn render_proxy(w: &mut Writer, traffic: &[RevisionTraffic]) {
     }
 }
 
-fn rev_labels(t: &RevisionTraffic) -> [(&'static str, &str); 3] {
+fn rev_labels(t: &RevisionTraffic) -> [(&'static str, &str); 2] {
     [
-        ("route", t.route.as_str()),
         ("service", t.service.as_str()),
         ("revision", t.revision.as_str()),
     ]
@@ -312,13 +319,16 @@ fn render_replicas(w: &mut Writer, s: &Snapshot) {
         .iter()
         .flat_map(|i| i.replicas.iter().map(move |r| (i, r, r.index.to_string())))
         .collect();
+    // Warm revisions take no traffic: their replicas show health and usage, not probe detail.
+    let serving = |(i, _, _): &Row<'_>| !matches!(i.role, Role::Warm | Role::Previous);
     let gauge = |w: &mut Writer,
                  name: &str,
                  kind: Kind,
                  help: &str,
-                 f: &dyn Fn(&Row<'_>) -> Option<f64>| {
+                 f: &dyn Fn(&Row<'_>) -> Option<f64>,
+                 all: bool| {
         w.family(name, kind, help);
-        for row in &rows {
+        for row in rows.iter().filter(|r| all || serving(r)) {
             if let Some(v) = f(row) {
                 w.sample(name, &replica_labels(row), v);
             }
@@ -328,58 +338,66 @@ fn render_replicas(w: &mut Writer, s: &Snapshot) {
         w,
         "orchestra_replica_healthy",
         Kind::Gauge,
-        "1 while the replica passes its healthcheck (or runs, without one), else 0.",
+        "1 while the replica passes its healthcheck (or runs, without one).",
         &|(_, r, _)| Some(f64::from(u8::from(r.healthy))),
+        true,
     );
     gauge(
         w,
         "orchestra_replica_ready",
         Kind::Gauge,
-        "1 while the replica passes its readiness probe (its healthcheck without one), else 0.",
+        "1 while the replica passes its readiness probe (not for warm revisions).",
         &|(_, r, _)| Some(f64::from(u8::from(r.ready))),
+        false,
     );
     gauge(
         w,
         "orchestra_replica_restarts_total",
         Kind::Counter,
-        "Times the replica was restarted.",
+        "Restarts of the replica (not for warm revisions).",
         &|(_, r, _)| Some(f64::from(r.restarts)),
+        false,
     );
     gauge(
         w,
         "orchestra_replica_probes_total",
         Kind::Counter,
-        "Healthcheck probes run against the replica, the fast ones while it starts included.",
+        "Healthcheck probes run, start-up ones included (not for warm revisions).",
         &|(_, r, _)| Some(r.probes_run as f64),
+        false,
     );
     gauge(
         w,
         "orchestra_replica_probe_failures_total",
         Kind::Counter,
-        "Healthcheck probes of the replica that failed, the fast ones while it starts included.",
+        "Healthcheck probes failed, start-up ones included (not for warm revisions).",
         &|(_, r, _)| Some(r.probe_failures as f64),
+        false,
     );
     gauge(
         w,
         "orchestra_replica_probe_duration_seconds",
         Kind::Gauge,
-        "How long the replica's last healthcheck probe took.",
+        "Duration of the last healthcheck probe (not for warm revisions).",
         &|(_, r, _)| r.probes.back().map(|p| p.millis as f64 / 1000.0),
+        false,
     );
     let usage = |(i, r, _): &Row<'_>| s.usage.get(&(i.instance.clone(), r.index)).copied();
     gauge(
         w,
         "orchestra_replica_cpu_seconds_total",
         Kind::Counter,
-        "CPU time (user and system) of the replica's current process group or container; starts again from 0 with each restart.",
+        "CPU time of the replica's process group or container, from 0 at each restart (not for warm revisions).",
         &|row| usage(row).map(|u| u.cpu_seconds),
+        false,
     );
     gauge(
         w,
         "orchestra_replica_resident_memory_bytes",
         Kind::Gauge,
-        "Resident memory of the replica's process group, or its container's memory usage.",
+        "Resident memory of the replica's process group or container.",
         &|row| usage(row).map(|u| u.rss_bytes),
+        true,
     );
 }
 
@@ -387,7 +405,7 @@ fn render_delivery(w: &mut Writer, d: Option<&Delivery>) {
     w.family(
         "orchestra_state_readable",
         Kind::Gauge,
-        "1 when this scrape could read the release records in state.db (else the release families are empty).",
+        "1 when this scrape could read the releases in state.db.",
     );
     w.sample(
         "orchestra_state_readable",
@@ -399,7 +417,7 @@ fn render_delivery(w: &mut Writer, d: Option<&Delivery>) {
     w.family(
         "orchestra_deploys_total",
         Kind::Counter,
-        "Releases recorded in state.db by service, strategy (canary, blue-green, recreate, rollback) and outcome (the release's status).",
+        "Releases in state.db by service, strategy and outcome (status).",
     );
     for ((service, strategy, outcome), n) in &d.releases {
         w.sample(
@@ -415,7 +433,7 @@ fn render_delivery(w: &mut Writer, d: Option<&Delivery>) {
     w.family(
         "orchestra_rollbacks_total",
         Kind::Counter,
-        "Rollbacks by service and trigger: automatic (a breach after the switch) or manual (orchestra rollback).",
+        "Rollbacks by service and trigger (automatic or manual).",
     );
     for ((service, trigger), n) in &d.rollbacks {
         w.sample(
@@ -449,7 +467,7 @@ fn render_delivery(w: &mut Writer, d: Option<&Delivery>) {
     w.family(
         "orchestra_deploy_change_failure_ratio",
         Kind::Gauge,
-        "Deploys that failed, rolled back by themselves or were rolled back by hand, per deploy that reached a verdict (absent before the first).",
+        "Deploys failed or rolled back per deploy that reached a verdict.",
     );
     if let Some(r) = d.change_failure_ratio() {
         w.sample("orchestra_deploy_change_failure_ratio", &[], r);

@@ -96,7 +96,11 @@ fn snapshot() -> Snapshot {
     Snapshot {
         platform: (2, 1, false),
         traffic: vec![traffic("r1", Some(90)), traffic("r0", None)],
-        instances: vec![instance("r1")],
+        instances: vec![instance("r1"), {
+            let mut warm = instance("r0");
+            warm.role = Role::Warm;
+            warm
+        }],
         usage,
         delivery: Some(delivery::summarize(&[rec])),
     }
@@ -148,7 +152,7 @@ fn every_family_has_help_and_type_before_its_samples_and_appears_once() {
 #[test]
 fn proxy_figures_per_route_service_and_revision() {
     let body = render(&snapshot());
-    let l = "route=\"/api\",service=\"api\",revision=\"r1\"";
+    let l = "service=\"api\",revision=\"r1\"";
     assert_eq!(
         value(
             &body,
@@ -191,10 +195,7 @@ fn proxy_figures_per_route_service_and_revision() {
         1.0
     );
     assert_eq!(
-        value(
-            &body,
-            &format!("orchestra_proxy_breakers{{{l},state=\"open\"}}")
-        ),
+        value(&body, &format!("orchestra_proxy_breakers_open{{{l}}}")),
         1.0
     );
     assert_eq!(
@@ -209,7 +210,7 @@ fn proxy_figures_per_route_service_and_revision() {
         0.0
     );
     // A revision out of the table (warm) keeps its counters, not its histogram or weight.
-    let warm = "route=\"/api\",service=\"api\",revision=\"r0\"";
+    let warm = "service=\"api\",revision=\"r0\"";
     assert_eq!(
         value(
             &body,
@@ -219,7 +220,17 @@ fn proxy_figures_per_route_service_and_revision() {
     );
     assert!(!body.contains(&format!("{h}_count{{{warm}}}")));
     assert!(!body.contains(&format!("orchestra_proxy_traffic_weight_ratio{{{warm}}}")));
-    assert!(!body.contains(&format!("orchestra_proxy_breakers{{{warm},")));
+    assert!(!body.contains(&format!("orchestra_proxy_breakers_open{{{warm}}}")));
+    assert!(!body.contains(&format!(
+        "orchestra_proxy_upstream_timeouts_total{{{warm}}}"
+    )));
+    assert_eq!(
+        value(
+            &body,
+            "orchestra_route_info{route=\"/api\",service=\"api\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -267,6 +278,13 @@ fn replica_figures_per_service_revision_and_replica() {
         ),
         8_192_000.0
     );
+    // A warm revision's replica: health and usage, no probe detail.
+    let w = "service=\"api\",revision=\"r0\",replica=\"0\"";
+    assert_eq!(
+        value(&body, &format!("orchestra_replica_healthy{{{w}}}")),
+        1.0
+    );
+    assert!(!body.contains(&format!("orchestra_replica_probes_total{{{w}}}")));
     assert_eq!(value(&body, "orchestra_services"), 2.0);
     assert_eq!(value(&body, "orchestra_services_healthy"), 1.0);
     assert_eq!(value(&body, "orchestra_health_ok"), 0.0);
