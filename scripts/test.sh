@@ -14,13 +14,15 @@ if [ -z "${DOCKER_HOST:-}" ] && [ "${ORCHESTRA_SKIP_DOCKER_TESTS:-}" != 1 ]; the
 fi
 
 # The secrets tests check interoperability with the `age` CLI, the proxy's
-# conformance tests compare its answers with nginx's, and the backup tests run
-# redis and Postgres: install Debian's `age`, `nginx`, `redis-server`,
-# `redis-tools` and `postgresql` where missing (without them those tests fail
+# conformance tests compare its answers with nginx's, the backup tests run
+# redis and Postgres, and the metrics test runs `promtool check metrics` on
+# /metrics: install Debian's `age`, `nginx`, `redis-server`, `redis-tools`,
+# `postgresql` and `prometheus` where missing (without them those tests fail
 # under CI=true, skip otherwise).
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
 { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The backup tests run real redis and Postgres servers as services.
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)

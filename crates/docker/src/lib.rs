@@ -21,6 +21,7 @@ pub mod error;
 pub mod image;
 pub mod replica;
 pub mod spec;
+pub mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -21,6 +21,7 @@ use crate::respond::Reject;
 use crate::select;
 use crate::server::Shared;
 use crate::static_files;
+use crate::stats::Outcome;
 use crate::table::{CompiledRoute, CompiledSticky, CompiledTarget, RouteTable};
 use crate::upgrade;
 use crate::upstream::UpstreamState;
@@ -107,7 +108,7 @@ pub(crate) async fn handle(
     let mut tried: Vec<usize> = Vec::new();
     loop {
         let Some(up_idx) = pick_upstream(&shared, route, target, &tried) else {
-            target.metrics.record(started.elapsed(), true);
+            target.metrics.record(started.elapsed(), Outcome::Failed);
             return Reject::NoHealthyUpstream.into_response(&request_id, Some(guard));
         };
         let upstream = &target.upstreams[up_idx];
@@ -132,7 +133,9 @@ pub(crate) async fn handle(
                 } else {
                     upstream.breaker.on_success();
                 }
-                target.metrics.record(started.elapsed(), failed);
+                target
+                    .metrics
+                    .record(started.elapsed(), Outcome::Status(head.status.as_u16()));
                 if head.status == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
                 {
@@ -156,11 +159,16 @@ pub(crate) async fn handle(
             Err(failure) => {
                 upstream.breaker.on_failure(shared.now_us());
                 debug!(upstream = %upstream.addr, %failure, "upstream request failed");
+                match failure {
+                    Failure::Connect(_) => target.metrics.connect_error(),
+                    Failure::Timeout => target.metrics.timeout(),
+                    Failure::Other(_) => {}
+                }
                 if matches!(failure, Failure::Connect(_)) && tried.len() < retries {
                     tried.push(up_idx);
                     continue;
                 }
-                target.metrics.record(started.elapsed(), true);
+                target.metrics.record(started.elapsed(), Outcome::Failed);
                 let reject = match failure {
                     Failure::Connect(_) => Reject::ConnectFailed,
                     Failure::Timeout => Reject::UpstreamTimeout,

@@ -79,6 +79,37 @@ impl Histogram {
         Duration::from_micros(MAX_VALUE)
     }
 
+    /// Latencies recorded at or below `bound`, for cumulative buckets at other bounds (such as
+    /// Prometheus's). The bucket that straddles `bound` counts as above it, so a count is at
+    /// most one bucket (1/64 of the bound) strict. The top bucket, which holds everything from
+    /// ~67 s up, is above every bound.
+    pub fn count_at_or_below(&self, bound: Duration) -> u64 {
+        let bound = micros(bound);
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(idx, _)| *idx < BUCKETS - 1 && bounds(*idx).1 <= bound)
+            .map(|(_, c)| *c)
+            .sum()
+    }
+
+    /// [`Histogram::count_at_or_below`] for each of `bounds` (in increasing order), in one pass.
+    pub fn cumulative(&self, bounds_in: &[Duration]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_in.len());
+        let mut seen = 0u64;
+        let mut idx = 0usize;
+        let last = self.counts.len().min(BUCKETS - 1);
+        for b in bounds_in {
+            let bound = micros(*b);
+            while idx < last && bounds(idx).1 <= bound {
+                seen += self.counts[idx];
+                idx += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+
     /// Mean latency, from bucket midpoints.
     pub fn mean(&self) -> Duration {
         let total = self.count();
@@ -245,6 +276,24 @@ mod tests {
         assert!(window.quantile(0.0) >= Duration::from_millis(99));
         assert_eq!(rec.snapshot().since(&Histogram::default()).count(), 15);
         assert_eq!(Histogram::default().since(&before).count(), 0);
+    }
+
+    #[test]
+    fn counts_at_or_below_a_bound_are_cumulative_and_err_strict() {
+        let mut h = Histogram::default();
+        for us in [3, 100, 4_000, 5_000, 9_000, 70_000_000] {
+            h.record(Duration::from_micros(us));
+        }
+        let at = |ms: u64| h.count_at_or_below(Duration::from_millis(ms));
+        assert_eq!(at(1), 2);
+        // 5,000 µs shares a bucket with 5,055 µs: it counts above 5 ms.
+        assert_eq!(at(5), 3);
+        assert_eq!(at(10), 5);
+        assert_eq!(at(100_000), 5, "the top bucket is above every bound");
+        assert_eq!(
+            Histogram::default().count_at_or_below(Duration::from_secs(1)),
+            0
+        );
     }
 
     #[test]

@@ -63,5 +63,5 @@ pub use histogram::Histogram;
 pub use ipnet::IpNet;
 pub use route::{Balance, Route, StaticSite, Sticky, Target};
 pub use server::Proxy;
-pub use stats::RevisionStats;
+pub use stats::{BreakerCounts, RevisionStats, RevisionTraffic};
 pub use tls::TlsError;

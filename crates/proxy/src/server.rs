@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::body::ClientBody;
+use crate::breaker::BreakerState;
 use crate::config::{ProxyConfig, bind_address};
 use crate::error::{ProxyError, RejectedRoute};
 use crate::forward;
@@ -29,7 +30,7 @@ use crate::guard::ConnState;
 use crate::headers::{Listening, Origin, Scheme};
 use crate::limit::{Admission, ConnSlot, Connections};
 use crate::route::{Route, validate};
-use crate::stats::{MetricsRegistry, RevisionStats};
+use crate::stats::{MetricsRegistry, RevisionStats, RevisionTraffic};
 use crate::table::RouteTable;
 use crate::tls::{self, TlsListeners, TlsState};
 use crate::upstream::UpstreamRegistry;
@@ -285,6 +286,46 @@ impl Proxy {
             .get(revision)
             .map(|m| m.snapshot())
             .unwrap_or_default()
+    }
+
+    /// Everything counted about every revision the proxy still keeps (until
+    /// [`Proxy::forget`]), with its weight and its replicas' breakers in the table in force.
+    /// Sorted by service, route and revision. A snapshot: cheap enough for every scrape.
+    pub fn traffic(&self) -> Vec<RevisionTraffic> {
+        let table = self.shared.table.load();
+        let now = self.shared.now_us();
+        let mut out: Vec<RevisionTraffic> = self
+            .shared
+            .metrics
+            .all()
+            .iter()
+            .map(|m| m.traffic())
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.service, &a.route, &a.revision).cmp(&(&b.service, &b.route, &b.revision))
+        });
+        for r in table.source.iter() {
+            for t in &r.targets {
+                if let Some(x) = out.iter_mut().find(|x| x.revision == t.revision) {
+                    x.weight = Some(x.weight.unwrap_or(0) + t.weight);
+                }
+            }
+        }
+        for r in &table.routes {
+            for t in &r.targets {
+                let Some(x) = out.iter_mut().find(|x| x.revision == t.metrics.revision()) else {
+                    continue;
+                };
+                for u in &t.upstreams {
+                    match u.breaker.state(now) {
+                        BreakerState::Closed => x.breakers.closed += 1,
+                        BreakerState::Open => x.breakers.open += 1,
+                        BreakerState::HalfOpen => x.breakers.half_open += 1,
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Requests open on a revision, counting streaming bodies until they end and upgraded

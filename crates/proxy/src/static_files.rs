@@ -51,6 +51,7 @@ use crate::guard::RequestGuard;
 use crate::h1::H1Error;
 use crate::headers::X_REQUEST_ID;
 use crate::route::StaticSite;
+use crate::stats::Outcome;
 use crate::table::{CompiledRoute, CompiledTarget};
 
 /// Files up to this size are read whole with the lookup; larger ones are streamed.
@@ -241,7 +242,7 @@ pub(crate) async fn serve(
     };
     target
         .metrics
-        .record(started.elapsed(), answer.status.is_server_error());
+        .record(started.elapsed(), Outcome::Status(answer.status.as_u16()));
     let Answer {
         status,
         mut headers,

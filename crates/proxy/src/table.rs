@@ -109,6 +109,19 @@ pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
 }
 
 /// The host of a `Host` header or URI authority, without port, brackets kept for IPv6.
+/// How `/metrics` names a route: its host (when it has one) and path prefix, `app.example/api`.
+pub(crate) fn route_label(r: &Route) -> String {
+    let prefix = if r.path_prefix.is_empty() {
+        "/"
+    } else {
+        r.path_prefix.as_str()
+    };
+    match &r.host {
+        Some(h) => format!("{}{prefix}", h.to_ascii_lowercase()),
+        None => prefix.to_owned(),
+    }
+}
+
 pub(crate) fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
@@ -146,7 +159,7 @@ impl RouteTable {
                     .targets
                     .iter()
                     .map(|t| CompiledTarget {
-                        metrics: metrics.get_or_create(&t.revision),
+                        metrics: metrics.get_or_create(&t.revision, &r.service, &route_label(r)),
                         upstreams: t
                             .upstreams
                             .iter()

@@ -76,6 +76,12 @@ pub struct ReplicaStatus {
     pub reason: String,
     /// The last few probe results, oldest first.
     pub probes: VecDeque<ProbeResult>,
+    /// Healthcheck probes run so far, the fast ones while starting included.
+    #[serde(default)]
+    pub probes_run: u64,
+    /// Of which failed.
+    #[serde(default)]
+    pub probe_failures: u64,
 }
 
 impl ReplicaStatus {
@@ -95,11 +101,17 @@ impl ReplicaStatus {
             last_exit: None,
             reason: String::new(),
             probes: VecDeque::new(),
+            probes_run: 0,
+            probe_failures: 0,
         }
     }
 
-    /// Keep the last probes only.
+    /// Keep the last probes only; count every one.
     pub fn record_probe(&mut self, p: ProbeResult) {
+        self.probes_run += 1;
+        if !p.ok() {
+            self.probe_failures += 1;
+        }
         if self.probes.len() == 5 {
             self.probes.pop_front();
         }

@@ -1,6 +1,7 @@
 //! Admin HTTP on TCP (127.0.0.1:7070 by default), for load balancers and
 //! monitors: `GET /health` is 200 while the aggregate meets the threshold and
-//! 503 otherwise; `GET /ready` is 200 once every service is up.
+//! 503 otherwise; `GET /ready` is 200 once every service is up; `GET /metrics`
+//! is the platform in the Prometheus text format (see [`crate::metrics`]).
 
 use axum::Json;
 use axum::Router;
@@ -19,6 +20,7 @@ pub async fn serve(listener: TcpListener, shared: Shared) {
     let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(shared);
     let shutdown = async move {
         let _ = stopped.wait_for(|v| *v).await;
@@ -72,4 +74,17 @@ async fn ready(State(s): State<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let snapshot = crate::metrics::collect(&s).await;
+    let body = crate::metrics::render(&snapshot);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::text::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -204,6 +204,10 @@ pub struct Shared {
     pub auth: Arc<crate::control::ControlAuth>,
     /// Scheduled jobs.
     pub scheduler: crate::scheduler::Scheduler,
+    /// The proxy, for `/metrics` (its per-revision counters).
+    pub proxy: Option<orchestra_proxy::Proxy>,
+    /// Container replicas' usage for `/metrics`, refreshed in the background.
+    pub containers: crate::metrics::containers::ContainerStats,
 }
 
 /// A started daemon.
@@ -354,7 +358,7 @@ impl Daemon {
             plan: opts.plan.clone(),
             log_dir: paths.logs.clone(),
             shim: opts.shim.clone(),
-            containers: Some(containers),
+            containers: Some(containers.clone()),
             static_dir: paths.statics.clone(),
         });
         // The first receiver exists before any event is forwarded, so whoever
@@ -408,6 +412,7 @@ impl Daemon {
             .max()
             .unwrap_or(Duration::from_secs(30));
         let proxy_handle = proxy.clone().map(|p| (p, drain));
+        let metrics_proxy = proxy.clone();
         let deployer = proxy.map(|p| {
             orchestra_deploy::Deployer::start(
                 runtime.clone(),
@@ -448,6 +453,9 @@ impl Daemon {
                 token,
                 nix::unistd::geteuid().as_raw(),
             )),
+            proxy: metrics_proxy,
+            // The Engine is asked only while some replica is a container.
+            containers: crate::metrics::containers::ContainerStats::new(Some(containers.clone())),
         };
         let mut servers = vec![tokio::spawn(crate::control::serve_unix(
             control,

@@ -11,6 +11,7 @@ pub mod client;
 pub mod control;
 pub mod daemon;
 pub mod follow;
+pub mod metrics;
 pub mod paths;
 pub mod scheduler;
 
