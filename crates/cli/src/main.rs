@@ -2,15 +2,15 @@
 //! printed and which exit code they give.
 
 mod args;
-mod control;
 mod backup;
+mod control;
 mod deploy;
 mod doctor;
 mod export;
 mod inject;
 mod inspect;
-mod manual;
 mod jobs;
+mod manual;
 mod project;
 mod restore_point;
 mod secrets;

@@ -510,10 +510,17 @@ services:
     });
     for e in &finished {
         let reason = e["reason"].as_str().unwrap();
-        assert!(reason.contains("succeeded") && reason.contains("backup "), "{e}");
+        assert!(
+            reason.contains("succeeded") && reason.contains("backup "),
+            "{e}"
+        );
     }
     let list = backups(&p, "cache");
-    assert_eq!(list.len(), 2, "keep: 2 holds after every scheduled run: {list:?}");
+    assert_eq!(
+        list.len(),
+        2,
+        "keep: 2 holds after every scheduled run: {list:?}"
+    );
 
     let jobs: Value = serde_json::from_str(&ok(p.run(&["jobs", "--json"]))).unwrap();
     let job = jobs

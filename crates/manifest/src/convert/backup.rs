@@ -5,8 +5,8 @@ use crate::backup::{BackupKind, BackupSpec};
 use crate::node::{Kind, Node};
 
 const BACKUP_FIELDS: &[&str] = &[
-    "kind", "schedule", "timezone", "keep", "keep_for", "dir", "verify", "database", "user", "all", "command",
-    "restore",
+    "kind", "schedule", "timezone", "keep", "keep_for", "dir", "verify", "database", "user", "all",
+    "command", "restore",
 ];
 const KINDS: &str = "redis, postgres or command";
 
@@ -124,7 +124,11 @@ pub(super) fn backup(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Backu
     ok &= f.get("schedule").is_none() || schedule.is_some();
     if let (Some(e), None) = (f.entry("timezone"), f.get("schedule")) {
         let d = ctx
-            .diag(e.key_loc, &f.path("timezone"), "`timezone` applies only to a `schedule`")
+            .diag(
+                e.key_loc,
+                &f.path("timezone"),
+                "`timezone` applies only to a `schedule`",
+            )
             .hint("add `schedule:` (a cron expression or `@every DURATION`)".to_owned());
         ctx.push(d);
         ok = false;

@@ -103,7 +103,9 @@ impl ScheduledItem {
 
     /// Every item a service brings: its own schedule and its backup's.
     pub fn for_service_all(svc: &Service) -> impl Iterator<Item = Self> {
-        Self::for_service(svc).into_iter().chain(Self::for_backup(svc))
+        Self::for_service(svc)
+            .into_iter()
+            .chain(Self::for_backup(svc))
     }
 }
 
@@ -349,7 +351,7 @@ struct Ended {
 /// How a run ended, by kind of action.
 enum RunEnd {
     /// A job's run: its last status (`None`: it disappeared).
-    Service(Option<ServiceStatus>),
+    Service(Box<Option<ServiceStatus>>),
     /// A backup: what was taken, or why not (with the tool's stderr).
     Backup(Result<String, String>),
 }
@@ -407,7 +409,7 @@ impl JobDriver {
             let status = self.runtime.stop_job_run(&key).await;
             self.ended(Ended {
                 run,
-                result: RunEnd::Service(status),
+                result: RunEnd::Service(Box::new(status)),
             });
         }
         self.publish(None);
@@ -530,7 +532,7 @@ impl JobDriver {
                         let status = rt.job_run_ended(&key).await;
                         let _ = tx.send(Ended {
                             run,
-                            result: RunEnd::Service(status),
+                            result: RunEnd::Service(Box::new(status)),
                         });
                     });
                     self.running = Some(Going {
@@ -556,7 +558,10 @@ impl JobDriver {
                         .map(|t| {
                             let mut s = format!("backup {} ({} bytes)", t.entry.id, t.entry.size);
                             if !t.removed.is_empty() {
-                                s.push_str(&format!("; retention removed {}", t.removed.join(", ")));
+                                s.push_str(&format!(
+                                    "; retention removed {}",
+                                    t.removed.join(", ")
+                                ));
                             }
                             s
                         })
@@ -582,7 +587,7 @@ impl JobDriver {
         record.ended_at_ms = Some(now);
         record.duration_ms = Some(now - record.started_at_ms);
         let status = match ended.result {
-            RunEnd::Service(status) => status,
+            RunEnd::Service(status) => *status,
             RunEnd::Backup(result) => {
                 let (exit, outcome, reason) = match result {
                     Ok(taken) => (Some(0), "succeeded", taken),
