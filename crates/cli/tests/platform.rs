@@ -617,3 +617,33 @@ fn the_daemon_and_shims_keep_huge_pages_off_but_services_get_the_machines_policy
     assert_eq!(thp_enabled(&shim), "0", "shim");
     assert_eq!(thp_enabled(&service), thp_enabled("self"), "service");
 }
+
+#[test]
+fn an_unrouted_process_with_a_port_listens_on_it_across_restarts() {
+    let port = common::free_port();
+    let mut p = Project::new(&format!(
+        r#"
+services:
+  store:
+    command: [demo-service, --port, "${{PORT}}", --name, store]
+    port: {port}
+    healthcheck: {{ http: /health, interval: 1s }}
+"#
+    ));
+    p.up_ok(&[]);
+    let addr = format!("127.0.0.1:{port}");
+    let listed = |p: &Project| p.service("store")["replicas"][0]["port"].as_u64();
+    assert_eq!(listed(&p), Some(u64::from(port)));
+    let (status, _) = common::http_get(&addr, "/health").expect("the pinned port answers");
+    assert_eq!(status, 200);
+    let first = p.service("store")["replicas"][0]["pid"].as_i64();
+    let o = p.run(&["restart", "store"]);
+    assert!(o.status.success(), "{o:?}");
+    common::wait_for(30, "store restarted and healthy on its port", || {
+        let s = p.service("store");
+        let r = &s["replicas"][0];
+        (r["healthy"] == true && r["pid"].as_i64() != first).then_some(())
+    });
+    assert_eq!(listed(&p), Some(u64::from(port)));
+    assert_eq!(common::http_get(&addr, "/health").map(|r| r.0), Some(200));
+}

@@ -124,7 +124,8 @@ pub struct Service {
     pub location: Location,
     /// What runs.
     pub workload: Workload,
-    /// The service's stable port (offered through the proxy); distinct per service.
+    /// The service's stable port; distinct per service. A process without a `route:`
+    /// listens on it ([`Service::pinned_port`]); a container's is inside the container.
     pub port: Option<u16>,
     /// Environment: `env_file` contents overlaid by `env`. Values may contain `${PORT}`.
     pub env: BTreeMap<String, String>,
@@ -207,6 +208,17 @@ pub struct Service {
 }
 
 impl Service {
+    /// The port every replica of this service listens on, when it is fixed: a process
+    /// without a `route:` that says `port:` (a data service others reach at a known
+    /// address). Otherwise each replica gets a free port, and the proxy hides it.
+    #[must_use]
+    pub fn pinned_port(&self) -> Option<u16> {
+        match (&self.workload, &self.route) {
+            (Workload::Process { .. }, None) => self.port,
+            _ => None,
+        }
+    }
+
     /// Where the field at `path` (below the service) is written: the nearest written
     /// ancestor of it, else the service's key.
     #[must_use]

@@ -327,10 +327,23 @@ impl StateStore {
         }
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-        )
-        .map_err(open_err)?;
+        // Switching a new file to WAL takes a lock SQLite does not wait for
+        // (no busy handler): another opener may hold it for a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match conn.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            ) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        }
         let store = Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),

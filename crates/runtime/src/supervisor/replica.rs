@@ -65,8 +65,13 @@ pub(super) async fn replica(
         idx,
     };
     // A free port for the replica's life: processes listen on it across
-    // restarts; container drivers say where they publish instead.
-    let reserved = match task.inner.alloc_port() {
+    // restarts; container drivers say where they publish instead. A pinned
+    // port is the service's own (one replica; deploys recreate).
+    let port = match task.svc.pinned_port() {
+        Some(p) => task.inner.reserve_port(p),
+        None => task.inner.alloc_port(),
+    };
+    let reserved = match port {
         Ok(p) => p,
         Err(e) => {
             task.fail(format!("no port could be assigned: {e}"), None)

@@ -114,6 +114,19 @@ impl Inner {
         Err(std::io::Error::other("no free port found"))
     }
 
+    /// Reserve `port` itself (a service's [`Service::pinned_port`]).
+    ///
+    /// [`Service::pinned_port`]: orchestra_manifest::Service::pinned_port
+    pub(super) fn reserve_port(&self, port: u16) -> std::io::Result<u16> {
+        if self.ports.lock().insert(port) {
+            Ok(port)
+        } else {
+            Err(std::io::Error::other(format!(
+                "port {port} is already given to another replica"
+            )))
+        }
+    }
+
     /// Give back a port from [`Inner::alloc_port`].
     pub(super) fn release_port(&self, port: u16) {
         self.ports.lock().remove(&port);
