@@ -208,13 +208,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// The port every replica of this service listens on, when it is fixed: a process
-    /// without a `route:` that says `port:` (a data service others reach at a known
-    /// address). Otherwise each replica gets a free port, and the proxy hides it.
+    /// The port this service's one replica listens on, when it is fixed: a single-replica
+    /// process without a `route:` that says `port:` (a data service others reach at a
+    /// known address). Otherwise each replica gets a free port, and the proxy hides it.
     #[must_use]
     pub fn pinned_port(&self) -> Option<u16> {
-        match (&self.workload, &self.route) {
-            (Workload::Process { .. }, None) => self.port,
+        match (&self.workload, &self.route, self.replicas) {
+            (Workload::Process { .. }, None, 1) => self.port,
             _ => None,
         }
     }

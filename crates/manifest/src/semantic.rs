@@ -278,23 +278,6 @@ fn ports(manifest: &Manifest, meta: &Meta, file: &Path, diags: &mut Vec<Diagnost
         let mut wanted: Vec<(HostPort<'_>, &(crate::model::Location, String))> = Vec::new();
         // A container's `port` is inside its own network namespace, not on the host.
         let process = matches!(s.workload, crate::model::Workload::Process { .. });
-        if let (Some(port), Some((loc, path)), true) = (s.pinned_port(), &sm.port, s.replicas > 1) {
-            diags.push(
-                Diagnostic::new(
-                    file,
-                    *loc,
-                    path,
-                    format!(
-                        "a process without a `route:` listens on its `port`: {} replicas cannot all listen on {port}",
-                        s.replicas
-                    ),
-                )
-                .hint(
-                    "run one replica, or add a `route:` so that each replica gets its own PORT behind the proxy"
-                        .to_owned(),
-                ),
-            );
-        }
         if let (true, Some(port), Some(at)) = (process, s.port, &sm.port) {
             let hp = HostPort {
                 port,

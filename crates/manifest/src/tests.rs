@@ -813,12 +813,8 @@ fn bad_duplicate_port() {
 
 #[test]
 fn a_pinned_port_is_for_one_replica_of_an_unrouted_process() {
-    let d = one("services:\n  redis:\n    command: x\n    port: 6390\n    replicas: 2\n");
-    at(&d, 4, 11, "services.redis.port");
-    assert_eq!(
-        d.message,
-        "a process without a `route:` listens on its `port`: 2 replicas cannot all listen on 6390"
-    );
+    let m = ok("services:\n  workers:\n    command: x\n    port: 6390\n    replicas: 2\n");
+    assert_eq!(m.service("workers").unwrap().pinned_port(), None);
     // Routed, each replica has its own PORT behind the proxy; one replica may pin it.
     let m = ok(
         "services:\n  api:\n    command: x\n    port: 8000\n    replicas: 2\n    route: /api\n  redis:\n    command: x\n    port: 6390\n",
