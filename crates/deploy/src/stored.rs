@@ -15,48 +15,8 @@ struct Stored {
     redacted: Vec<String>,
 }
 
-/// Name fragments of variables that hold credentials.
-const SECRET_WORDS: &[&str] = &[
-    "KEY",
-    "SECRET",
-    "TOKEN",
-    "PASSWORD",
-    "PASSWD",
-    "PASS",
-    "PWD",
-    "CREDENTIAL",
-    "AUTH",
-    "PRIVATE",
-    "DSN",
-    "COOKIE",
-    "SALT",
-    "SIGNING",
-];
-
-/// Whether a variable's name says it holds a credential (`OPENAI_API_KEY`,
-/// `db_password`, `GITHUB_TOKEN`...). Broader on purpose than the audit's
-/// `knowledge::is_secret_name`, which must be precise about what it reports:
-/// here a wrong guess only keeps a harmless value out of state.db.
-pub fn secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| {
-            SECRET_WORDS
-                .iter()
-                .any(|w| word.ends_with(w) || word.starts_with(w))
-        })
-}
-
-/// Whether a value carries a password in a URL (`scheme://user:password@host/path`).
-fn url_with_password(value: &str) -> bool {
-    value.split_once("://").is_some_and(|(_, rest)| {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        authority
-            .rsplit_once('@')
-            .is_some_and(|(user, _)| user.contains(':'))
-    })
-}
+pub use orchestra_manifest::credential::secret_name;
+use orchestra_manifest::credential::url_with_password;
 
 /// The variables of `def` whose values must not reach the disk.
 pub fn private_vars(def: &Service) -> Vec<String> {

@@ -98,43 +98,7 @@ pub(crate) fn short_hash(bytes: &[u8]) -> String {
     format!("{:016x}", h.finish())[..10].to_owned()
 }
 
-/// Name fragments of variables that hold credentials (as state.db's redaction reads them).
-const SECRET_WORDS: &[&str] = &[
-    "KEY",
-    "SECRET",
-    "TOKEN",
-    "PASSWORD",
-    "PASSWD",
-    "PASS",
-    "PWD",
-    "CREDENTIAL",
-    "AUTH",
-    "PRIVATE",
-    "DSN",
-    "COOKIE",
-    "SALT",
-    "SIGNING",
-];
-
-/// Whether an environment variable looks like a credential: by its name, or a URL with a
-/// password in it. Such values go to a Secret, never to a ConfigMap.
-pub(crate) fn credential(name: &str, value: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    let by_name = upper
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| {
-            SECRET_WORDS
-                .iter()
-                .any(|w| word.ends_with(w) || word.starts_with(w))
-        });
-    let url_password = value.split_once("://").is_some_and(|(_, rest)| {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        authority
-            .rsplit_once('@')
-            .is_some_and(|(user, _)| user.contains(':'))
-    });
-    by_name || url_password
-}
+pub(crate) use orchestra_manifest::credential::credential;
 
 /// What runs, for a container engine: image (or the tag `orchestra` builds), entrypoint
 /// and command. `None` for a process or a static site.

@@ -20,6 +20,7 @@
 pub mod backup;
 pub mod compose;
 mod convert;
+pub mod credential;
 mod error;
 mod interpolate;
 pub mod model;
