@@ -5,7 +5,7 @@
 //! rollback restores it; state.db keeps the name and version, never the value.
 
 use orchestra_deploy::stored::SecretValues;
-use orchestra_manifest::{Diagnostic, Location, Manifest, SecretDelivery, Workload};
+use orchestra_manifest::{Diagnostic, Location, Manifest};
 use orchestra_secrets::{Identity, Store, Version};
 
 /// The store environment a manifest's secrets come from.
@@ -108,16 +108,7 @@ pub fn inject(
     let n = values.len();
     for (si, name, version, text) in values {
         let svc = &mut m.services[si];
-        // A container's environment is part of its config, which `docker
-        // inspect` shows: it gets files unless `as: env` asks otherwise.
-        let as_file = match svc.secret_options.get(&name).and_then(|o| o.delivery) {
-            Some(d) => d == SecretDelivery::File,
-            None => matches!(
-                svc.workload,
-                Workload::Image { .. } | Workload::Build { .. }
-            ),
-        };
-        if as_file {
+        if svc.secret_as_file(&name) {
             svc.secret_files.insert(name.clone(), text);
         } else {
             svc.env.insert(name.clone(), text);

@@ -1,12 +1,12 @@
 //! Cloud Run: a Knative `serving.knative.dev/v1` Service per routed container service,
 //! in the form `gcloud run services replace FILE` takes.
 
-use orchestra_manifest::{Check, Manifest, Probe, Resources, SecretDelivery, Service, Strategy};
+use orchestra_manifest::{Check, Manifest, Probe, Resources, Service, Strategy};
 use serde_json::{Map, Value, json};
 
 use crate::common::{
     container, container_port, cpu_quantity, credential, dns_label, header, memory_quantity,
-    not_a_container, secs, subst_port,
+    not_a_container, secret_file, secs, subst_port,
 };
 use crate::report::{Outcome, Reporter};
 use crate::{Export, ExportError, Options, OutputFile, Schema, Target};
@@ -171,15 +171,7 @@ fn service(
             });
         };
         let version = info.version.to_string();
-        let o = svc.secret_options.get(s);
-        let as_file = o
-            .and_then(|o| o.delivery)
-            .is_none_or(|d| d == SecretDelivery::File);
-        if as_file {
-            let file = o.and_then(|o| o.target.as_deref()).map_or_else(
-                || s.clone(),
-                |t| t.rsplit('/').next().unwrap_or(t).to_owned(),
-            );
+        if let Some(file) = secret_file(svc, s) {
             let vol = format!("secret-{i}");
             let dir = format!("/run/secrets/{}", dns_label(s));
             volumes.push(json!({ "name": vol, "secret": { "secretName": s, "items": [{ "key": version, "path": file }] } }));

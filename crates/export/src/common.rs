@@ -100,6 +100,20 @@ pub(crate) fn short_hash(bytes: &[u8]) -> String {
 
 pub(crate) use orchestra_manifest::credential::credential;
 
+/// The file name the secret `name` is mounted as, when it is given as a file (`as:`'s
+/// `target`, else the secret's own name); `None` when it is a variable.
+pub(crate) fn secret_file(svc: &Service, name: &str) -> Option<String> {
+    svc.secret_as_file(name).then(|| {
+        svc.secret_options
+            .get(name)
+            .and_then(|o| o.target.as_deref())
+            .map_or_else(
+                || name.to_owned(),
+                |t| t.rsplit('/').next().unwrap_or(t).to_owned(),
+            )
+    })
+}
+
 /// What runs, for a container engine: image (or the tag `orchestra` builds), entrypoint
 /// and command. `None` for a process or a static site.
 pub(crate) struct Container<'a> {

@@ -11,14 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use orchestra_manifest::{
-    Check, Condition, Manifest, Probe, Resources, Restart, SecretDelivery, Service, Sticky,
-    Strategy, VolumeKind,
+    Check, Condition, Manifest, Probe, Resources, Restart, Service, Sticky, Strategy, VolumeKind,
 };
 use serde_json::{Map, Value, json};
 
 use crate::common::{
     container, container_port, cpu_quantity, credential, dns_label, header, memory_quantity,
-    not_a_container, probe_port, secs, short_hash, sub_second, subst_port,
+    not_a_container, probe_port, secret_file, secs, short_hash, sub_second, subst_port,
 };
 use crate::report::{Outcome, Reporter};
 use crate::{Export, ExportError, Options, OutputFile, Schema, Target};
@@ -688,15 +687,9 @@ impl Svc<'_, '_> {
                     }),
                 );
             }
-            let opts = svc.secret_options.get(secret);
-            let as_file = opts
-                .and_then(|o| o.delivery)
-                .is_none_or(|d| d == SecretDelivery::File);
-            if as_file {
-                let file = opts.and_then(|o| o.target.as_deref()).map_or_else(
-                    || secret.clone(),
-                    |t| t.rsplit('/').next().unwrap_or(t).to_owned(),
-                );
+            let file = secret_file(svc, secret);
+            let as_file = file.is_some();
+            if let Some(file) = file {
                 let path = format!("/run/secrets/{file}");
                 env.push(json!({ "name": format!("{secret}_FILE"), "value": path }));
                 self.secret_mounts

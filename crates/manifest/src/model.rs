@@ -208,6 +208,19 @@ pub struct Service {
 }
 
 impl Service {
+    /// Whether the secret `name` is given as a file: as `as:` says, else a file for a
+    /// container (whose environment `docker inspect` shows) and a variable for a process.
+    #[must_use]
+    pub fn secret_as_file(&self, name: &str) -> bool {
+        match self.secret_options.get(name).and_then(|o| o.delivery) {
+            Some(d) => d == SecretDelivery::File,
+            None => matches!(
+                self.workload,
+                Workload::Image { .. } | Workload::Build { .. }
+            ),
+        }
+    }
+
     /// The port this service's one replica listens on, when it is fixed: a single-replica
     /// process without a `route:` that says `port:` (a data service others reach at a
     /// known address). Otherwise each replica gets a free port, and the proxy hides it.
