@@ -116,6 +116,14 @@ impl Load {
         l
     }
 
+    /// Wait until the newest version answered is `v`: a request sent just
+    /// before a switch still answers from the old revision.
+    fn wait_last(&self, v: &str) {
+        wait_for(10, &format!("the load to be answered by {v}"), || {
+            (self.versions.lock().unwrap().last().map(String::as_str) == Some(v)).then_some(())
+        });
+    }
+
     /// Stop and return (ok, failed, versions in the order first seen).
     fn finish(mut self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
@@ -526,6 +534,7 @@ fn cold_rollback_starts_the_old_revision_first_and_pause_holds_requests() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("cold revision"));
+    load.wait_last("v1");
     let (_, failed, versions) = load.finish();
     assert_eq!(failed, 0);
     assert_eq!(versions.last().unwrap(), "v1");

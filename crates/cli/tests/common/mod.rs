@@ -191,10 +191,41 @@ impl Project {
     pub fn down(&self) -> Output {
         self.run(&["down"])
     }
+
+    /// On a failed test: what the daemon saw, so a failure on a slow CI
+    /// machine can be read without reproducing it.
+    fn print_diagnostics(&self) {
+        for args in [
+            &["ps", "--json"][..],
+            &["history", "--json"],
+            &["events", "-n", "80"],
+        ] {
+            if let Ok(out) = self.command(args).output() {
+                eprintln!(
+                    "--- orchestra {} ---\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let log = self.path().join(".orchestra/daemon.log");
+        if let Ok(text) = std::fs::read_to_string(&log) {
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(80);
+            eprintln!(
+                "--- daemon.log (last 80 lines) ---\n{}",
+                lines[from..].join("\n")
+            );
+        }
+    }
 }
 
 impl Drop for Project {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_diagnostics();
+        }
         let _ = self.command(&["down"]).output();
         if let Some(pid) = self.daemon_pid
             && orchestra_runtime::procfs::alive(pid)
