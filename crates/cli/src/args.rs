@@ -37,7 +37,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Start the platform: services in dependency order, each gated on its dependencies' health.
     Up(UpArgs),
-    /// List services with their state, PIDs, ports and restarts.
+    /// List services with their state, PIDs, ports and restarts; another revision running
+    /// beside the live one (a canary, a warm previous one) follows it, with its `role`.
     Ps(JsonArg),
     /// The platform's aggregate health and each service's state (exit 1 below the threshold).
     Health(JsonArg),

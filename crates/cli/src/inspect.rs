@@ -52,8 +52,25 @@ pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         Ok(v) => serde_json::from_value(v).unwrap_or_default(),
         Err(_) => Vec::new(),
     };
+    // Each service's live revision, then the other revisions running beside
+    // it: the same rows as the table.
+    let rows: Vec<(&ServiceStatus, Vec<&ServiceStatus>)> = st
+        .services
+        .iter()
+        .map(|s| {
+            let others = all
+                .iter()
+                .filter(|o| o.name == s.name && o.instance != s.instance)
+                .collect();
+            (s, others)
+        })
+        .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&st.services)?);
+        let flat: Vec<&ServiceStatus> = rows
+            .iter()
+            .flat_map(|(s, others)| std::iter::once(*s).chain(others.iter().copied()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&flat)?);
         return Ok(ExitCode::SUCCESS);
     }
     let w = st
@@ -67,12 +84,9 @@ pub async fn ps(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         "{:w$}  {:14} {:8} {:>8} {:>6} {:>8} {:>8}  {:12}  REASON",
         "SERVICE", "STATE", "REPLICAS", "PID", "PORT", "RESTARTS", "UPTIME", "REVISION"
     );
-    for s in &st.services {
+    for (s, others) in &rows {
         print_row(s, &s.name, w);
-        for other in all
-            .iter()
-            .filter(|o| o.name == s.name && o.instance != s.instance)
-        {
+        for other in others {
             print_row(other, &format!(" └ {}", other.role), w);
         }
     }
