@@ -18,7 +18,7 @@ fi
 # redis and Postgres, and the metrics test runs `promtool check metrics` on
 # /metrics: install Debian's `age`, `nginx`, `redis-server`, `redis-tools`,
 # `postgresql` and `prometheus` where missing (without them those tests fail
-# under CI=true, skip otherwise).
+# under CI=true and are compiled as ignored otherwise).
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
 { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
@@ -35,7 +35,7 @@ fi
 
 # The export tests validate the Kubernetes files they render against the published
 # schemas (1.30 to 1.35): install kubernetes-validate from PyPI where missing (without it
-# those tests fail under CI=true, skip otherwise).
+# those tests fail under CI=true and are compiled as ignored otherwise).
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   echo "test.sh: installing kubernetes-validate (PyPI)" >&2
   python3 -m pip install -q kubernetes-validate >&2

@@ -104,6 +104,10 @@ services:
 "#;
 
 #[test]
+#[cfg_attr(
+    missing_redis,
+    ignore = "redis-server is not installed (apt-get install -y redis-server redis-tools)"
+)]
 fn redis_backup_restore_verify_and_a_damaged_backup_is_refused() {
     if !have(&["redis-server", "redis-cli"], "redis-server redis-tools") {
         return;
@@ -290,6 +294,10 @@ fn quoted(argv: &[String]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    missing_postgres,
+    ignore = "Postgres is not installed (apt-get install -y postgresql)"
+)]
 fn postgres_restore_and_a_migration_restore_point_that_rollback_brings_back() {
     if !have(
         &[
@@ -424,6 +432,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    missing_redis,
+    ignore = "redis-server is not installed (apt-get install -y redis-server redis-tools)"
+)]
 fn with_age_recipients_backups_are_encrypted_and_still_restore() {
     if !have(&["redis-server", "redis-cli"], "redis-server redis-tools") {
         return;
@@ -480,6 +492,10 @@ fn with_age_recipients_backups_are_encrypted_and_still_restore() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_redis,
+    ignore = "redis-server is not installed (apt-get install -y redis-server redis-tools)"
+)]
 fn a_backup_schedule_takes_backups_at_its_ticks_and_lists_them_as_a_job() {
     if !have(&["redis-server", "redis-cli"], "redis-server redis-tools") {
         return;

@@ -170,6 +170,7 @@ fn httpd(name: &str, extra: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_container_comes_up_healthy_with_its_limits_and_down_leaves_no_container_or_network() {
     let Some(_) = engine() else { return };
     let mut c = Platform::new(
@@ -244,6 +245,7 @@ fn a_container_comes_up_healthy_with_its_limits_and_down_leaves_no_container_or_
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_process_that_depends_on_a_healthy_container_starts_after_it_is_healthy() {
     let Some(_) = engine() else { return };
     let services = format!(
@@ -265,6 +267,7 @@ fn a_process_that_depends_on_a_healthy_container_starts_after_it_is_healthy() {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_crashing_container_is_restarted_by_orchestra_and_its_output_reaches_the_logs() {
     let Some(_) = engine() else { return };
     let services = format!(
@@ -326,6 +329,7 @@ fn a_crashing_container_is_restarted_by_orchestra_and_its_output_reaches_the_log
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_build_service_is_built_from_its_dockerfile_and_a_failing_step_is_named() {
     let Some(_) = engine() else { return };
     let mut c = Platform::new(
@@ -394,6 +398,7 @@ fn a_build_service_is_built_from_its_dockerfile_and_a_failing_step_is_named() {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn engine_refusals_are_reported_with_what_to_do() {
     let Some(_) = engine() else { return };
     // No image and no registry: a short pull, then advice.
@@ -461,6 +466,7 @@ fn engine_refusals_are_reported_with_what_to_do() {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn after_a_sigkill_the_containers_keep_running_and_the_next_daemon_adopts_or_removes_them() {
     let Some(_) = engine() else { return };
     let services = |v: &str| httpd("web", &format!("    env: {{ VERSION: {v} }}\n"));
@@ -584,6 +590,7 @@ impl Load {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_blue_green_deploy_of_a_container_runs_both_revisions_side_by_side_without_a_failed_request() {
     let Some(_) = engine() else { return };
     let services = format!(
@@ -630,6 +637,7 @@ fn a_blue_green_deploy_of_a_container_runs_both_revisions_side_by_side_without_a
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_multi_service_compose_file_is_imported_and_brought_up_healthy() {
     let Some(_) = engine() else { return };
     let c = Platform::new("compose", "  placeholder:\n    command: [x]\n");
@@ -710,6 +718,7 @@ networks:
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn up_runs_a_bare_compose_file_without_an_orchestra_yaml() {
     let Some(_) = engine() else { return };
     let mut c = Platform::new("bare", "  placeholder:\n    command: [x]\n");
@@ -747,6 +756,7 @@ fn up_runs_a_bare_compose_file_without_an_orchestra_yaml() {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn a_container_gets_its_secrets_as_files_never_in_its_config() {
     let Some(_) = engine() else { return };
     let value = "container-secret-5c1e9a";
@@ -840,6 +850,7 @@ const SICK: &str = r#"  sick:
 "#;
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn an_imported_service_whose_check_always_fails_keeps_running_and_up_succeeds() {
     let Some(_) = engine() else { return };
     let services = format!(
@@ -883,6 +894,7 @@ fn an_imported_service_whose_check_always_fails_keeps_running_and_up_succeeds() 
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn up_fails_when_a_dependent_needs_an_imported_service_healthy_that_never_is() {
     let Some(_) = engine() else { return };
     let services = format!(
@@ -901,6 +913,7 @@ fn up_fails_when_a_dependent_needs_an_imported_service_healthy_that_never_is() {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn an_imported_service_gets_the_port_its_app_listens_on_and_its_working_dir() {
     let Some(_) = engine() else { return };
     // busybox's image EXPOSEs nothing: without `port:` PORT would be 8080.

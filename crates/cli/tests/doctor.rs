@@ -577,6 +577,7 @@ fn engine() -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(skip_docker, ignore = "ORCHESTRA_SKIP_DOCKER_TESTS=1")]
 fn with_an_engine_the_docker_check_passes_with_its_api_version() {
     let Some(host) = engine() else {
         return;

@@ -250,6 +250,7 @@ fn root() -> bool {
 }
 
 #[test]
+#[cfg_attr(not_root, ignore = "runs a process as another user: needs root")]
 fn a_process_service_runs_as_its_user_with_that_users_home() {
     if !root() {
         return;

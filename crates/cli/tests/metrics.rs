@@ -110,6 +110,10 @@ fn promtool_check(body: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "promtool is not installed (apt-get install -y prometheus)"
+)]
 fn metrics_follow_traffic_replicas_and_deploys_and_pass_promtool() {
     let mut p = Project::new(&manifest());
     let (admin, proxy) = up(&mut p);

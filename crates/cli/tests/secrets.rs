@@ -233,6 +233,10 @@ fn list_and_history_show_metadata_and_usage_never_values() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_age,
+    ignore = "the age CLI is not installed (apt-get install -y age)"
+)]
 fn age_cli_reads_what_orchestra_wrote_and_the_reverse() {
     if !age_cli() {
         return;

@@ -56,6 +56,10 @@ fn container(workload: &Value) -> &Value {
 }
 
 #[test]
+#[cfg_attr(
+    missing_kubernetes_validate,
+    ignore = "kubernetes-validate is not installed (pip install kubernetes-validate)"
+)]
 fn the_demo_platform_with_containers_validates_and_says_what_it_leaves_out() {
     let path = root().join("examples/ai-platform-containers/orchestra.yaml");
     let m = load(&path);
@@ -127,6 +131,10 @@ fn the_demo_platform_with_containers_validates_and_says_what_it_leaves_out() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_kubernetes_validate,
+    ignore = "kubernetes-validate is not installed (pip install kubernetes-validate)"
+)]
 fn an_imported_gpu_platform_validates_with_secret_references_and_values() {
     let (_, m) = import(&fixture("gpu-platform/docker-compose.yml"));
     for values in [false, true] {
@@ -266,6 +274,10 @@ fn an_imported_gpu_platform_validates_with_secret_references_and_values() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_kubernetes_validate,
+    ignore = "kubernetes-validate is not installed (pip install kubernetes-validate)"
+)]
 fn a_canary_becomes_an_argo_rollout_and_routes_an_httproute() {
     let m = load(&fixture("canary/orchestra.yaml"));
     let mut opts = with_secrets(&m, false);

@@ -209,6 +209,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not_root, ignore = "gives files to another user: needs root")]
     fn files_for_another_user_are_theirs_and_still_private() {
         use std::os::unix::fs::MetadataExt;
         if !nix::unistd::geteuid().is_root() {

@@ -547,6 +547,10 @@ async fn every_case_through_hyper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_nginx,
+    ignore = "nginx is not installed (apt-get install -y nginx)"
+)]
 async fn every_case_against_nginx() {
     let Some(binary) = nginx_binary() else {
         assert!(
