@@ -540,3 +540,53 @@ services:
         "{all}"
     );
 }
+
+#[test]
+fn a_command_backup_round_trips_and_a_failing_one_says_why_and_leaves_the_service_running() {
+    let mut p = Project::new(
+        r#"
+name: cmdbackups
+services:
+  store:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "cat state.txt"]
+      restore: [sh, -c, "cat > state.txt"]
+  broken:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "echo 'disk on fire' >&2; exit 3"]
+      restore: [sh, -c, "echo 'no restoring today' >&2; exit 4"]
+"#,
+    );
+    p.write("state.txt", "version one\n");
+    ok(p.run(&["validate"]));
+    p.up_ok(&[]);
+    port_of(&p, "store");
+
+    ok(p.run(&["backup", "run", "store"]));
+    let list = backups(&p, "store");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["kind"], "command", "{list:?}");
+    p.write("state.txt", "version two\n");
+    ok(p.run(&["backup", "restore", "store"]));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("state.txt")).unwrap(),
+        "version one\n"
+    );
+    port_of(&p, "store");
+
+    // A failing backup says why, with the tool's stderr, and the service runs on.
+    port_of(&p, "broken");
+    let pid = pid_of(&p, "broken");
+    let o = p.run(&["backup", "run", "broken"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("disk on fire"), "{}", text(&o));
+    assert!(backups(&p, "broken").is_empty());
+    assert_eq!(pid_of(&p, "broken"), pid, "the service was not touched");
+    assert_eq!(p.service("broken")["replicas"][0]["healthy"], true);
+}
