@@ -590,3 +590,101 @@ services:
     assert_eq!(pid_of(&p, "broken"), pid, "the service was not touched");
     assert_eq!(p.service("broken")["replicas"][0]["healthy"], true);
 }
+
+#[test]
+fn a_whole_cluster_pg_dumpall_backup_brings_back_a_dropped_database() {
+    if !have(
+        &[
+            &format!("{PG_BIN}/postgres"),
+            "pg_dumpall",
+            "psql",
+            "pg_isready",
+        ],
+        "postgresql",
+    ) {
+        return;
+    }
+    let mut p = Project::new("services: {}\n");
+    let data = initdb(p.path());
+    let mut server = as_pg("postgres");
+    let d = data.display().to_string();
+    server.extend(
+        [
+            "-D",
+            &d,
+            "-k",
+            &d,
+            "-p",
+            "${PORT}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        .map(String::from),
+    );
+    let manifest = format!(
+        r#"
+name: pgall
+services:
+  db:
+    command: [{server}]
+    stop_signal: SIGINT
+    healthcheck: {{ exec: [pg_isready, -h, 127.0.0.1, -p, "${{PORT}}"], interval: 1s, start_period: 30s }}
+    backup: {{ kind: postgres, all: true }}
+"#,
+        server = quoted(&server)
+    );
+    p.write("orchestra.yaml", &manifest);
+    ok(p.run(&["validate"]));
+    p.up_ok(&[]);
+    let port = port_of(&p, "db");
+    psql(port, "CREATE DATABASE shop");
+    let o = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "shop",
+        ])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE items (name text); INSERT INTO items VALUES ('kiwi')",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    ok(p.run(&["backup", "run", "db"]));
+    assert_eq!(backups(&p, "db")[0]["kind"], "postgres");
+    psql(port, "DROP DATABASE shop");
+    ok(p.run(&["backup", "restore", "db"]));
+    let port = port_of(&p, "db");
+    let o = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "shop",
+        ])
+        .args(["-c", "SELECT name FROM items"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "kiwi",
+        "{}",
+        text(&o)
+    );
+}
