@@ -542,7 +542,8 @@ services:
 }
 
 #[test]
-fn a_command_backup_round_trips_and_a_failing_one_says_why_and_leaves_the_service_running() {
+fn a_command_backup_round_trips_and_a_failing_backup_or_restore_says_why_and_leaves_the_service_running()
+ {
     let mut p = Project::new(
         r#"
 name: cmdbackups
@@ -560,6 +561,13 @@ services:
     backup:
       kind: command
       command: [sh, -c, "echo 'disk on fire' >&2; exit 3"]
+      restore: [sh, -c, "echo 'no restoring today' >&2; exit 4"]
+  stubborn:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "cat state.txt"]
       restore: [sh, -c, "echo 'no restoring today' >&2; exit 4"]
 "#,
     );
@@ -589,6 +597,19 @@ services:
     assert!(backups(&p, "broken").is_empty());
     assert_eq!(pid_of(&p, "broken"), pid, "the service was not touched");
     assert_eq!(p.service("broken")["replicas"][0]["healthy"], true);
+
+    // A failing restore says why, and the service is running and healthy after it.
+    port_of(&p, "stubborn");
+    ok(p.run(&["backup", "run", "stubborn"]));
+    let o = p.run(&["backup", "restore", "stubborn"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no restoring today"), "{}", text(&o));
+    port_of(&p, "stubborn");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("state.txt")).unwrap(),
+        "version one\n",
+        "nothing was restored over the data"
+    );
 }
 
 #[test]
