@@ -168,4 +168,28 @@ fn the_data_example_runs_healthy_its_api_uses_redis_and_postgres_and_backs_up() 
     let backups = list["backups"].as_array().unwrap();
     assert_eq!(backups.len(), 1, "{list}");
     assert_eq!(backups[0]["kind"], "postgres", "{list}");
+
+    // A deploy of the API backs Postgres up first (a restore point), runs the
+    // migrations as its pre hook (nothing new to apply), and the new version answers.
+    let mut deploy = p.command(&["deploy", "api", "--wait"]);
+    deploy
+        .env("REDIS_PORT", redis_port.to_string())
+        .env("PG_PORT", pg_port.to_string())
+        .env("API_VERSION", "v2");
+    ok(deploy.output().unwrap());
+    let hist: Value = serde_json::from_str(&ok(p.run(&["history", "api", "--json"]))).unwrap();
+    assert_eq!(
+        hist[0]["restore_points"][0]["service"], "postgres",
+        "{hist}"
+    );
+    let third: Value = wait_for(30, "v2 answers /visit", || {
+        http_get(addr, path)
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())
+            .filter(|v| v["version"] == "v2")
+    });
+    assert!(
+        third["hits"].as_i64().unwrap() > second["hits"].as_i64().unwrap(),
+        "{third}"
+    );
 }
