@@ -556,3 +556,172 @@ services:
         "{all}"
     );
 }
+
+#[test]
+fn a_command_backup_round_trips_and_a_failing_backup_or_restore_says_why_and_leaves_the_service_running()
+ {
+    let mut p = Project::new(
+        r#"
+name: cmdbackups
+services:
+  store:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "cat state.txt"]
+      restore: [sh, -c, "cat > state.txt"]
+  broken:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "echo 'disk on fire' >&2; exit 3"]
+      restore: [sh, -c, "echo 'no restoring today' >&2; exit 4"]
+  stubborn:
+    command: [demo-service, --port, "${PORT}"]
+    healthcheck: { http: /health, interval: 1s }
+    backup:
+      kind: command
+      command: [sh, -c, "cat state.txt"]
+      restore: [sh, -c, "echo 'no restoring today' >&2; exit 4"]
+"#,
+    );
+    p.write("state.txt", "version one\n");
+    ok(p.run(&["validate"]));
+    p.up_ok(&[]);
+    port_of(&p, "store");
+
+    ok(p.run(&["backup", "run", "store"]));
+    let list = backups(&p, "store");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["kind"], "command", "{list:?}");
+    p.write("state.txt", "version two\n");
+    ok(p.run(&["backup", "restore", "store"]));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("state.txt")).unwrap(),
+        "version one\n"
+    );
+    port_of(&p, "store");
+
+    // A failing backup says why, with the tool's stderr, and the service runs on.
+    port_of(&p, "broken");
+    let pid = pid_of(&p, "broken");
+    let o = p.run(&["backup", "run", "broken"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("disk on fire"), "{}", text(&o));
+    assert!(backups(&p, "broken").is_empty());
+    assert_eq!(pid_of(&p, "broken"), pid, "the service was not touched");
+    assert_eq!(p.service("broken")["replicas"][0]["healthy"], true);
+
+    // A failing restore says why, and the service is running and healthy after it.
+    port_of(&p, "stubborn");
+    ok(p.run(&["backup", "run", "stubborn"]));
+    let o = p.run(&["backup", "restore", "stubborn"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no restoring today"), "{}", text(&o));
+    port_of(&p, "stubborn");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("state.txt")).unwrap(),
+        "version one\n",
+        "nothing was restored over the data"
+    );
+}
+
+#[test]
+fn a_whole_cluster_pg_dumpall_backup_brings_back_a_dropped_database() {
+    if !have(
+        &[
+            &format!("{PG_BIN}/postgres"),
+            "pg_dumpall",
+            "psql",
+            "pg_isready",
+        ],
+        "postgresql",
+    ) {
+        return;
+    }
+    let mut p = Project::new("services: {}\n");
+    let data = initdb(p.path());
+    let mut server = as_pg("postgres");
+    let d = data.display().to_string();
+    server.extend(
+        [
+            "-D",
+            &d,
+            "-k",
+            &d,
+            "-p",
+            "${PORT}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        .map(String::from),
+    );
+    let manifest = format!(
+        r#"
+name: pgall
+services:
+  db:
+    command: [{server}]
+    stop_signal: SIGINT
+    healthcheck: {{ exec: [pg_isready, -h, 127.0.0.1, -p, "${{PORT}}"], interval: 1s, start_period: 30s }}
+    backup: {{ kind: postgres, all: true }}
+"#,
+        server = quoted(&server)
+    );
+    p.write("orchestra.yaml", &manifest);
+    ok(p.run(&["validate"]));
+    p.up_ok(&[]);
+    let port = port_of(&p, "db");
+    psql(port, "CREATE DATABASE shop");
+    let o = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "shop",
+        ])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE items (name text); INSERT INTO items VALUES ('kiwi')",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    ok(p.run(&["backup", "run", "db"]));
+    assert_eq!(backups(&p, "db")[0]["kind"], "postgres");
+    psql(port, "DROP DATABASE shop");
+    ok(p.run(&["backup", "restore", "db"]));
+    let port = port_of(&p, "db");
+    let o = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "shop",
+        ])
+        .args(["-c", "SELECT name FROM items"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "kiwi",
+        "{}",
+        text(&o)
+    );
+}
