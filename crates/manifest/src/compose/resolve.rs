@@ -54,6 +54,8 @@ struct Resolver<'r> {
     by_path: HashMap<PathBuf, usize>,
     errors: Vec<Diagnostic>,
     notes: Vec<ImportNote>,
+    /// The services of each cycle reported, so that a cycle is reported once.
+    cycles: Vec<Vec<(usize, String)>>,
 }
 
 /// The tree to map, the files read and the notes on what was followed.
@@ -79,6 +81,7 @@ pub(crate) fn resolve(
         by_path: HashMap::from([(normal(file), 0)]),
         errors: Vec::new(),
         notes: Vec::new(),
+        cycles: Vec::new(),
     };
     let out = r.file_tree(0, &mut Vec::new());
     if !r.errors.is_empty() {
@@ -448,7 +451,14 @@ impl Resolver<'_> {
             None => index,
         };
         stack.push((index, s.key.clone()));
-        if stack.contains(&(base_index, name.clone())) {
+        if let Some(start) = stack.iter().position(|x| *x == (base_index, name.clone())) {
+            let mut members = stack[start..].to_vec();
+            members.sort();
+            if self.cycles.contains(&members) {
+                stack.pop();
+                return strip_marks(&own);
+            }
+            self.cycles.push(members);
             let mut chain: Vec<String> = stack.iter().map(|(_, n)| format!("`{n}`")).collect();
             chain.push(format!("`{name}`"));
             self.error(
