@@ -28,6 +28,9 @@
 //!   port), since Orchestra sets `PORT` to it.
 //! - YAML tags: `!reset` unsets a key, `!override` replaces merged content, `!!null` is
 //!   null; any other tag fails the import at its position.
+//! - `extends` and `include` are followed before mapping (`resolve`), with Compose's
+//!   merge rules (`merge`); a note on content from another file names that file
+//!   ([`ImportNote::file`]).
 
 mod emit;
 mod map;
