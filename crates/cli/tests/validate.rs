@@ -484,3 +484,143 @@ fn import_strict_refuses_unknown_nested_keys_with_their_positions() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Compose files using `extends` (same file and `file:` another directory), checked
+/// against Debian's `docker-compose config`.
+const DIFFERENTIAL: &[(&str, &[(&str, &str)])] = &[
+    (
+        "same-file",
+        &[(
+            "compose.yaml",
+            "services:\n  base:\n    image: acme/base:1\n    command: [serve, --fast]\n    environment: [A=1, B=2]\n    expose: [\"80\"]\n  web:\n    extends: base\n    command: serve --slow\n    environment:\n      B: \"3\"\n      C: \"4\"\n    ports: [\"8002:81\"]\n    depends_on: [db]\n  db:\n    image: postgres:16\n    environment: { POSTGRES_PASSWORD: pw }\n",
+        )],
+    ),
+    (
+        "chain-and-file",
+        &[
+            (
+                "compose.yaml",
+                "services:\n  api:\n    extends:\n      file: common/base.yaml\n      service: app\n    environment:\n      ROLE: api\n  jobs:\n    extends: api\n    command: [worker, --queue, default]\n    ports: [\"9002:8001\"]\n    depends_on: [cache]\n  cache:\n    image: redis:7\n    command: redis-server --save \"\"\n",
+            ),
+            (
+                "common/base.yaml",
+                "services:\n  app:\n    extends: root\n    image: acme/app:2\n    environment:\n      LOG: debug\n  root:\n    image: acme/root:1\n    command: [app, serve]\n    environment: [LOG=info, TZ=UTC]\n",
+            ),
+        ],
+    ),
+];
+
+/// Compose's effective services (`docker-compose config`) as {image, command,
+/// environment, ports, depends_on} per service.
+const COMPOSE_FACTS: &str = r#"
+import json, shlex, sys, yaml
+doc = yaml.safe_load(sys.stdin)
+out = {}
+for name, s in doc["services"].items():
+    cmd = s.get("command")
+    if isinstance(cmd, str):
+        cmd = shlex.split(cmd)
+    env = s.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    ports = []
+    for p in s.get("ports") or []:
+        if isinstance(p, dict):
+            ports.append("%s:%s" % (p.get("published"), p["target"]))
+        else:
+            ports.append(str(p))
+    deps = s.get("depends_on") or []
+    out[name] = {"image": s.get("image"), "command": cmd,
+                 "environment": {k: str(v) for k, v in env.items()},
+                 "ports": ports, "depends_on": sorted(deps)}
+print(json.dumps(out))
+"#;
+
+/// The same facts from `orchestra validate --json` on the imported manifest.
+fn orchestra_facts(manifest: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for s in manifest["services"].as_array().unwrap() {
+        let none = Vec::new();
+        let ports: Vec<String> = s["ports"]
+            .as_array()
+            .unwrap_or(&none)
+            .iter()
+            .map(|p| format!("{}:{}", p["host_port"], p["container_port"]))
+            .collect();
+        let mut deps: Vec<String> = s["depends_on"]
+            .as_array()
+            .unwrap_or(&none)
+            .iter()
+            .map(|d| d["service"].as_str().unwrap().to_owned())
+            .collect();
+        deps.sort();
+        out.insert(
+            s["name"].as_str().unwrap().to_owned(),
+            serde_json::json!({
+                "image": s["workload"]["image"],
+                "command": s["workload"]["command"],
+                "environment": s["env"],
+                "ports": ports,
+                "depends_on": deps,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+#[test]
+fn import_of_extends_gives_the_services_docker_compose_config_gives() {
+    let have = std::process::Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "docker-compose missing and CI is set: install Debian's docker-compose (scripts/test.sh does)"
+        );
+        eprintln!("SKIP: docker-compose not installed (apt-get install -y docker-compose)");
+        return;
+    }
+    for (name, files) in DIFFERENTIAL {
+        let p = Project::new("services: {}\n");
+        for (path, text) in *files {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                std::fs::create_dir_all(p.path().join(dir)).unwrap();
+            }
+            p.write(path, text);
+        }
+        let config = std::process::Command::new("docker-compose")
+            .args(["-f", "compose.yaml", "config"])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(
+            config.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&config.stderr)
+        );
+        let mut py = std::process::Command::new("python3")
+            .args(["-c", COMPOSE_FACTS])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(py.stdin.as_mut().unwrap(), &config.stdout).unwrap();
+        drop(py.stdin.take());
+        let facts = py.wait_with_output().unwrap();
+        assert!(facts.status.success(), "{name}: python3 failed");
+        let compose: Value = serde_json::from_slice(&facts.stdout).unwrap();
+
+        let out = p.run(&["import", "compose.yaml", "-o", "orchestra.yaml", "--force"]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = p.run(&["validate", "--json"]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["valid"], true, "{name}: {doc}");
+        assert_eq!(orchestra_facts(&doc["manifest"]), compose, "{name}");
+    }
+}
