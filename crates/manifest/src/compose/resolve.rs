@@ -658,6 +658,91 @@ fn normal(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::{ImportError, import_with};
+
+    /// Imports `files[0]` reading every file from `files`, not the disk.
+    fn import(files: &[(&str, &str)]) -> Result<crate::compose::Import, ImportError> {
+        let mut read = |p: &Path| {
+            files
+                .iter()
+                .find(|(n, _)| Path::new(n) == p)
+                .map(|(_, t)| (*t).to_owned())
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        };
+        import_with(files[0].1, Path::new(files[0].0), &mut read)
+    }
+
+    fn errors(files: &[(&str, &str)]) -> Vec<String> {
+        match import(files) {
+            Err(ImportError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cycle_across_files_is_one_error_naming_the_chain() {
+        let e = errors(&[
+            (
+                "c.yaml",
+                "services:\n  a:\n    extends: { file: o/b.yaml, service: b }\n",
+            ),
+            (
+                "o/b.yaml",
+                "services:\n  b:\n    extends: { file: ../c.yaml, service: a }\n",
+            ),
+        ]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "o/b.yaml:3:42: services.b.extends: `extends` cycle: `a` extends `b` extends `a`"
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_include_cycle_is_an_error_at_the_include() {
+        let e = errors(&[
+            (
+                "c.yaml",
+                "include: [o.yaml]\nservices:\n  a: { image: x }\n",
+            ),
+            (
+                "o.yaml",
+                "include: [c.yaml]\nservices:\n  b: { image: y }\n",
+            ),
+        ]);
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("o.yaml:1:11: include[0]: `include` cycle")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_later_include_path_overrides_the_first() {
+        let out = import(&[
+            (
+                "c.yaml",
+                "include:\n  - path: [a.yaml, b.yaml]\nservices:\n  web: { image: w }\n",
+            ),
+            (
+                "a.yaml",
+                "services:\n  db:\n    image: postgres:15\n    environment: { A: '1' }\n",
+            ),
+            (
+                "b.yaml",
+                "services:\n  db:\n    image: postgres:16\n    environment: { B: '2' }\n",
+            ),
+        ])
+        .expect("imports");
+        assert!(out.yaml.contains("image: postgres:16"), "{}", out.yaml);
+        assert!(
+            out.yaml.contains("A: \"1\"") && out.yaml.contains("B: \"2\""),
+            "{}",
+            out.yaml
+        );
+    }
 
     #[test]
     fn rebase_rewrites_a_path_from_one_directory_to_another() {
