@@ -404,7 +404,7 @@ fn import_follows_include_and_notes_point_at_the_included_file() {
     );
     p.write(
         "cache/compose.yaml",
-        "services:\n  cache:\n    image: redis:7\n",
+        "name: cache\nservices:\n  cache:\n    image: redis:7\n",
     );
     let out = p.run(&["import", "compose.yaml", "-o", "imported.yaml"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -417,6 +417,10 @@ fn import_follows_include_and_notes_point_at_the_included_file() {
     );
     assert!(
         err.contains("compose.yaml:4:5: include[1].env_file: mapped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cache/compose.yaml:1:1: name: ignored"),
         "{err}"
     );
     let yaml = std::fs::read_to_string(p.path().join("imported.yaml")).unwrap();

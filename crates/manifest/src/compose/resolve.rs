@@ -372,6 +372,17 @@ impl Resolver<'_> {
                 services.push(s);
             }
             let mut rest = rest;
+            for e in rest
+                .iter()
+                .filter(|e| matches!(e.key.as_str(), "name" | "version"))
+            {
+                let message = if e.key == "name" {
+                    "an included file's `name` is not used: the including file names the project"
+                } else {
+                    "`version` is obsolete in Compose and means nothing here"
+                };
+                self.note(e.key_loc, &e.key, NoteKind::Ignored, message);
+            }
             for e in &mut rest {
                 if let ("secrets", Kind::Map(list)) = (e.key.as_str(), &mut e.value.kind) {
                     for s in list {
