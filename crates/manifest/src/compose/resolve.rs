@@ -12,7 +12,7 @@ use super::merge::{merge_service, strip_marks};
 use super::{ImportNote, NoteKind};
 use crate::error::Diagnostic;
 use crate::model::Location;
-use crate::node::{Entry, Kind, Node, Tags, join, parse_with, unmarked};
+use crate::node::{Entry, Kind, Node, OVERRIDE_MARK, Tags, join, parse_with, unmarked};
 
 /// Lines per file in an encoded position (no Compose file is this long).
 pub(crate) const FILE_LINES: usize = 100_000_000;
@@ -412,7 +412,10 @@ impl Resolver<'_> {
         let Kind::Map(entries) = &s.value.kind else {
             return strip_marks(&s.value);
         };
-        let Some(ext) = entries.iter().find(|e| e.key == "extends") else {
+        // `extends: !override ...` is still `extends`; `!reset` on it extends nothing.
+        let is_extends =
+            |e: &Entry| e.key == "extends" || e.key == format!("{OVERRIDE_MARK}extends");
+        let Some(ext) = entries.iter().find(|e| is_extends(e)) else {
             return strip_marks(&s.value);
         };
         let own = Node {
@@ -420,7 +423,7 @@ impl Resolver<'_> {
             kind: Kind::Map(
                 entries
                     .iter()
-                    .filter(|e| e.key != "extends")
+                    .filter(|e| !is_extends(e) && unmarked(&e.key) != "extends")
                     .cloned()
                     .collect(),
             ),
