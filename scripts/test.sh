@@ -17,12 +17,14 @@ fi
 # conformance tests compare its answers with nginx's, the backup tests run
 # redis and Postgres, and the metrics test runs `promtool check metrics` on
 # /metrics: install Debian's `age`, `nginx`, `redis-server`, `redis-tools`,
-# `postgresql` and `prometheus` where missing (without them those tests fail
+# `postgresql`, `prometheus` and `docker-compose` where missing (without them those tests fail
 # under CI=true and are compiled as ignored otherwise).
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
 { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; } || missing+=(nginx)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The import's differential test compares with `docker-compose config` (Debian's 1.29.2).
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 # The backup tests run real redis and Postgres servers as services.
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)

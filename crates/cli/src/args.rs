@@ -330,7 +330,8 @@ pub struct DownArgs {
 /// `orchestra import`
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The Compose file.
+    /// The Compose file. Files it names in `include` and `extends.file` are read
+    /// relative to it and merged in as Compose does.
     #[arg(value_name = "COMPOSE_FILE", default_value = "docker-compose.yml")]
     pub compose: PathBuf,
     /// Where to write the manifest (`-` for stdout) [default: orchestra.yaml beside the Compose file].
@@ -339,7 +340,8 @@ pub struct ImportArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Write nothing and exit 1 if a key is unknown to Compose or a dependency is dropped.
+    /// Write nothing and exit 1 if a key is unknown to Compose (at any depth:
+    /// `healthcheck.intervall`) or a dependency is dropped.
     #[arg(long)]
     pub strict: bool,
 }

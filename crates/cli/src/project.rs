@@ -59,7 +59,10 @@ pub fn report_import(file: Option<&Path>) {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     for n in &imported.notes {
-        eprintln!("{name}:{n}");
+        match &n.file {
+            Some(f) => eprintln!("{}:{n}", f.display()),
+            None => eprintln!("{name}:{n}"),
+        }
     }
     eprintln!(
         "no orchestra.yaml: running {name} as imported ({}); `orchestra import` writes it down",
@@ -182,7 +185,7 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     let imported = orchestra_manifest::compose::import_file(&a.compose)?;
     let report = |to: &str| {
         for n in &imported.notes {
-            eprintln!("{}:{n}", a.compose.display());
+            eprintln!("{}:{n}", n.file_or(&a.compose).display());
         }
         eprintln!(
             "imported {} into {to}: {}",
@@ -193,7 +196,7 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     if a.strict {
         let refused: Vec<String> = imported
             .strict_notes()
-            .map(|n| format!("  {}:{n}", a.compose.display()))
+            .map(|n| format!("  {}:{n}", n.file_or(&a.compose).display()))
             .collect();
         if !refused.is_empty() {
             eprintln!(

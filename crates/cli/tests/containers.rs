@@ -960,3 +960,63 @@ fn an_imported_service_gets_the_port_its_app_listens_on_and_its_working_dir() {
     let out = c.p.down();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_bare_compose_file_with_extends_and_include_runs_with_the_merged_services() {
+    let Some(_) = engine() else { return };
+    let services = r#"  web:
+    extends:
+      file: parts/base.yaml
+      service: httpd
+    environment: { ROLE: web }
+include:
+  - parts/extra.yaml
+"#;
+    let mut c = compose_platform("extends", services);
+    std::fs::create_dir_all(c.p.path().join("parts/site")).unwrap();
+    c.p.write(
+        "parts/base.yaml",
+        &r#"services:
+  httpd:
+    image: IMAGE
+    environment: { MODE: base, ROLE: base }
+    volumes: ["./site:/www/site:ro"]
+    command: ["httpd", "-f", "-p", "9000", "-h", "/www"]
+    ports: ["9000"]
+    stop_grace_period: 1s
+"#
+        .replace("IMAGE", IMAGE),
+    );
+    c.p.write(
+        "parts/site/index.html",
+        "served from the base's directory\n",
+    );
+    c.p.write(
+        "parts/extra.yaml",
+        &"services:\n  worker:\n    image: IMAGE\n    command: [sleep, \"3600\"]\n    stop_grace_period: 1s\n"
+            .replace("IMAGE", IMAGE),
+    );
+    c.p.up_ok(&[]);
+    // The extending service has the base's image, command and mount, and both
+    // environments merged, its own value winning.
+    let web = c.container_of("web");
+    let env = inspect(&web, "{{range .Config.Env}}{{.}};{{end}}");
+    assert!(
+        env.contains("MODE=base;") && env.contains("ROLE=web;"),
+        "{env}"
+    );
+    // The base's `./site` is its own directory's, not the project's.
+    let (code, body) = wait_for(30, "web answers", || {
+        http_get(
+            &format!("127.0.0.1:{}", c.port_of("web")),
+            "/site/index.html",
+        )
+    });
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("served from the base's directory"), "{body}");
+    // The included file's service runs too.
+    assert!(!c.container_of("worker").is_empty());
+    let out = c.p.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(containers(&c.name).is_empty());
+}

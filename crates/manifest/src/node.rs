@@ -149,6 +149,8 @@ enum TagMeaning {
     Null,
     /// `!reset`: unset the key.
     Reset,
+    /// `!override`: the value replaces what a merge (`extends`, `include`) brings.
+    Override,
     /// Anything else: the error message.
     Unknown(String),
 }
@@ -173,7 +175,7 @@ impl Converter<'_> {
         }
         match (t.handle.as_str(), t.suffix.as_str()) {
             ("!", "reset") if compose => TagMeaning::Reset,
-            ("!", "override") if compose => TagMeaning::Plain,
+            ("!", "override") if compose => TagMeaning::Override,
             ("!", name) => TagMeaning::Unknown(format!("unknown YAML tag `!{name}`")),
             (handle, name) => TagMeaning::Unknown(format!("unknown YAML tag `{handle}{name}`")),
         }
@@ -190,7 +192,7 @@ impl Converter<'_> {
     fn convert(&self, y: &MarkedYaml, path: &str, diags: &mut Vec<Diagnostic>) -> Node {
         let loc = location(y.span.start);
         match self.meaning(y) {
-            TagMeaning::Plain => {}
+            TagMeaning::Plain | TagMeaning::Override => {}
             TagMeaning::Null => {
                 return Node {
                     loc,
@@ -274,10 +276,24 @@ impl Converter<'_> {
                         && matches!(&k.data, YamlData::Representation(_, ScalarStyle::Plain, _));
                     let child_path = join(path, &key);
                     // `KEY: !reset ...`: the key is unset, whatever a merge brings.
+                    // The mark stays in the tree so that `extends` can unset the base's key.
                     if matches!(self.meaning(v), TagMeaning::Reset) {
+                        entries.push(Entry {
+                            key: format!("{RESET_MARK}{key}"),
+                            key_loc,
+                            value: Node {
+                                loc: key_loc,
+                                kind: Kind::Null,
+                            },
+                        });
                         resets.push(key);
                         continue;
                     }
+                    let key = if matches!(self.meaning(v), TagMeaning::Override) {
+                        format!("{OVERRIDE_MARK}{key}")
+                    } else {
+                        key
+                    };
                     let value = self.convert(v, &child_path, diags);
                     if is_merge {
                         merge_sources(value, file, &child_path, &mut merged, diags);
@@ -290,7 +306,9 @@ impl Converter<'_> {
                     }
                 }
                 for m in merged {
-                    if !entries.iter().any(|e| e.key == m.key) && !resets.contains(&m.key) {
+                    if !entries.iter().any(|e| unmarked(&e.key) == m.key)
+                        && !resets.contains(&m.key)
+                    {
                         entries.push(m);
                     }
                 }
@@ -342,6 +360,18 @@ fn merge_sources(
         }
         _ => add(value, diags),
     }
+}
+
+/// The key of a `KEY: !reset ...` entry in a Compose tree (its value is null).
+pub(crate) const RESET_MARK: &str = "\u{0}reset:";
+/// The key prefix of a `KEY: !override ...` entry in a Compose tree.
+pub(crate) const OVERRIDE_MARK: &str = "\u{0}override:";
+
+/// A key without its `!reset` / `!override` mark.
+pub(crate) fn unmarked(key: &str) -> &str {
+    key.strip_prefix(RESET_MARK)
+        .or_else(|| key.strip_prefix(OVERRIDE_MARK))
+        .unwrap_or(key)
 }
 
 /// `a.b` field-path join; the root has the empty path.

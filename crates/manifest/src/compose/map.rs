@@ -40,10 +40,6 @@ const SERVICE_ORDER: &[&str] = &[
 /// Compose service keys that are dropped with a specific explanation.
 const SERVICE_UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "extends",
-        "`extends` is not followed: copy the extended service's fields here (or share them with a YAML anchor and `<<`)",
-    ),
-    (
         "network_mode",
         "`network_mode` is not supported: every container joins the project network",
     ),
@@ -252,11 +248,6 @@ pub(crate) fn map_compose(
                 &p,
                 "models are not supported: Orchestra does not pull or serve AI models (Docker Model Runner); run the model server as a service",
             ),
-            "include" => m.unsupported(
-                e.key_loc,
-                &p,
-                "`include` is not followed: import the included files and merge their services here",
-            ),
             k if k.starts_with("x-") => m.extension(e, &p),
             _ => m.strict(
                 e.key_loc,
@@ -368,6 +359,7 @@ impl Mapper {
             kind,
             message: message.into(),
             strict: false,
+            file: None,
         });
     }
 
@@ -427,11 +419,23 @@ impl Mapper {
     fn other_key(&mut self, e: &Entry, path: &str) {
         if e.key.starts_with("x-") {
             self.extension(e, path);
-        } else {
+        } else if NESTED_KEYS.contains(&e.key.as_str()) {
             self.unsupported(
                 e.key_loc,
                 path,
                 format!("`{}` is not supported and was not carried over", e.key),
+            );
+        } else {
+            // Not a key Compose defines in a service's nested mappings: a typo or a
+            // newer key, which `--strict` refuses.
+            self.strict(
+                e.key_loc,
+                path,
+                format!(
+                    "unknown key `{}`: not carried over{}",
+                    e.key,
+                    hint(&e.key, NESTED_KEYS)
+                ),
             );
         }
     }
@@ -808,9 +812,7 @@ impl Mapper {
             }
         }
         if !svc.fields.contains_key("image") && !svc.fields.contains_key("build") {
-            let why = if has("extends") {
-                "it uses `extends`, which is not followed"
-            } else if has_build {
+            let why = if has_build {
                 "its `build` could not be carried over"
             } else {
                 "it has neither `image` nor `build`"
@@ -2584,6 +2586,113 @@ const SERVICE_KEYS: &[&str] = &[
     "volumes",
     "volumes_from",
     "working_dir",
+];
+
+/// Keys of the mappings nested in a service (build, healthcheck, deploy, ports,
+/// volumes, depends_on...): a key near one of them is a typo.
+const NESTED_KEYS: &[&str] = &[
+    "additional_contexts",
+    "aliases",
+    "args",
+    "bind",
+    "cache_from",
+    "cache_to",
+    "condition",
+    "consistency",
+    "context",
+    "cpus",
+    "create_host_path",
+    "devices",
+    "disable",
+    "dockerfile",
+    "dockerfile_inline",
+    "driver",
+    "driver_opts",
+    "endpoint_mode",
+    "external",
+    "file",
+    "format",
+    "gid",
+    "host_ip",
+    "interval",
+    "labels",
+    "limits",
+    "max_attempts",
+    "memory",
+    "mode",
+    "name",
+    "network",
+    "no_cache",
+    "nocopy",
+    "options",
+    "path",
+    "pids",
+    "placement",
+    "propagation",
+    "protocol",
+    "published",
+    "read_only",
+    "replicas",
+    "required",
+    "reservations",
+    "resources",
+    "restart",
+    "restart_policy",
+    "retries",
+    "rollback_config",
+    "secrets",
+    "selinux",
+    "shm_size",
+    "size",
+    "source",
+    "start_interval",
+    "start_period",
+    "subpath",
+    "tags",
+    "target",
+    "test",
+    "timeout",
+    "tmpfs",
+    "uid",
+    "update_config",
+    "volume",
+    "window",
+    "capabilities",
+    "count",
+    "device_ids",
+    "delay",
+    "app_protocol",
+    "environment",
+    "platforms",
+    "extra_hosts",
+    "isolation",
+    "privileged",
+    "ssh",
+    "ulimits",
+    "entitlements",
+    "pull",
+    "mode_options",
+    "max_replicas_per_node",
+    "constraints",
+    "preferences",
+    "parallelism",
+    "failure_action",
+    "monitor",
+    "max_failure_ratio",
+    "order",
+    "generic_resources",
+    "discrete_resource_spec",
+    "kind",
+    "value",
+    "ipv4_address",
+    "ipv6_address",
+    "link_local_ips",
+    "priority",
+    "mac_address",
+    "gw_priority",
+    "interface_name",
+    "content",
+    "annotations",
 ];
 
 /// `" (did you mean `environment`?)"` for a typo of a known key, else nothing.

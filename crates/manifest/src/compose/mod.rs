@@ -28,10 +28,15 @@
 //!   port), since Orchestra sets `PORT` to it.
 //! - YAML tags: `!reset` unsets a key, `!override` replaces merged content, `!!null` is
 //!   null; any other tag fails the import at its position.
+//! - `extends` and `include` are followed before mapping (`resolve`), with Compose's
+//!   merge rules (`merge`); a note on content from another file names that file
+//!   ([`ImportNote::file`]).
 
 mod emit;
 mod map;
+mod merge;
 mod refs;
+mod resolve;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -91,6 +96,17 @@ pub struct ImportNote {
     pub message: String,
     /// An unknown key or a dropped dependency: what `orchestra import --strict` refuses.
     pub strict: bool,
+    /// The file the position is in, when it is not the imported file (a file named by
+    /// `include` or `extends.file`).
+    pub file: Option<PathBuf>,
+}
+
+impl ImportNote {
+    /// The file the note's position is in: [`ImportNote::file`], else `imported`.
+    #[must_use]
+    pub fn file_or<'a>(&'a self, imported: &'a Path) -> &'a Path {
+        self.file.as_deref().unwrap_or(imported)
+    }
 }
 
 impl fmt::Display for ImportNote {
@@ -166,13 +182,23 @@ fn display_all(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// Imports Compose text. `file` names the Compose file in messages and in the header.
+/// Imports Compose text. `file` names the Compose file in messages and in the header;
+/// files it names in `include` and `extends.file` are read relative to its directory.
 ///
 /// # Errors
 /// [`ImportError::Syntax`] for invalid YAML, [`ImportError::NotCompose`] when there is
 /// no `services:` mapping with at least one service, [`ImportError::Invalid`] for values
 /// of the wrong shape that Compose rejects.
 pub fn import_str(compose: &str, file: &Path) -> Result<Import, ImportError> {
+    import_with(compose, file, &mut |p: &Path| std::fs::read_to_string(p))
+}
+
+/// [`import_str`] reading the other files with `read`.
+fn import_with(
+    compose: &str,
+    file: &Path,
+    read: &mut resolve::Read<'_>,
+) -> Result<Import, ImportError> {
     let root = match crate::node::parse_with(compose, file, crate::node::Tags::Compose) {
         Ok(root) => root,
         Err(mut diags) => {
@@ -185,9 +211,30 @@ pub fn import_str(compose: &str, file: &Path) -> Result<Import, ImportError> {
             return Err(ImportError::Syntax(Box::new(d)));
         }
     };
-    let (doc, mut notes) = map::map_compose(root.as_ref(), file)?;
+    let (root, files, mut notes) = match root {
+        Some(root) => match resolve::resolve(root, file, read) {
+            Ok((root, files, notes)) => (Some(root), files, notes),
+            Err(diags) => return Err(ImportError::Invalid(diags)),
+        },
+        None => (None, resolve::Files::default(), Vec::new()),
+    };
+    let fix = |e: ImportError| match e {
+        ImportError::Invalid(d) => {
+            ImportError::Invalid(d.into_iter().map(|d| files.fix(d)).collect())
+        }
+        ImportError::NotCompose(d) => ImportError::NotCompose(Box::new(files.fix(*d))),
+        ImportError::Syntax(d) => ImportError::Syntax(Box::new(files.fix(*d))),
+        other => other,
+    };
+    let (doc, mapped) = map::map_compose(root.as_ref(), file).map_err(fix)?;
+    notes.extend(mapped);
     notes.sort_by_key(|n| (n.line, n.col));
-    let notes = merge_repeated(notes);
+    let mut notes = merge_repeated(notes);
+    for n in &mut notes {
+        let (f, line) = files.place(n.line);
+        n.file = f;
+        n.line = line;
+    }
     let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -248,7 +295,10 @@ fn header(name: &str, notes: &[ImportNote], has_vars: bool) -> String {
             summary(notes)
         ));
         for n in notes {
-            h.push_str(&format!("#   {n}\n"));
+            match &n.file {
+                Some(f) => h.push_str(&format!("#   {}:{n}\n", f.display())),
+                None => h.push_str(&format!("#   {n}\n")),
+            }
         }
     }
     if has_vars {
