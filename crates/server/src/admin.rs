@@ -1,7 +1,9 @@
 //! Admin HTTP on TCP (127.0.0.1:7070 by default), for load balancers and
 //! monitors: `GET /health` is 200 while the aggregate meets the threshold and
 //! 503 otherwise; `GET /ready` is 200 once every service is up; `GET /metrics`
-//! is the platform in the Prometheus text format (see [`crate::metrics`]).
+//! is the platform in the Prometheus text format (see [`crate::metrics`]);
+//! `GET /` is a read-only dashboard (embedded HTML, CSS and JS) that renders
+//! the `/health` summary once a second.
 
 use axum::Json;
 use axum::Router;
@@ -18,6 +20,9 @@ use crate::daemon::Shared;
 pub async fn serve(listener: TcpListener, shared: Shared) {
     let mut stopped = shared.stopped.clone();
     let app = Router::new()
+        .route("/", get(dashboard_page))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard.css", get(dashboard_css))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -87,4 +92,32 @@ async fn metrics(State(s): State<Shared>) -> Response {
         body,
     )
         .into_response()
+}
+
+// Embedded so the binary needs no JavaScript toolchain nor asset directory.
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn dashboard_page() -> Response {
+    asset("text/html; charset=utf-8", DASHBOARD_HTML)
+}
+
+async fn dashboard_js() -> Response {
+    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+async fn dashboard_css() -> Response {
+    asset("text/css; charset=utf-8", DASHBOARD_CSS)
 }
