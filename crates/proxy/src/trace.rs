@@ -366,3 +366,214 @@ mod tests {
         assert_eq!(whole[0], 0x0a);
     }
 }
+
+/// Where and how spans are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// `host:port` of the OTLP/HTTP receiver (`http://` only); spans go to `/v1/traces`.
+    pub authority: String,
+    /// The resource's `service.name`.
+    pub service_name: String,
+    /// Records waiting beyond this are dropped (counted), never blocking a request.
+    pub queue: usize,
+    /// Most spans per POST.
+    pub batch: usize,
+    /// A partial batch is sent after this long.
+    pub flush: std::time::Duration,
+}
+
+/// An endpoint that is not `http://host:port[/]`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("traces endpoint {0:?} must be http://host:port")]
+pub struct EndpointError(pub String);
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`-style base URL → `host:port` (port 4318 by default).
+pub fn parse_endpoint(url: &str) -> Result<String, EndpointError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| EndpointError(url.to_owned()))?;
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') || host.contains('@') {
+        return Err(EndpointError(url.to_owned()));
+    }
+    if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        Ok(host.to_owned())
+    } else if host.contains(':') && !host.ends_with(']') {
+        Err(EndpointError(url.to_owned()))
+    } else {
+        Ok(format!("{host}:4318"))
+    }
+}
+
+/// The request path's handle: `record` is a `try_send` on a bounded channel.
+#[derive(Clone)]
+pub struct Exporter {
+    tx: std::sync::mpsc::SyncSender<SpanRecord>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Exporter {
+    /// Starts the batch thread. It ends when every `Exporter` clone is dropped, after sending
+    /// what it holds.
+    pub fn start(config: ExportConfig) -> std::io::Result<Exporter> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
+        std::thread::Builder::new()
+            .name("orchestra-traces".into())
+            .spawn(move || run_batches(&config, &rx))?;
+        Ok(Exporter {
+            tx,
+            dropped: Default::default(),
+        })
+    }
+
+    /// Hands a finished span to the exporter; drops it when the queue is full.
+    pub fn record(&self, span: SpanRecord) {
+        if self.tx.try_send(span).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Spans dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn run_batches(config: &ExportConfig, rx: &std::sync::mpsc::Receiver<SpanRecord>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut batch = Vec::with_capacity(config.batch);
+    loop {
+        let closed = match rx.recv_timeout(config.flush) {
+            Ok(span) => {
+                batch.push(span);
+                while batch.len() < config.batch {
+                    match rx.try_recv() {
+                        Ok(span) => batch.push(span),
+                        Err(_) => break,
+                    }
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        // Sent once the channel is drained: a quiet proxy still exports promptly.
+        if !batch.is_empty() {
+            let body = encode_export_request(&config.service_name, &batch);
+            if let Err(e) = post(&config.authority, &body) {
+                tracing::warn!(endpoint = %config.authority, error = %e, spans = batch.len(), "traces export failed");
+            }
+            batch.clear();
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// One `POST /v1/traces` over a fresh connection (the exporter sends a batch at most every
+/// `flush`, so a pooled client buys little and a plain socket keeps the proxy crate free of an
+/// HTTP client stack).
+fn post(authority: &str, body: &[u8]) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = Some(std::time::Duration::from_secs(5));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status)?;
+    if &status[9..10] == b"2" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "receiver answered {}",
+            String::from_utf8_lossy(&status[9..12])
+        )))
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            parse_endpoint("http://127.0.0.1:4318").as_deref(),
+            Ok("127.0.0.1:4318")
+        );
+        assert_eq!(
+            parse_endpoint("http://collector/").as_deref(),
+            Ok("collector:4318")
+        );
+        assert!(parse_endpoint("https://collector").is_err());
+        assert!(parse_endpoint("http://collector/v1/traces").is_err());
+        assert!(parse_endpoint("http://").is_err());
+    }
+
+    /// A real HTTP receiver on an ephemeral port gets the encoded batch.
+    #[test]
+    fn exporter_posts_batches_to_the_receiver() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let authority = listener.local_addr().expect("addr").to_string();
+        let exporter = Exporter::start(ExportConfig {
+            authority,
+            service_name: "orchestra".into(),
+            queue: 16,
+            batch: 8,
+            flush: std::time::Duration::from_millis(50),
+        })
+        .expect("start");
+        let span = SpanRecord {
+            trace_id: [7; 16],
+            span_id: [8; 8],
+            parent_span_id: None,
+            name: "GET /api".into(),
+            kind: SpanKind::Server,
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            attributes: vec![("http.route", AttrValue::Str("/api".into()))],
+            error: None,
+        };
+        exporter.record(span.clone());
+        let (conn, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(conn);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("request line");
+        assert_eq!(line, "POST /v1/traces HTTP/1.1\r\n");
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).expect("header");
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .expect("answer");
+        assert_eq!(body, encode_export_request("orchestra", &[span]));
+        assert_eq!(exporter.dropped(), 0);
+    }
+}
