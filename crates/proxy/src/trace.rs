@@ -150,6 +150,74 @@ pub struct SpanRecord {
     pub error: Option<String>,
 }
 
+/// What the proxy knows about one finished request, for its server span.
+#[derive(Debug, Clone)]
+pub struct HttpExchange<'a> {
+    /// Our span (`child()` of the incoming context, or a root).
+    pub context: TraceContext,
+    /// The caller's span id, when a valid `traceparent` came in.
+    pub parent: Option<[u8; 8]>,
+    pub method: &'a str,
+    /// The matched route's path prefix (`/api`).
+    pub route: &'a str,
+    pub path: &'a str,
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    /// `1.1`, `2`.
+    pub protocol_version: &'a str,
+    pub client: &'a str,
+    /// `None` when no response was produced (the upstream failed before a head).
+    pub status: Option<u16>,
+    /// The failure's kind (`timeout`, `connect`) when there is one.
+    pub failure: Option<&'a str>,
+    pub service: &'a str,
+    pub revision: &'a str,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+}
+
+/// The server span of one proxied request, named `{METHOD} {route}`, with the stable HTTP
+/// semantic-convention attributes; 5xx and failures set `error.type` and status ERROR.
+pub fn server_span(x: &HttpExchange<'_>) -> SpanRecord {
+    let s = |v: &str| AttrValue::Str(v.to_owned());
+    let mut attributes = vec![
+        ("http.request.method", s(x.method)),
+        ("url.path", s(x.path)),
+        ("url.scheme", s(x.scheme)),
+        ("server.address", s(x.host)),
+        ("server.port", AttrValue::Int(i64::from(x.port))),
+        ("network.protocol.version", s(x.protocol_version)),
+        ("client.address", s(x.client)),
+        ("http.route", s(x.route)),
+        ("orchestra.service", s(x.service)),
+        ("orchestra.revision", s(x.revision)),
+    ];
+    if let Some(code) = x.status {
+        attributes.push(("http.response.status_code", AttrValue::Int(i64::from(code))));
+    }
+    let error = match (x.failure, x.status) {
+        (Some(kind), _) => Some(kind.to_owned()),
+        (None, Some(code)) if code >= 500 => Some(code.to_string()),
+        (None, None) => Some("_OTHER".to_owned()),
+        _ => None,
+    };
+    if let Some(kind) = &error {
+        attributes.push(("error.type", s(kind)));
+    }
+    SpanRecord {
+        trace_id: x.context.trace_id,
+        span_id: x.context.span_id,
+        parent_span_id: x.parent,
+        name: format!("{} {}", x.method, x.route),
+        kind: SpanKind::Server,
+        start_unix_nanos: x.start_unix_nanos,
+        end_unix_nanos: x.end_unix_nanos,
+        attributes,
+        error,
+    }
+}
+
 // Protobuf wire types.
 const VARINT: u32 = 0;
 const FIXED64: u32 = 1;
@@ -503,6 +571,85 @@ fn post(authority: &str, body: &[u8]) -> std::io::Result<()> {
             "receiver answered {}",
             String::from_utf8_lossy(&status[9..12])
         )))
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    fn exchange(status: Option<u16>, failure: Option<&'static str>) -> SpanRecord {
+        let context = TraceContext::new_root();
+        server_span(&HttpExchange {
+            context,
+            parent: Some([9; 8]),
+            method: "GET",
+            route: "/api",
+            path: "/api/users",
+            scheme: "http",
+            host: "app.local",
+            port: 8080,
+            protocol_version: "1.1",
+            client: "127.0.0.1",
+            status,
+            failure,
+            service: "api",
+            revision: "r2",
+            start_unix_nanos: 5,
+            end_unix_nanos: 9,
+        })
+    }
+
+    fn attr<'a>(span: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
+        span.attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn a_server_span_carries_the_http_conventions() {
+        let span = exchange(Some(200), None);
+        assert_eq!(span.name, "GET /api");
+        assert_eq!(span.kind, SpanKind::Server);
+        assert_eq!(span.parent_span_id, Some([9; 8]));
+        assert_eq!(
+            attr(&span, "http.response.status_code"),
+            Some(&AttrValue::Int(200))
+        );
+        assert_eq!(
+            attr(&span, "http.route"),
+            Some(&AttrValue::Str("/api".into()))
+        );
+        assert_eq!(
+            attr(&span, "url.path"),
+            Some(&AttrValue::Str("/api/users".into()))
+        );
+        assert_eq!(attr(&span, "server.port"), Some(&AttrValue::Int(8080)));
+        assert_eq!(
+            attr(&span, "orchestra.revision"),
+            Some(&AttrValue::Str("r2".into()))
+        );
+        assert_eq!(attr(&span, "error.type"), None);
+        assert_eq!(span.error, None);
+        // A 4xx is the client's error: no error on a server span.
+        assert_eq!(exchange(Some(404), None).error, None);
+    }
+
+    #[test]
+    fn server_errors_and_failures_set_error_type() {
+        let span = exchange(Some(503), None);
+        assert_eq!(
+            attr(&span, "error.type"),
+            Some(&AttrValue::Str("503".into()))
+        );
+        assert_eq!(span.error.as_deref(), Some("503"));
+        let span = exchange(None, Some("timeout"));
+        assert_eq!(
+            attr(&span, "error.type"),
+            Some(&AttrValue::Str("timeout".into()))
+        );
+        assert_eq!(attr(&span, "http.response.status_code"), None);
     }
 }
 
