@@ -12,7 +12,7 @@ use crate::error::Diagnostic;
 use crate::model::{
     Build, Check, Condition, Dependency, HealthPolicy, Location, Manifest, PortMapping, Probe,
     ProbeFailure, Resources, Restart, RestartPolicy, SecretDelivery, SecretOptions, Service,
-    Volume, VolumeKind, Workload,
+    TracesSpec, Volume, VolumeKind, Workload,
 };
 use crate::node::{Entry, Kind, Node, join};
 use crate::overlay::quoted_list;
@@ -30,7 +30,7 @@ mod site;
 pub(crate) use deploy::{CidrError, parse_cidr as deploy_parse_cidr};
 
 const TOP_FIELDS: &[&str] = &[
-    "name", "services", "volumes", "profiles", "health", "admin", "control", "proxy",
+    "name", "services", "volumes", "profiles", "health", "admin", "control", "proxy", "traces",
 ];
 const SERVICE_FIELDS: &[&str] = &[
     "command",
@@ -434,6 +434,7 @@ pub(crate) fn convert(
         admin_listen: None,
         control_listen: None,
         proxy: Default::default(),
+        traces: None,
         environment: None,
         field_locations: BTreeMap::new(),
     };
@@ -496,7 +497,7 @@ pub(crate) fn convert(
     if let Some(n) = f.get("health")
         && let Some(hf) = ctx.fields(n, "health", &["threshold"], &[])
         && let Some(t) = hf.get("threshold")
-        && let Some(threshold) = threshold(ctx, t)
+        && let Some(threshold) = fraction(ctx, t, "health.threshold", "threshold")
     {
         manifest.health.threshold = threshold;
     }
@@ -532,6 +533,9 @@ pub(crate) fn convert(
     }
     if let Some(n) = f.get("proxy") {
         manifest.proxy = deploy::proxy(ctx, n);
+    }
+    if let Some(n) = f.get("traces") {
+        manifest.traces = traces(ctx, n);
     }
     (manifest, meta)
 }
@@ -610,10 +614,9 @@ fn profiles(ctx: &mut Ctx<'_>, node: &Node, manifest: &mut Manifest, meta: &mut 
     }
 }
 
-/// `"80%"` or a fraction `0.8`.
-fn threshold(ctx: &mut Ctx<'_>, node: &Node) -> Option<f64> {
+/// `"80%"` or a fraction `0.8` (`what` names it in messages).
+fn fraction(ctx: &mut Ctx<'_>, node: &Node, path: &str, what: &str) -> Option<f64> {
     const EXPECTED: &str = "a percentage such as \"80%\" or a fraction between 0 and 1";
-    let path = "health.threshold";
     let Kind::Scalar(s) = &node.kind else {
         ctx.type_error(node, path, EXPECTED);
         return None;
@@ -625,7 +628,7 @@ fn threshold(ctx: &mut Ctx<'_>, node: &Node) -> Option<f64> {
     };
     let Some(v) = value.filter(|v| v.is_finite()) else {
         let d = ctx
-            .diag(node.loc, path, "invalid threshold")
+            .diag(node.loc, path, format!("invalid {what}"))
             .found(node.describe())
             .expected(EXPECTED);
         ctx.push(d);
@@ -637,7 +640,7 @@ fn threshold(ctx: &mut Ctx<'_>, node: &Node) -> Option<f64> {
     }
     let hint = (!percent && v > 1.0 && v <= 100.0).then(|| format!("did you mean \"{t}%\"?"));
     let d = ctx
-        .diag(node.loc, path, "threshold out of range")
+        .diag(node.loc, path, format!("{what} out of range"))
         .found(node.describe())
         .expected(EXPECTED)
         .hint(hint);
@@ -1427,6 +1430,34 @@ fn stop_signal(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// `traces: { endpoint, sample }`.
+fn traces(ctx: &mut Ctx<'_>, node: &Node) -> Option<TracesSpec> {
+    let f = ctx.fields(node, "traces", &["endpoint", "sample"], &[])?;
+    let Some(e) = f.get("endpoint") else {
+        let d = ctx
+            .diag(node.loc, "traces.endpoint", "missing traces endpoint")
+            .expected("an OTLP/HTTP base URL such as http://127.0.0.1:4318");
+        ctx.push(d);
+        return None;
+    };
+    let endpoint = ctx.string(e, "traces.endpoint")?.trim().to_owned();
+    let host = endpoint.strip_prefix("http://").unwrap_or("");
+    let host = host.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') {
+        let d = ctx
+            .diag(e.loc, "traces.endpoint", "invalid traces endpoint")
+            .found(e.describe())
+            .expected("an OTLP/HTTP base URL such as http://127.0.0.1:4318");
+        ctx.push(d);
+        return None;
+    }
+    let sample = match f.get("sample") {
+        Some(s) => fraction(ctx, s, "traces.sample", "sample")?,
+        None => 1.0,
+    };
+    Some(TracesSpec { endpoint, sample })
 }
 
 fn resources(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Resources {

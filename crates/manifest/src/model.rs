@@ -48,10 +48,24 @@ pub struct Manifest {
     /// Top-level `proxy:`: listener, data-plane threads, limits, TLS.
     #[serde(default)]
     pub proxy: ProxySpec,
+    /// Top-level `traces:`: OTLP/HTTP span export; `None`: only `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// in the daemon's environment turns traces on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesSpec>,
     /// Where each top-level field outside `services:` is written, by path (`proxy.tls`,
     /// `health.threshold`), for reports that point back at the manifest.
     #[serde(skip)]
     pub field_locations: BTreeMap<String, Location>,
+}
+
+/// Top-level `traces:` (`traces: { endpoint: "http://127.0.0.1:4318", sample: 1.0 }`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TracesSpec {
+    /// OTLP/HTTP base URL (`http://host:port`); spans are posted to `/v1/traces`.
+    pub endpoint: String,
+    /// Share of new traces recorded, 0..=1 (default 1); an incoming sampled `traceparent` is
+    /// always followed.
+    pub sample: f64,
 }
 
 /// Top-level `proxy:`.

@@ -2275,3 +2275,30 @@ fn yaml_tags_in_a_manifest_are_core_scalar_tags_only() {
     at(&d, 3, 14, "services.a.command");
     assert_eq!(d.message, "unknown YAML tag `!reset`");
 }
+
+#[test]
+fn traces_block_parses_with_defaults() {
+    let m = ok("services:\n  api:\n    command: x\ntraces:\n  endpoint: http://127.0.0.1:4318\n");
+    let t = m.traces.expect("traces");
+    assert_eq!(t.endpoint, "http://127.0.0.1:4318");
+    assert_eq!(t.sample, 1.0);
+    let m = ok(
+        "services:\n  api:\n    command: x\ntraces: { endpoint: \"http://c:4318/\", sample: 25% }\n",
+    );
+    assert_eq!(m.traces.expect("traces").sample, 0.25);
+    assert!(ok("services:\n  api:\n    command: x\n").traces.is_none());
+}
+
+#[test]
+fn traces_block_errors_point_at_the_field() {
+    let d =
+        one("services:\n  api:\n    command: x\ntraces:\n  endpoint: http://c:4318\n  smaple: 1\n");
+    at(&d, 6, 3, "traces.smaple");
+    assert_eq!(d.message, "unknown field `smaple`");
+    let d = one("services:\n  api:\n    command: x\ntraces:\n  endpoint: https://c\n");
+    at(&d, 5, 13, "traces.endpoint");
+    assert_eq!(d.message, "invalid traces endpoint");
+    let d = one("services:\n  api:\n    command: x\ntraces:\n  endpoint: http://c\n  sample: 2\n");
+    at(&d, 6, 11, "traces.sample");
+    assert_eq!(d.message, "sample out of range");
+}

@@ -52,6 +52,7 @@ mod static_files;
 mod stats;
 mod table;
 mod tls;
+pub mod trace;
 mod upgrade;
 mod upstream;
 mod worker;
