@@ -4,6 +4,7 @@
 //! `/ready` on TCP).
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod backups;
