@@ -60,6 +60,7 @@ pub fn all() -> Vec<Box<dyn Rule>> {
         Box::new(rules::workflows::workflow_oidc_without_id_token::OidcWithoutIdToken),
         Box::new(rules::workflows::workflow_secret_in_set_env_vars::SecretInSetEnvVars),
         Box::new(rules::workflows::workflow_deploy_on_any_branch::DeployOnAnyBranch),
+        Box::new(rules::workflows::ci_swallowed_failure::SwallowedFailure),
         // drift
         Box::new(rules::drift::drift_tool_version::ToolVersion),
         Box::new(rules::drift::drift_base_image::BaseImage),

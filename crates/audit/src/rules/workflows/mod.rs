@@ -2,6 +2,7 @@
 //! template injection, duplicate deploys, tests allowed to fail, deploys without
 //! concurrency.
 
+pub mod ci_swallowed_failure;
 pub mod workflow_deploy_on_any_branch;
 pub mod workflow_deploy_without_concurrency;
 pub mod workflow_duplicate_deploy;
