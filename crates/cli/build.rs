@@ -21,5 +21,9 @@ fn main() {
             cfg: "missing_promtool",
             programs: &["promtool"],
         },
+        Tool {
+            cfg: "missing_docker_compose",
+            programs: &["docker-compose"],
+        },
     ]);
 }

@@ -629,6 +629,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    missing_postgres,
+    ignore = "Postgres is not installed (apt-get install -y postgresql)"
+)]
 fn a_whole_cluster_pg_dumpall_backup_brings_back_a_dropped_database() {
     if !have(
         &[

@@ -88,6 +88,10 @@ fn validate_passes_on_the_data_example() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_redis, missing_postgres, not_root),
+    ignore = "needs redis-server, Postgres and root (the data example runs Postgres as its own user)"
+)]
 fn the_data_example_runs_healthy_its_api_uses_redis_and_postgres_and_backs_up() {
     if !have_everything() {
         return;

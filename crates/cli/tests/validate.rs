@@ -573,6 +573,10 @@ fn orchestra_facts(manifest: &Value) -> Value {
 }
 
 #[test]
+#[cfg_attr(
+    missing_docker_compose,
+    ignore = "docker-compose is not installed (apt-get install -y docker-compose)"
+)]
 fn import_of_extends_gives_the_services_docker_compose_config_gives() {
     let have = std::process::Command::new("docker-compose")
         .arg("version")
