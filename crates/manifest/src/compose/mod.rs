@@ -239,7 +239,8 @@ fn import_with(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut yaml = header(&name, &notes, compose.contains('$'));
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let mut yaml = header(&name, dir, &notes, compose.contains('$'));
     yaml.push_str(&emit::document(&doc));
     Ok(Import { yaml, notes })
 }
@@ -285,7 +286,20 @@ fn merge_repeated(notes: Vec<ImportNote>) -> Vec<ImportNote> {
 }
 
 /// The comment block at the top of the generated manifest.
-fn header(name: &str, notes: &[ImportNote], has_vars: bool) -> String {
+/// The header stays beside the imported file: an included file is named
+/// relative to that file's directory, never by this machine's absolute path.
+fn header(name: &str, dir: &Path, notes: &[ImportNote], has_vars: bool) -> String {
+    let absolute_dir = std::path::absolute(dir).ok();
+    let shown = |f: &Path| -> String {
+        let rel = absolute_dir.as_deref().and_then(|d| {
+            std::path::absolute(f)
+                .ok()?
+                .strip_prefix(d)
+                .ok()
+                .map(Path::to_path_buf)
+        });
+        rel.unwrap_or_else(|| f.to_path_buf()).display().to_string()
+    };
     let mut h = format!("# Imported from {name} by `orchestra import`.\n");
     if notes.is_empty() {
         h.push_str("# Every key was carried over; nothing needed a note.\n");
@@ -296,7 +310,7 @@ fn header(name: &str, notes: &[ImportNote], has_vars: bool) -> String {
         ));
         for n in notes {
             match &n.file {
-                Some(f) => h.push_str(&format!("#   {}:{n}\n", f.display())),
+                Some(f) => h.push_str(&format!("#   {}:{n}\n", shown(f))),
                 None => h.push_str(&format!("#   {n}\n")),
             }
         }
