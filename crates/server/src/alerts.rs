@@ -35,9 +35,10 @@ pub fn decide(event: &EventRecord) -> Option<Decision> {
         "crash-looping" => ("service-unhealthy", Transition::Firing),
         "failed" => ("service-unhealthy", Transition::Firing),
         "healthy" | "recovered" => ("service-unhealthy", Transition::Resolved),
-        "deploy-failed" => ("deploy-failed", Transition::Firing),
-        "rolled-back" => ("deploy-rolled-back", Transition::Firing),
-        "promoted" => ("deploy-promoted", Transition::Firing),
+        // The deploy controller records `release-{status}`.
+        "release-failed" => ("deploy-failed", Transition::Firing),
+        "release-rolled-back" => ("deploy-rolled-back", Transition::Firing),
+        "release-succeeded" => ("deploy-promoted", Transition::Firing),
         "secret-rotated" => ("secret-rotated", Transition::Firing),
         "job-failed" => ("job-failed", Transition::Firing),
         "backup-failed" => ("backup-failed", Transition::Firing),
@@ -190,6 +191,15 @@ mod tests {
         assert_eq!(fire.transition, Transition::Firing);
         assert_eq!(clear.transition, Transition::Resolved);
         assert_eq!(fire.group, clear.group);
+    }
+
+    #[test]
+    fn release_outcomes_fire_under_the_names_the_controller_records() {
+        let alert = |kind: &str| decide(&event(3, kind, Some("api"))).map(|d| d.alert);
+        assert_eq!(alert("release-failed"), Some("deploy-failed"));
+        assert_eq!(alert("release-rolled-back"), Some("deploy-rolled-back"));
+        assert_eq!(alert("release-succeeded"), Some("deploy-promoted"));
+        assert_eq!(alert("release-in-progress"), None);
     }
 
     #[test]
