@@ -877,7 +877,18 @@ struct Nginx {
 }
 
 impl Nginx {
+    /// A port taken between `free_port` and nginx's bind (by another test) is
+    /// retried with new ports.
     fn start(binary: &Path, up: SocketAddr, te_cl: SocketAddr) -> Nginx {
+        for _ in 0..5 {
+            if let Some(n) = Self::try_start(binary, up, te_cl) {
+                return n;
+            }
+        }
+        panic!("nginx could not bind free ports five times in a row");
+    }
+
+    fn try_start(binary: &Path, up: SocketAddr, te_cl: SocketAddr) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let addr = free_port();
@@ -938,21 +949,27 @@ http {{
             limited,
             dir,
         };
-        nginx.wait_listening();
-        nginx
+        nginx.wait_listening().then_some(nginx)
     }
 
-    fn wait_listening(&mut self) {
+    /// Whether nginx listens on its ports; false when another process took one first.
+    fn wait_listening(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            if self.log().contains("Address already in use") {
+                return false;
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("nginx exited ({status}):\n{}", self.log());
             }
-            let up = [self.addr, self.limited]
-                .iter()
-                .all(|a| std::net::TcpStream::connect(a).is_ok());
+            // nginx writes its pid file only once every listening socket is bound, so
+            // an answer is nginx's and not another test's listener on a reused port.
+            let up = self.dir.path().join("nginx.pid").is_file()
+                && [self.addr, self.limited]
+                    .iter()
+                    .all(|a| std::net::TcpStream::connect(a).is_ok());
             if up {
-                return;
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
