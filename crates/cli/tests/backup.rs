@@ -286,6 +286,27 @@ fn psql(port: u16, sql: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
+/// A fresh cluster in `dir`, and the argv that serves it on `${PORT}` (as the postgres user).
+fn pg_server(dir: &Path) -> Vec<String> {
+    let data = initdb(dir);
+    let mut server = as_pg("postgres");
+    let d = data.display().to_string();
+    server.extend(
+        [
+            "-D",
+            &d,
+            "-k",
+            &d,
+            "-p",
+            "${PORT}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        .map(String::from),
+    );
+    server
+}
+
 fn quoted(argv: &[String]) -> String {
     argv.iter()
         .map(|a| format!("{a:?}"))
@@ -312,22 +333,7 @@ fn postgres_restore_and_a_migration_restore_point_that_rollback_brings_back() {
         return;
     }
     let mut p = Project::new("services: {}\n");
-    let data = initdb(p.path());
-    let mut server = as_pg("postgres");
-    let d = data.display().to_string();
-    server.extend(
-        [
-            "-D",
-            &d,
-            "-k",
-            &d,
-            "-p",
-            "${PORT}",
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ]
-        .map(String::from),
-    );
+    let server = pg_server(p.path());
     let manifest = format!(
         r#"
 name: pgbackups
@@ -646,22 +652,7 @@ fn a_whole_cluster_pg_dumpall_backup_brings_back_a_dropped_database() {
         return;
     }
     let mut p = Project::new("services: {}\n");
-    let data = initdb(p.path());
-    let mut server = as_pg("postgres");
-    let d = data.display().to_string();
-    server.extend(
-        [
-            "-D",
-            &d,
-            "-k",
-            &d,
-            "-p",
-            "${PORT}",
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ]
-        .map(String::from),
-    );
+    let server = pg_server(p.path());
     let manifest = format!(
         r#"
 name: pgall
